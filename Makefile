@@ -1,0 +1,50 @@
+# Subscriber Feedback Loop – every target sets up what it needs (.venv from the repo's own files).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export AWS_DEFAULT_REGION ?= eu-west-2
+export CDK_DEFAULT_REGION ?= eu-west-2
+
+.PHONY: setup demo test test-fast synth lint format bench deploy pr clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m simulator run --out out
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+synth: $(STAMP)
+	$(VENV)/bin/cdk --version >/dev/null 2>&1 || true
+	$(PY) app.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy lambdas/feedback_loop
+	$(PY) -m json.tool connect_flows/Subscriber_engagement.json >/dev/null
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m simulator bench
+
+deploy: $(STAMP)
+	npx --yes aws-cdk@2 deploy --all
+
+pr: lint test
+
+clean:
+	rm -rf cdk.out out .pytest_cache .ruff_cache .mypy_cache

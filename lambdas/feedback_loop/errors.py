@@ -1,0 +1,22 @@
+"""Exceptions shared by the domain code and the handlers."""
+
+
+class FeedbackLoopError(Exception):
+    """Base class for the errors this package raises on purpose."""
+
+
+class InvalidRecord(FeedbackLoopError):
+    """An input record that can never be processed; it is rejected with ``reason``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class UnknownSchema(InvalidRecord):
+    """A queue message whose schema name or version this code does not understand."""
+
+
+class ConfigError(FeedbackLoopError):
+    """A missing or malformed setting, raised at cold start with the setting's name."""

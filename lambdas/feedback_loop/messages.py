@@ -1,0 +1,87 @@
+"""Versioned JSON queue messages (never positional CSV).
+
+Every message carries ``schema`` and ``version``; a consumer rejects what it
+does not understand instead of guessing, so the record ends in a DLQ where an
+operator can find it.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from feedback_loop.errors import InvalidRecord, UnknownSchema
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IncidentMessage:
+    """A failed session recorded as an incident (``incident_update_queue``)."""
+
+    incident_id: str
+    phone_number: str
+    event_type: str
+    timestamp: str
+    cell: str
+    device: str | None
+    vendor: str | None
+    failure_rate: float
+    sessions: int
+    failures: int
+    window_minutes: int
+
+    SCHEMA = "incident"
+
+
+@dataclass(frozen=True)
+class EngagementMessage:
+    """A decision taken on an above-threshold incident (engagement queues)."""
+
+    engagement_id: str
+    incident_id: str
+    phone_number: str
+    incident_type: str
+    incident_time: str
+    cell: str
+    device: str | None
+    vendor: str | None
+    failure_rate: float
+    threshold: float
+    decision: str
+    reason: str
+    decided_at: str
+
+    SCHEMA = "engagement"
+
+
+Message = TypeVar("Message", IncidentMessage, EngagementMessage)
+
+
+def encode(message: IncidentMessage | EngagementMessage) -> str:
+    """JSON body with the schema header first."""
+    body = {"schema": message.SCHEMA, "version": SCHEMA_VERSION, **asdict(message)}
+    return json.dumps(body, sort_keys=True)
+
+
+def decode(body: str | Mapping[str, Any], kind: type[Message]) -> Message:
+    """Parse and check a message body; raises :class:`InvalidRecord` naming the problem."""
+    if isinstance(body, str):
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise InvalidRecord("not_json", str(error)) from error
+    else:
+        data = dict(body)
+    if not isinstance(data, dict):
+        raise InvalidRecord("not_an_object", type(data).__name__)
+    if data.get("schema") != kind.SCHEMA or data.get("version") != SCHEMA_VERSION:
+        raise UnknownSchema(
+            "unknown_schema",
+            f"expected {kind.SCHEMA} v{SCHEMA_VERSION}, got {data.get('schema')!r} v{data.get('version')!r}",
+        )
+    names = [f.name for f in fields(kind)]
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise InvalidRecord("missing_field", ", ".join(missing))
+    return kind(**{name: data[name] for name in names})
