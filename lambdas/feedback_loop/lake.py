@@ -19,7 +19,9 @@ def object_key(prefix: str, dt: str, batch_id: str | None = None) -> str:
 
 def encode_jsonl_gz(records: Iterable[Mapping[str, Any]]) -> bytes:
     """Serialise records as gzip-compressed JSON Lines (sorted keys, UTF-8)."""
-    lines = "".join(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n" for record in records)
+    lines = "".join(
+        json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n" for record in records
+    )
     return gzip.compress(lines.encode("utf-8"), mtime=0)
 
 
@@ -28,7 +30,9 @@ def decode_jsonl_gz(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(body).decode("utf-8").splitlines() if line]
 
 
-def group_by_date(records: Iterable[Mapping[str, Any]], time_field: str) -> dict[str, list[Mapping[str, Any]]]:
+def group_by_date(
+    records: Iterable[Mapping[str, Any]], time_field: str
+) -> dict[str, list[Mapping[str, Any]]]:
     """Group records by the date part of ``time_field`` so each object holds one partition."""
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:

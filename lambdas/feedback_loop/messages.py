@@ -78,7 +78,8 @@ def decode(body: str | Mapping[str, Any], kind: type[Message]) -> Message:
     if data.get("schema") != kind.SCHEMA or data.get("version") != SCHEMA_VERSION:
         raise UnknownSchema(
             "unknown_schema",
-            f"expected {kind.SCHEMA} v{SCHEMA_VERSION}, got {data.get('schema')!r} v{data.get('version')!r}",
+            f"expected {kind.SCHEMA} v{SCHEMA_VERSION}, "
+            f"got {data.get('schema')!r} v{data.get('version')!r}",
         )
     names = [f.name for f in fields(kind)]
     missing = [name for name in names if name not in data]

@@ -17,8 +17,18 @@ from feedback_loop.errors import ConfigError
 EVENT_TYPES = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
 VOICE_KPIS = ("CALL_DROP", "CALL_QUALITY")
 
-DEFAULT_THRESHOLDS = {"CALL_DROP": 0.16, "CALL_QUALITY": 0.18, "LOW_BITRATE": 0.09, "VIDEO_STALLING": 0.11}
-DEFAULT_WINDOWS_MINUTES = {"CALL_DROP": 60, "CALL_QUALITY": 60, "LOW_BITRATE": 360, "VIDEO_STALLING": 360}
+DEFAULT_THRESHOLDS = {
+    "CALL_DROP": 0.16,
+    "CALL_QUALITY": 0.18,
+    "LOW_BITRATE": 0.09,
+    "VIDEO_STALLING": 0.11,
+}
+DEFAULT_WINDOWS_MINUTES = {
+    "CALL_DROP": 60,
+    "CALL_QUALITY": 60,
+    "LOW_BITRATE": 360,
+    "VIDEO_STALLING": 360,
+}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -43,7 +53,9 @@ class Policy:
     """Validated runtime policy (see docs/ARCHITECTURE.md, "Policy")."""
 
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    windows_minutes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WINDOWS_MINUTES))
+    windows_minutes: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_WINDOWS_MINUTES)
+    )
     min_sessions: int = 3
     cooldown_minutes: int = 1440
     max_calls_per_day: int = 3
@@ -85,12 +97,24 @@ def _quiet_hours(value: Any) -> QuietHours:
     if value is None:
         return QuietHours(start="00:00", end="00:00")
     if not isinstance(value, Mapping) or set(value) - {"start", "end"}:
-        raise ConfigError(f'quiet_hours must be {{"start": "HH:MM", "end": "HH:MM"}} or null, got {value!r}')
+        raise ConfigError(
+            f'quiet_hours must be {{"start": "HH:MM", "end": "HH:MM"}} or null, got {value!r}'
+        )
     hours = QuietHours(**{k: value.get(k, getattr(QuietHours, k)) for k in ("start", "end")})
     for part in ("start", "end"):
-        if not isinstance(getattr(hours, part), str) or not _HHMM.match(getattr(hours, part)):
-            raise ConfigError(f"quiet_hours.{part} must be HH:MM (24 h), got {getattr(hours, part)!r}")
+        text = getattr(hours, part)
+        if not isinstance(text, str) or not _HHMM.match(text):
+            raise ConfigError(f"quiet_hours.{part} must be HH:MM (24 h), got {text!r}")
     return hours
+
+
+_SCALARS: dict[str, dict[str, Any]] = {
+    "min_sessions": {"low": 1, "high": 1000, "integer": True},
+    "cooldown_minutes": {"low": 0, "high": 90 * 24 * 60, "integer": True},
+    "max_calls_per_day": {"low": 1, "high": 100, "integer": True},
+    "max_recent_incidents": {"low": 1, "high": 200, "integer": True},
+    "sentiment_alpha": {"low": 0.01, "high": 1.0},
+}
 
 
 def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
@@ -101,34 +125,32 @@ def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
     """
     raw = dict(raw or {})
     defaults = Policy()
-    if "quiet_hours" in raw:
-        quiet_hours = _quiet_hours(raw["quiet_hours"])
-    else:
-        quiet_hours = defaults.quiet_hours
     timezone = raw.get("timezone", defaults.timezone)
     try:
         ZoneInfo(str(timezone))
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ConfigError(f"timezone must be an IANA time zone name, got {timezone!r}") from error
+    scalars = {
+        name: _number(name, raw.get(name, getattr(defaults, name)), **bounds)
+        for name, bounds in _SCALARS.items()
+    }
     return Policy(
-        thresholds=_per_kpi("thresholds", raw.get("thresholds", {}), DEFAULT_THRESHOLDS, low=0.0, high=1.0),
+        thresholds=_per_kpi(
+            "thresholds", raw.get("thresholds", {}), DEFAULT_THRESHOLDS, low=0.0, high=1.0
+        ),
         windows_minutes=_per_kpi(
-            "windows_minutes", raw.get("windows_minutes", {}), DEFAULT_WINDOWS_MINUTES,
-            low=1, high=7 * 24 * 60, integer=True,
+            "windows_minutes",
+            raw.get("windows_minutes", {}),
+            DEFAULT_WINDOWS_MINUTES,
+            low=1,
+            high=7 * 24 * 60,
+            integer=True,
         ),
-        min_sessions=_number("min_sessions", raw.get("min_sessions", defaults.min_sessions), low=1, high=1000, integer=True),
-        cooldown_minutes=_number(
-            "cooldown_minutes", raw.get("cooldown_minutes", defaults.cooldown_minutes), low=0, high=90 * 24 * 60, integer=True
+        quiet_hours=(
+            _quiet_hours(raw["quiet_hours"]) if "quiet_hours" in raw else defaults.quiet_hours
         ),
-        max_calls_per_day=_number(
-            "max_calls_per_day", raw.get("max_calls_per_day", defaults.max_calls_per_day), low=1, high=100, integer=True
-        ),
-        quiet_hours=quiet_hours,
         timezone=str(timezone),
-        max_recent_incidents=_number(
-            "max_recent_incidents", raw.get("max_recent_incidents", defaults.max_recent_incidents), low=1, high=200, integer=True
-        ),
-        sentiment_alpha=_number("sentiment_alpha", raw.get("sentiment_alpha", defaults.sentiment_alpha), low=0.01, high=1.0),
+        **scalars,
     )
 
 
