@@ -1,0 +1,54 @@
+"""Default behaviour of a called subscriber who has no answer in the scenario.
+
+The model, per input prompt (one draw from a stream seeded by
+``(seed, phone_number, n)`` where ``n`` counts this subscriber's draws, so a
+run is reproducible and independent of call order across subscribers):
+
+* 15 % do not pick up (``"no_answer"``; at a repeated prompt this is a hang-up),
+* 3 % press 9 to opt out,
+* 5 % pick up but press nothing (``"none"``, the prompt times out),
+* the other 77 % rate 1..5. The rating is a rounded normal draw around
+  ``4.2 - 3.0 * failure_ratio`` (sd 0.9, clipped to 1..5): a subscriber whose
+  sessions all went well that day is mostly content (about 4), one whose
+  sessions mostly failed is angry (about 1). ``failure_ratio`` is the share of
+  the subscriber's sessions that failed that day, supplied by the twin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+
+P_NO_ANSWER = 0.15
+P_OPT_OUT = 0.03
+P_NO_INPUT = 0.05
+CONTENT_MEAN = 4.2
+ANGER_SLOPE = 3.0
+RATING_SD = 0.9
+
+
+class DefaultBehaviour:
+    """Deterministic, failure-sensitive answers for simulated subscribers."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._draws: defaultdict[str, int] = defaultdict(int)
+
+    def respond(self, phone_number: str, failure_ratio: float) -> str:
+        """What the subscriber does at the next prompt: a key, ``"none"`` or ``"no_answer"``."""
+        if not 0.0 <= failure_ratio <= 1.0:
+            raise ValueError(f"failure_ratio must be in [0, 1], got {failure_ratio}")
+        draw = self._draws[phone_number]
+        self._draws[phone_number] = draw + 1
+        digest = hashlib.sha256(f"{self.seed}|{phone_number}|{draw}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        u = rng.random()
+        if u < P_NO_ANSWER:
+            return "no_answer"
+        if u < P_NO_ANSWER + P_OPT_OUT:
+            return "9"
+        if u < P_NO_ANSWER + P_OPT_OUT + P_NO_INPUT:
+            return "none"
+        mean = CONTENT_MEAN - ANGER_SLOPE * failure_ratio
+        return str(min(5, max(1, round(rng.gauss(mean, RATING_SD)))))
