@@ -1,0 +1,380 @@
+"""Scenarios for the local twin: loading and validating scenario files, and the default day.
+
+A scenario file is ``{"config", "subscribers", "probe_events", "answers", "faults"}``
+(DESIGN.md section 6); only ``probe_events`` is required. Everything the twin itself
+interprets is validated here with a one-line message naming the field. Probe events are
+deliberately *not* validated: rejecting bad probe records is the product's job, so a
+scenario may contain malformed ones on purpose and the twin feeds them as they are.
+"""
+
+import json
+import math
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from feedback_loop.errors import ConfigError, FeedbackLoopError
+from feedback_loop.policy import EVENT_TYPES, POLICY_KEYS, load_policy
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+ANSWERS = ("1", "2", "3", "4", "5", "9", "none", "no_answer")
+TOP_LEVEL_KEYS = ("description", "config", "subscribers", "probe_events", "answers", "faults")
+
+
+class ScenarioError(FeedbackLoopError):
+    """A scenario file the twin cannot run; the message names the offending field."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Probabilities (0..1) with which the twin injects AWS-side failures."""
+
+    duplicate_delivery_rate: float = 0.0
+    connect_throttle_rate: float = 0.0
+    s3_error_rate: float = 0.0
+    dynamodb_error_rate: float = 0.0
+    handler_crash_rate: float = 0.0
+
+
+FAULT_KEYS = tuple(f.name for f in fields(Faults))
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber of the scenario: home cell and the optional device/vendor dimensions."""
+
+    phone_number: str
+    cell: str
+    device: str | None = None
+    vendor: str | None = None
+
+
+@dataclass
+class Scenario:
+    """A validated scenario.
+
+    ``degraded_cells`` / ``degraded_devices`` are the generator's ground truth (what the
+    analytics should surface); they are never written to the lake or the scenario file.
+    """
+
+    probe_events: list[Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    subscribers: list[Subscriber] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+    description: str = ""
+    degraded_cells: tuple[str, ...] = ()
+    degraded_devices: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario in file format (round-trips through :func:`parse_scenario`)."""
+        return {
+            "description": self.description,
+            "config": dict(self.config),
+            "subscribers": [
+                {k: v for k, v in vars(s).items() if v is not None} for s in self.subscribers
+            ],
+            "probe_events": list(self.probe_events),
+            "answers": dict(self.answers),
+            "faults": {name: getattr(self.faults, name) for name in FAULT_KEYS},
+        }
+
+
+def _deployment_keys() -> set[str]:
+    """Keys of the ``feedback_loop`` object in cdk.json: the names a scenario may override."""
+    try:
+        context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
+    except (OSError, KeyError, json.JSONDecodeError) as error:
+        raise ScenarioError(
+            f"cannot read the feedback_loop config from {CDK_JSON}: {error}"
+        ) from error
+    return set(context)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _config(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"config: expected an object, got {_show(raw)}")
+    unknown = sorted(set(raw) - set(POLICY_KEYS) - _deployment_keys())
+    if unknown:
+        raise ScenarioError(f"config: unknown keys {unknown}; use the names in cdk.json")
+    try:
+        load_policy(raw)
+    except ConfigError as error:
+        raise ScenarioError(f"config.{error}") from error
+    return dict(raw)
+
+
+def _optional_text(where: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ScenarioError(f"{where}: expected a non-empty string, got {_show(value)}")
+
+
+def _subscribers(raw: Any) -> list[Subscriber]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"subscribers: expected a list, got {_show(raw)}")
+    result: list[Subscriber] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"subscribers[{index}]"
+        if not isinstance(item, Mapping):
+            raise ScenarioError(f"{where}: expected an object, got {_show(item)}")
+        unknown = sorted(set(item) - {"phone_number", "cell", "device", "vendor"})
+        if unknown:
+            raise ScenarioError(f"{where}: unknown keys {unknown}")
+        for key in ("phone_number", "cell"):
+            if key not in item:
+                raise ScenarioError(f"{where}.{key}: missing")
+        phone = item["phone_number"]
+        if not isinstance(phone, str) or not E164.match(phone):
+            raise ScenarioError(
+                f"{where}.phone_number: expected E.164 like +447700900123, got {_show(phone)}"
+            )
+        if phone in seen:
+            raise ScenarioError(f"{where}.phone_number: duplicate {_show(phone)}")
+        seen.add(phone)
+        result.append(
+            Subscriber(
+                phone_number=phone,
+                cell=str(_optional_text(f"{where}.cell", item["cell"])),
+                device=_optional_text(f"{where}.device", item.get("device")),
+                vendor=_optional_text(f"{where}.vendor", item.get("vendor")),
+            )
+        )
+    return result
+
+
+def _answers(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"answers: expected an object keyed by phone number, got {_show(raw)}")
+    for phone, answer in raw.items():
+        where = f"answers[{_show(phone)}]"
+        if not E164.match(phone):
+            raise ScenarioError(f"{where}: key must be an E.164 phone number like +447700900123")
+        if answer not in ANSWERS:
+            raise ScenarioError(
+                f'{where}: expected "1".."5", "9", "none" or "no_answer", got {_show(answer)}'
+            )
+    return dict(raw)
+
+
+def _faults(raw: Any) -> Faults:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"faults: expected an object, got {_show(raw)}")
+    unknown = sorted(set(raw) - set(FAULT_KEYS))
+    if unknown:
+        raise ScenarioError(f"faults: unknown keys {unknown}; expected some of {list(FAULT_KEYS)}")
+    for name, value in raw.items():
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not 0 <= value <= 1:
+            raise ScenarioError(f"faults.{name}: expected a number from 0 to 1, got {_show(value)}")
+    return Faults(**{name: float(value) for name, value in raw.items()})
+
+
+def parse_scenario(raw: Any) -> Scenario:
+    """Validate a decoded scenario document; raises :class:`ScenarioError` naming the field."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"scenario: expected a JSON object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ScenarioError(
+            f"scenario: unknown keys {unknown}; expected some of {list(TOP_LEVEL_KEYS)}"
+        )
+    if "probe_events" not in raw:
+        raise ScenarioError("probe_events: missing")
+    if not isinstance(raw["probe_events"], list):
+        raise ScenarioError(
+            f"probe_events: expected a list, got {type(raw['probe_events']).__name__}"
+        )
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ScenarioError(f"description: expected a string, got {_show(description)}")
+    return Scenario(
+        probe_events=list(raw["probe_events"]),
+        config=_config(raw.get("config", {})),
+        subscribers=_subscribers(raw.get("subscribers", [])),
+        answers=_answers(raw.get("answers", {})),
+        faults=_faults(raw.get("faults", {})),
+        description=description,
+    )
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario file; any problem is one :class:`ScenarioError` line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{path}: cannot read scenario file: {error}") from error
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ScenarioError(
+            f"{path}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from error
+    return parse_scenario(raw)
+
+
+# --- the default scenario -------------------------------------------------------------------
+
+DEFAULT_DAY = datetime(2026, 11, 25, tzinfo=UTC)
+FIRST_PHONE = 447700900000
+VENDORS = ("VendorA", "VendorB", "VendorC")
+# Device models with their market share; one of them gets a data-session defect.
+DEVICES = {
+    "iPhone 15": 16,
+    "iPhone 14": 14,
+    "iPhone 13": 10,
+    "Galaxy S24": 12,
+    "Galaxy A54": 11,
+    "Pixel 8": 8,
+    "Pixel 7a": 6,
+    "Moto G54": 7,
+    "Xperia 10 V": 4,
+    "Nokia G42": 5,
+}
+# Healthy per-session failure probabilities: far below the thresholds (0.16/0.18/0.09/0.11).
+HEALTHY_FAILURE = {
+    "CALL_DROP": 0.006,
+    "CALL_QUALITY": 0.008,
+    "LOW_BITRATE": 0.01,
+    "VIDEO_STALLING": 0.008,
+}
+DEGRADED_RANGE = (0.25, 0.45)
+DEGRADED_DEVICE_FAILURE = {"LOW_BITRATE": 0.2, "VIDEO_STALLING": 0.22}
+# Relative activity by UTC hour: quiet at night, peaks at lunch and in the evening.
+HOURLY_ACTIVITY = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 4, 4, 4, 4.5,
+                   5, 4.5, 4, 4, 4.5, 5.5, 6, 6, 5.5, 4.5, 3, 2)  # fmt: skip
+VOICE = ("CALL_DROP", "CALL_QUALITY")
+DATA = ("LOW_BITRATE", "VIDEO_STALLING")
+
+
+def _cell_id(index: int) -> str:
+    return f"LDN-{index + 1:04d}"
+
+
+def _malformed(rng: random.Random, good: dict[str, Any]) -> Any:
+    """A broken variant of a good record, of one of the kinds the ingest handler must reject."""
+    kind = rng.randrange(7)
+    bad = dict(good)
+    if kind == 0:
+        return rng.choice(["not a record", 42, None, ["+447700900001", "CALL_DROP"], True])
+    if kind == 1:
+        bad["phone_number"] = rng.choice(["07700 900123", "+44abc", "", "447700900123"])
+    elif kind == 2:
+        bad["event_type"] = rng.choice(["SMS_FAILURE", "call_drop", "", "HANDOVER_FAIL"])
+    elif kind == 3:
+        del bad[rng.choice(["timestamp", "phone_number", "cell", "event_type", "success"])]
+    elif kind == 4:
+        bad["success"] = rng.choice(["false", 0, "no", None])
+    elif kind == 5:
+        bad["timestamp"] = rng.choice(
+            ["25/11/2026 10:15", "yesterday", 1795600000, "2026-11-25T10:15:03"]
+        )
+    else:
+        bad["cell"] = rng.choice([42, None, "", ["LDN-0001"]])
+    return bad
+
+
+def default_scenario(
+    seed: int = 7,
+    *,
+    subscribers: int = 3000,
+    cells: int = 300,
+    degraded: int = 5,
+    day: datetime = DEFAULT_DAY,
+) -> Scenario:
+    """A realistic day of probe records over a city, deterministic for ``seed``.
+
+    Subscribers live on a home cell (cells differ in popularity), some commute to a work
+    cell by day, and a few sessions happen anywhere. Usage comes in short bursts (a few
+    calls or video sessions within the hour), more by day than by night, so the KPI windows
+    see enough sessions to judge. A handful of popular cells fail 25-45% of sessions; one
+    device model has a data-session defect. ``vendor`` is the radio vendor of the cell the
+    session ran on (the city is split into three vendor regions). About 0.5% of the records
+    are malformed in varied ways to exercise rejection.
+    """
+    rng = random.Random(seed)
+    cell_ids = [_cell_id(i) for i in range(cells)]
+    columns = max(1, round(math.sqrt(cells * 4 / 3)))
+    cell_vendor = {
+        cell: VENDORS[min(2, (i % columns) * 3 // columns)] for i, cell in enumerate(cell_ids)
+    }
+    popularity = [rng.lognormvariate(0, 0.6) for _ in cell_ids]
+    busy_cells = [cell for _, cell in sorted(zip(popularity, cell_ids, strict=True), reverse=True)]
+    degraded_cells = sorted(rng.sample(busy_cells[: max(degraded, cells // 5)], degraded))
+    cell_failure = {
+        cell: {kpi: round(rng.uniform(*DEGRADED_RANGE), 3) for kpi in EVENT_TYPES}
+        for cell in degraded_cells
+    }
+    device_names = list(DEVICES)
+    degraded_device = rng.choice([d for d in device_names if DEVICES[d] <= 8])
+    hours = list(range(24))
+
+    people: list[Subscriber] = []
+    sessions: list[tuple[int, int, str, str, bool, str]] = []
+    for n in range(subscribers):
+        phone = f"+{FIRST_PHONE + n}"
+        home = rng.choices(cell_ids, weights=popularity)[0]
+        device = rng.choices(device_names, weights=list(DEVICES.values()))[0]
+        people.append(Subscriber(phone, home, device, cell_vendor[home]))
+        work = rng.choices(cell_ids, weights=popularity)[0] if rng.random() < 0.25 else home
+        for _ in range(rng.randint(3, 5)):
+            hour = rng.choices(hours, weights=HOURLY_ACTIVITY)[0]
+            start = hour * 3600 + rng.randrange(3600)
+            roll = rng.random()
+            if roll < 0.05:
+                cell = rng.choice(cell_ids)
+            elif 9 <= hour < 17 and roll < 0.8:
+                cell = work
+            else:
+                cell = home
+            kpis = VOICE if rng.random() < 0.5 else DATA
+            for _ in range(rng.randint(4, 8)):
+                second = min(start + rng.randrange(2700), 86399)
+                kpi = rng.choice(kpis)
+                p_fail = max(
+                    HEALTHY_FAILURE[kpi],
+                    cell_failure.get(cell, {}).get(kpi, 0.0),
+                    DEGRADED_DEVICE_FAILURE.get(kpi, 0.0) if device == degraded_device else 0.0,
+                )
+                sessions.append((second, n, cell, kpi, rng.random() >= p_fail, device))
+    sessions.sort()
+
+    records: list[Any] = []
+    for second, n, cell, kpi, success, device in sessions:
+        records.append(
+            {
+                "timestamp": (day + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "phone_number": people[n].phone_number,
+                "cell": cell,
+                "event_type": kpi,
+                "success": success,
+                "device": device,
+                "vendor": cell_vendor[cell],
+            }
+        )
+    good = list(records)
+    for _ in range(len(good) // 200):
+        position = rng.randrange(len(records))
+        records.insert(position, _malformed(rng, good[min(position, len(good) - 1)]))
+
+    return Scenario(
+        probe_events=records,
+        subscribers=people,
+        description=(
+            f"Default day {day:%Y-%m-%d}: {subscribers} subscribers, {cells} cells, "
+            f"{degraded} degraded cells, seed {seed}"
+        ),
+        degraded_cells=tuple(degraded_cells),
+        degraded_devices=(degraded_device,),
+    )
