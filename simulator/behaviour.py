@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 
 P_NO_ANSWER = 0.15
 P_OPT_OUT = 0.03
@@ -52,3 +53,29 @@ class DefaultBehaviour:
             return "none"
         mean = CONTENT_MEAN - ANGER_SLOPE * failure_ratio
         return str(min(5, max(1, round(rng.gauss(mean, RATING_SD)))))
+
+
+class SimulatedSubscribers:
+    """The ``subscriber`` callable of the contact centre: scenario answers first, else the model.
+
+    A scenario answer is what that subscriber does at every prompt of every call
+    (``"none"`` therefore times out twice and is recorded as no response).
+    ``failure_ratio`` gives, per phone number, the share of its sessions that
+    failed so far that day; it is asked only for subscribers without an answer.
+    """
+
+    def __init__(
+        self,
+        answers: Mapping[str, str],
+        default: DefaultBehaviour,
+        failure_ratio: Callable[[str], float],
+    ) -> None:
+        self._answers = dict(answers)
+        self._default = default
+        self._failure_ratio = failure_ratio
+
+    def __call__(self, phone_number: str, attributes: Mapping[str, str]) -> str:
+        """What ``phone_number`` does at the next prompt (or at ring time)."""
+        if phone_number in self._answers:
+            return self._answers[phone_number]
+        return self._default.respond(phone_number, self._failure_ratio(phone_number))

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent
 
 from feedback_loop.ids import engagement_id
 from feedback_loop.policy import EVENT_TYPES
-from simulator.behaviour import DefaultBehaviour
+from simulator.behaviour import DefaultBehaviour, SimulatedSubscribers
 from simulator.contact_centre import (
     ContactCentre,
     FlowError,
@@ -439,3 +439,32 @@ def test_subscribers_with_more_failures_rate_lower() -> None:
 def test_failure_ratio_outside_0_1_is_refused(failure_ratio: float) -> None:
     with pytest.raises(ValueError, match="failure_ratio"):
         DefaultBehaviour(1).respond(PHONE, failure_ratio)
+
+
+def test_scenario_answers_win_and_others_follow_the_model() -> None:
+    ratios: list[str] = []
+
+    def failure_ratio(phone: str) -> float:
+        ratios.append(phone)
+        return 0.5
+
+    subscribers = SimulatedSubscribers({PHONE: "none"}, DefaultBehaviour(5), failure_ratio)
+    reference = DefaultBehaviour(5)
+    other = "+447700900999"
+
+    assert [subscribers(PHONE, {}) for _ in range(3)] == ["none"] * 3
+    assert [subscribers(other, {}) for _ in range(5)] == [
+        reference.respond(other, 0.5) for _ in range(5)
+    ]
+    assert set(ratios) == {other}
+
+
+def test_a_scripted_silent_subscriber_runs_through_the_real_flow_as_no_response() -> None:
+    feedback = FeedbackFunction()
+    subscribers = SimulatedSubscribers({PHONE: "none"}, DefaultBehaviour(5), lambda phone: 0.0)
+    cc = ContactCentre(FLOW, feedback, subscribers, INSTANCE_ARN, SOURCE)
+
+    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+
+    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
+    assert cc.records[0]["inputs"] == ["", ""]
