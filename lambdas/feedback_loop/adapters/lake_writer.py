@@ -14,12 +14,20 @@ class LakeWriter:
         self._bucket = bucket
 
     def put_records(
-        self, prefix: str, records: Iterable[Mapping[str, Any]], time_field: str
+        self,
+        prefix: str,
+        records: Iterable[Mapping[str, Any]],
+        time_field: str,
+        batch_id: str | None = None,
     ) -> list[str]:
-        """Write ``records`` (one object per date of ``time_field``); returns the keys written."""
+        """Write ``records`` (one object per date of ``time_field``); returns the keys written.
+
+        A deterministic ``batch_id`` names the objects, so writing the same batch
+        again overwrites them instead of duplicating records.
+        """
         keys = []
         for dt, group in sorted(group_by_date(records, time_field).items()):
-            key = object_key(prefix, dt)
+            key = object_key(prefix, dt, batch_id)
             self._s3.put_object(
                 Bucket=self._bucket,
                 Key=key,

@@ -1,0 +1,1 @@
+"""Collect_feedback_from_Connect: records the IVR answer and updates the subscriber's sentiment."""

@@ -1,0 +1,129 @@
+"""Collect_feedback_from_Connect: invoked by the contact flow with the subscriber's digits.
+
+Returns the flat string map the flow branches on (``result``). A request that
+cannot be recorded (missing parameters, unknown subscriber) answers
+``rejected`` and is logged, so the caller hears an apology instead of an
+error. A failure to write the lake raises: the flow takes its error branch,
+and since the table update is guarded per contact id a retry cannot count the
+rating twice; it rewrites the same lake objects.
+
+``clock`` gives the business time of the feedback (the Connect event has no
+timestamp); the local twin replaces it with its simulated clock.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from collect_feedback_from_connect.store import DynamoSubscriberStore
+from feedback_loop.adapters.lake_writer import LakeWriter
+from feedback_loop.adapters.secrets import load_pseudonym_key
+from feedback_loop.adapters.settings import load_settings
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.feedback import (
+    INVALID,
+    NO_RESPONSE,
+    OPTED_OUT,
+    RATED,
+    REJECTED_RESULT,
+    FeedbackRequest,
+    LakeSink,
+    SubscriberStore,
+    parse_request,
+    record_feedback,
+)
+from feedback_loop.observability import MetricUnit, logger, metrics
+from feedback_loop.policy import Policy
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = _utc_now
+
+_OUTCOME_METRICS = {
+    RATED: "FeedbackRated",
+    OPTED_OUT: "FeedbackOptedOut",
+    NO_RESPONSE: "FeedbackNoResponse",
+    INVALID: "FeedbackInvalid",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Environment of this function (docs/ARCHITECTURE.md)."""
+
+    subscriber_table: str
+    lake_bucket: str
+    pseudonym_secret_arn: str
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What one cold start creates: storage adapters, the pseudonym key, the policy."""
+
+    store: SubscriberStore
+    lake: LakeSink
+    pseudonym_key: bytes
+    policy: Policy
+
+
+@cache
+def _dependencies() -> Dependencies:
+    settings = load_settings(Settings)
+    return Dependencies(
+        store=DynamoSubscriberStore(boto3.client("dynamodb"), settings.subscriber_table),
+        lake=LakeWriter(boto3.client("s3"), settings.lake_bucket),
+        pseudonym_key=load_pseudonym_key(
+            boto3.client("secretsmanager"), settings.pseudonym_secret_arn
+        ),
+        policy=settings.policy,
+    )
+
+
+def _request(event: ConnectContactFlowEvent) -> FeedbackRequest:
+    try:
+        contact = event.contact_data
+        endpoint = contact.customer_endpoint
+        return parse_request(
+            contact.contact_id, endpoint.address if endpoint else None, event.parameters
+        )
+    except (KeyError, TypeError) as error:
+        raise InvalidRecord("malformed_event", f"missing {error}") from error
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@event_source(data_class=ConnectContactFlowEvent)
+def handler(event: ConnectContactFlowEvent, context: LambdaContext) -> dict[str, str]:
+    """Record the answer of one contact; always answer the flow with a flat string map."""
+    try:
+        request = _request(event)
+        logger.append_keys(contact_id=request.contact_id, engagement_id=request.engagement_id)
+        deps = _dependencies()
+        result = record_feedback(
+            request,
+            store=deps.store,
+            lake=deps.lake,
+            pseudonym_key=deps.pseudonym_key,
+            alpha=deps.policy.sentiment_alpha,
+            now=clock(),
+        )
+    except InvalidRecord as error:
+        logger.warning("Feedback rejected", extra={"reason": error.reason, "detail": error.detail})
+        metrics.add_metric(name="FeedbackRejected", unit=MetricUnit.Count, value=1)
+        return REJECTED_RESULT.as_flow_response()
+    logger.info(
+        "Feedback recorded",
+        extra={"outcome": result.outcome, "result": result.result, "replayed": result.replayed},
+    )
+    metric = "FeedbackReplayed" if result.replayed else _OUTCOME_METRICS[str(result.outcome)]
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    return result.as_flow_response()

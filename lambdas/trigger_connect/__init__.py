@@ -1,0 +1,1 @@
+"""Trigger_Connect: places the outbound call for each engagement, once per engagement id."""
