@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import sqlglot
-from feedback_loop.lake import encode_jsonl_gz, object_key
 from sqlglot.errors import ErrorLevel
 
+from feedback_loop.lake import encode_jsonl_gz, object_key
 from simulator.analytics import QUERIES, SQL_DIR, run_analytics, write_outputs
 
 DAY = "2026-11-25"
