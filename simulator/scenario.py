@@ -311,7 +311,7 @@ def default_scenario(
     }
     popularity = [rng.lognormvariate(0, 0.6) for _ in cell_ids]
     busy_cells = [cell for _, cell in sorted(zip(popularity, cell_ids, strict=True), reverse=True)]
-    degraded_cells = sorted(rng.sample(busy_cells[: max(degraded, cells // 5)], degraded))
+    degraded_cells = sorted(rng.sample(busy_cells[: max(degraded, cells // 10)], degraded))
     cell_failure = {
         cell: {kpi: round(rng.uniform(*DEGRADED_RANGE), 3) for kpi in EVENT_TYPES}
         for cell in degraded_cells

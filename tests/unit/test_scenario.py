@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from feedback_loop.policy import DEFAULT_THRESHOLDS, EVENT_TYPES
+from feedback_loop.policy import DEFAULT_THRESHOLDS, EVENT_TYPES, Policy
+from feedback_loop.timeutil import parse_utc
 from simulator.scenario import (
     FAULT_KEYS,
     Faults,
@@ -259,3 +260,23 @@ def test_file_that_is_not_json_reports_line_and_column(tmp_path: Path) -> None:
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"nope\.json: cannot read"):
         load_scenario(tmp_path / "nope.json")
+
+
+def test_degraded_cells_stand_out_under_the_default_engagement_rule(day) -> None:
+    """Per cell, count subscribers with a failure whose KPI window is above threshold."""
+    policy = Policy()
+    history: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+    above = defaultdict(set)
+    for record in filter(_well_formed, day.probe_events):
+        kpi, moment = record["event_type"], parse_utc(record["timestamp"]).timestamp()
+        sessions = history[(record["phone_number"], kpi)]
+        sessions.append((moment, record["success"]))
+        if record["success"]:
+            continue
+        window = [ok for t, ok in sessions if t > moment - policy.windows_minutes[kpi] * 60]
+        rate = window.count(False) / len(window)
+        if rate > policy.thresholds[kpi] and len(window) >= policy.min_sessions:
+            above[record["cell"]].add(record["phone_number"])
+
+    healthy_worst = max(len(s) for cell, s in above.items() if cell not in day.degraded_cells)
+    assert min(len(above[cell]) for cell in day.degraded_cells) > healthy_worst
