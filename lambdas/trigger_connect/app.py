@@ -16,7 +16,7 @@ other subscribers' messages in the batch go ahead.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 import boto3
@@ -54,9 +54,10 @@ class Settings:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What one cold start creates: where calls go and the idempotent call placer."""
+    """What one cold start creates: where calls go, the Connect client, the idempotent placer."""
 
     centre: CallCentre
+    connect: Any
     idempotency: IdempotencyConfig
     place_call: Callable[..., dict[str, str]]
 
@@ -88,8 +89,9 @@ def _dependencies() -> Dependencies:
             contact_flow_id=settings.contact_flow_id,
             source_phone_number=settings.source_phone_number,
         ),
+        connect=boto3.client("connect"),
         idempotency=config,
-        place_call=partial(place_call, connect=boto3.client("connect")),
+        place_call=place_call,
     )
 
 
@@ -107,7 +109,7 @@ def _record_handler(record: SQSRecord) -> None:
         raise
     log_keys = {"engagement_id": message.engagement_id, "message_id": record.message_id}
     try:
-        deps.place_call(request=request)
+        deps.place_call(request=request, connect=deps.connect)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
         if is_retryable(code):
