@@ -1,0 +1,1 @@
+"""CDK constructs of the Subscriber Feedback Loop, one module per concern."""

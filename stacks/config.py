@@ -1,0 +1,194 @@
+"""Typed model of the ``feedback_loop`` context in ``cdk.json``.
+
+One place turns the raw context (``cdk.json``, ``cdk deploy -c key=value``, or a twin
+scenario's ``config``) into validated settings, so synth, the deployed handlers and the
+twin reject the same bad values with a message naming the key.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feedback_loop.errors import ConfigError
+from feedback_loop.policy import POLICY_KEYS, Policy, load_policy
+
+CONTEXT_KEY = "feedback_loop"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEPLOYMENT_DEFAULTS: dict[str, Any] = {
+    "connect_instance_arn": None,
+    "connect_instance_alias": None,
+    "source_phone_number": None,
+    "phone_number_country_code": None,
+    "max_concurrent_calls": 5,
+    "quicksight_principal_arn": None,
+    "alarm_email": None,
+    "lake_retention_days": 400,
+    "log_retention_days": 30,
+}
+KNOWN_KEYS = (*POLICY_KEYS, *DEPLOYMENT_DEFAULTS)
+# Per-KPI maps given on the command line are merged over cdk.json, not replacing it.
+_MERGED_KEYS = ("thresholds", "windows_minutes")
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_CONNECT_ARN = re.compile(r"^arn:aws[a-z-]*:connect:[a-z0-9-]+:\d{12}:instance/[0-9a-f-]{36}$")
+_CONNECT_ALIAS = re.compile(r"^(?!d-)[A-Za-z0-9]([A-Za-z0-9-]{0,60}[A-Za-z0-9])?$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_QUICKSIGHT_ARN = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/.+$")
+
+
+@dataclass(frozen=True)
+class FeedbackLoopConfig:
+    """Validated deployment settings plus the runtime :class:`Policy`."""
+
+    policy: Policy
+    connect_instance_arn: str | None
+    connect_instance_alias: str | None
+    source_phone_number: str | None
+    phone_number_country_code: str | None
+    max_concurrent_calls: int
+    quicksight_principal_arn: str | None
+    alarm_email: str | None
+    lake_retention_days: int
+    log_retention_days: int
+
+    @property
+    def connect_instance_id(self) -> str | None:
+        """The instance id part of ``connect_instance_arn`` (None when the stack creates one)."""
+        return self.connect_instance_arn.rsplit("/", 1)[-1] if self.connect_instance_arn else None
+
+
+def parse_context_value(value: Any) -> Any:
+    """Decode a ``-c key=value`` string (JSON numbers, objects, null) and keep plain words."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], hint: str) -> Any:
+    value = raw.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(f"{key} must be {hint} or null, got {value!r}")
+    return value
+
+
+def _whole(raw: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}, got {value!r}")
+    return int(value)
+
+
+def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
+    """Validate a (partial) ``feedback_loop`` mapping; missing keys take their defaults.
+
+    Raises :class:`ConfigError` naming the first bad or unknown key.
+    """
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown feedback_loop config keys {unknown}; known: {list(KNOWN_KEYS)}")
+    merged = {**DEPLOYMENT_DEFAULTS, **raw}
+    log_retention = _whole(merged, "log_retention_days", 1, 3653)
+    if log_retention not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"log_retention_days must be one of {list(LOG_RETENTION_DAYS)}, got {log_retention!r}"
+        )
+    return FeedbackLoopConfig(
+        policy=load_policy(merged),
+        connect_instance_arn=_optional_text(
+            merged, "connect_instance_arn", _CONNECT_ARN, "an Amazon Connect instance ARN"
+        ),
+        connect_instance_alias=_optional_text(
+            merged, "connect_instance_alias", _CONNECT_ALIAS, "a Connect alias (letters, digits, -)"
+        ),
+        source_phone_number=_optional_text(
+            merged, "source_phone_number", _E164, "an E.164 phone number"
+        ),
+        phone_number_country_code=_optional_text(
+            merged, "phone_number_country_code", _COUNTRY, "an ISO 3166 two-letter country code"
+        ),
+        max_concurrent_calls=_whole(merged, "max_concurrent_calls", 1, 1000),
+        quicksight_principal_arn=_optional_text(
+            merged, "quicksight_principal_arn", _QUICKSIGHT_ARN, "a QuickSight user or group ARN"
+        ),
+        alarm_email=_optional_text(merged, "alarm_email", _EMAIL, "an e-mail address"),
+        lake_retention_days=_whole(merged, "lake_retention_days", 1, 3650),
+        log_retention_days=log_retention,
+    )
+
+
+def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
+    """The ``context`` of ``cdk.json`` (config and feature flags) for synth without the CLI."""
+    return dict(json.loads(path.read_text(encoding="utf-8"))["context"])
+
+
+def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply overrides key by key; per-KPI maps are merged so one threshold can be changed."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if (
+            key in _MERGED_KEYS
+            and isinstance(value, Mapping)
+            and isinstance(merged.get(key), Mapping)
+        ):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_context(
+    context: Any, overrides: Mapping[str, Any] | None = None
+) -> tuple[FeedbackLoopConfig, dict[str, Any]]:
+    """Read the config from a construct's context (``try_get_context``), then ``overrides``.
+
+    ``cdk deploy -c min_sessions=4`` arrives as a top-level context string; every known key
+    is looked up that way and parsed. Returns the validated config and the raw merged map.
+    """
+    base = parse_context_value(context.try_get_context(CONTEXT_KEY)) or {}
+    if not isinstance(base, Mapping):
+        raise ConfigError(f"context {CONTEXT_KEY} must be an object, got {base!r}")
+    command_line = {
+        key: parse_context_value(value)
+        for key in KNOWN_KEYS
+        if (value := context.try_get_context(key)) is not None
+    }
+    raw = merge_overrides(merge_overrides(base, command_line), overrides or {})
+    return load_config(raw), raw

@@ -1,0 +1,152 @@
+"""Contact centre: the Amazon Connect instance (or an existing one), the Subscriber_engagement
+flow, Collect_feedback_from_Connect and the glue between them (L1: Connect has no L2)."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Aws, Duration, Fn, Stack
+from aws_cdk import aws_connect as connect
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from feedback_loop.errors import ConfigError
+from stacks.config import REPO_ROOT, FeedbackLoopConfig
+from stacks.data_lake import DataLake
+from stacks.functions import FunctionFactory
+from stacks.subscriber_state import SubscriberState
+
+FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
+FLOW_NAME = "Subscriber_engagement"
+FUNCTION_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
+# Amazon Connect waits at most 8 s for a Lambda invoked from a flow.
+FEEDBACK_TIMEOUT = Duration.seconds(8)
+
+
+def flow_content(flow_file: Path, function_arn: str) -> Any:
+    """The flow document with the feedback function's ARN in place of the placeholder."""
+    text = flow_file.read_text(encoding="utf-8")
+    if FUNCTION_PLACEHOLDER not in text:
+        raise ConfigError(f"{flow_file} does not reference {FUNCTION_PLACEHOLDER}")
+    return _substitute(json.loads(text), function_arn)
+
+
+def _substitute(node: Any, function_arn: str) -> Any:
+    if isinstance(node, str):
+        return node.replace(FUNCTION_PLACEHOLDER, function_arn)
+    if isinstance(node, list):
+        return [_substitute(item, function_arn) for item in node]
+    if isinstance(node, dict):
+        return {key: _substitute(value, function_arn) for key, value in node.items()}
+    return node
+
+
+class ContactCentre(Construct):
+    """Everything the outbound IVR needs; exposes the ids Trigger_Connect calls with."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
+        flow_file: Path = FLOW_FILE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.feedback = self._build_feedback_function(factory, lake, state)
+        self.instance_arn, self.instance_id = self._build_instance(config)
+        association = connect.CfnIntegrationAssociation(
+            self,
+            "FeedbackIntegration",
+            instance_id=self.instance_arn,
+            integration_type="LAMBDA_FUNCTION",
+            integration_arn=self.feedback.function_arn,
+        )
+        self.feedback.add_permission(
+            "InvokedByConnect",
+            principal=iam.ServicePrincipal("connect.amazonaws.com"),
+            source_arn=self.instance_arn,
+            source_account=Aws.ACCOUNT_ID,
+        )
+        self.flow = connect.CfnContactFlow(
+            self,
+            "SubscriberEngagementFlow",
+            instance_arn=self.instance_arn,
+            name=FLOW_NAME,
+            type="CONTACT_FLOW",
+            description="Explains the recent problem, asks for a 1-5 rating, records it.",
+            content=Stack.of(self).to_json_string(
+                flow_content(flow_file, self.feedback.function_arn)
+            ),
+        )
+        # Connect rejects a flow that invokes a Lambda not yet associated with the instance.
+        self.flow.node.add_dependency(association)
+        self.flow_arn = self.flow.attr_contact_flow_arn
+        # arn:...:instance/<instance id>/contact-flow/<flow id>
+        self.flow_id = Fn.select(3, Fn.split("/", self.flow_arn))
+        self.source_phone_number = self._source_phone_number(config)
+
+    def _build_feedback_function(
+        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+    ) -> lambda_.Function:
+        function = factory.create(
+            self,
+            name="Collect_feedback_from_Connect",
+            folder="collect_feedback_from_connect",
+            timeout=FEEDBACK_TIMEOUT,
+            invoked_by="the Subscriber_engagement contact flow (synchronous InvokeLambdaFunction)",
+            environment={
+                "SUBSCRIBER_TABLE": state.subscribers.table_name,
+                "LAKE_BUCKET": lake.bucket.bucket_name,
+                "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+            },
+        )
+        state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        lake.grant_write(function, "feedback", "sentiment")
+        lake.grant_pseudonym_read(function)
+        return function
+
+    def _build_instance(self, config: FeedbackLoopConfig) -> tuple[str, str]:
+        if config.connect_instance_arn and config.connect_instance_id:
+            return config.connect_instance_arn, config.connect_instance_id
+        instance = connect.CfnInstance(
+            self,
+            "Instance",
+            identity_management_type="CONNECT_MANAGED",
+            # The alias is part of the instance's global URL, so default to one per account.
+            instance_alias=config.connect_instance_alias
+            or Fn.join("-", ["feedback-loop", Aws.ACCOUNT_ID]),
+            attributes=connect.CfnInstance.AttributesProperty(
+                inbound_calls=False,
+                outbound_calls=True,
+                contactflow_logs=True,
+            ),
+        )
+        return instance.attr_arn, instance.attr_id
+
+    def _source_phone_number(self, config: FeedbackLoopConfig) -> str:
+        if config.source_phone_number:
+            return config.source_phone_number
+        if config.phone_number_country_code:
+            number = connect.CfnPhoneNumber(
+                self,
+                "OutboundNumber",
+                target_arn=self.instance_arn,
+                country_code=config.phone_number_country_code,
+                type="DID",
+                description="Caller id of the Subscriber Feedback Loop's outbound calls.",
+            )
+            return number.attr_address
+        return ""
+
+    def grant_start_outbound_call(self, grantee: iam.IGrantable) -> None:
+        """``connect:StartOutboundVoiceContact`` on this instance and flow only."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["connect:StartOutboundVoiceContact"],
+            resource_arns=[self.instance_arn, self.flow_arn],
+        )

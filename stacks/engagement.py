@@ -1,0 +1,162 @@
+"""Engagement: Read_after_incident on the table stream, the two engagement queues,
+write_engagement_to_S3 and Trigger_Connect."""
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from constructs import Construct
+
+from stacks.config import FeedbackLoopConfig
+from stacks.contact_centre import ContactCentre
+from stacks.data_lake import DataLake
+from stacks.functions import FunctionFactory
+from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
+from stacks.subscriber_state import SubscriberState
+
+READ_TIMEOUT = Duration.seconds(30)
+WRITER_TIMEOUT = Duration.seconds(60)
+WRITER_WINDOW = Duration.seconds(10)
+TRIGGER_TIMEOUT = Duration.seconds(30)
+# Only records whose latest change is an incident wake Read_after_incident (docs/ARCHITECTURE.md).
+INCIDENT_FILTER = lambda_.FilterCriteria.filter(
+    {
+        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+        "dynamodb": {"NewImage": {"LastChange": {"S": lambda_.FilterRule.is_equal("incident")}}},
+    }
+)
+# The smallest MaximumConcurrency an SQS event source mapping accepts.
+MIN_ESM_CONCURRENCY = 2
+
+
+class Engagement(Construct):
+    """Decide on each incident, record every decision, call each subscriber in order."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
+        contact: ContactCentre,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        key = lake.key
+        updates = queue_with_dlq(
+            self,
+            "EngagementUpdate",
+            name="engagement_update_queue",
+            key=key,
+            consumer_timeout=WRITER_TIMEOUT,
+        )
+        triggers = queue_with_dlq(
+            self,
+            "EngagementTrigger",
+            name="engagement_trigger_queue.fifo",
+            key=key,
+            consumer_timeout=TRIGGER_TIMEOUT,
+            fifo=True,
+        )
+        self._updates, self._triggers = updates, triggers
+        self.update_queue, self.update_dlq = updates.queue, updates.dlq
+        self.trigger_queue, self.trigger_dlq = triggers.queue, triggers.dlq
+        self.failures_dlq = dead_letter_queue(
+            self, "ReadFailures", name="read_after_incident_failures_dlq", key=key
+        )
+        self.read_after_incident = self._build_read_after_incident(factory, lake, state)
+        self.write_engagement = self._build_write_engagement(factory, lake)
+        self.trigger_connect = self._build_trigger_connect(config, factory, lake, state, contact)
+
+    def _build_read_after_incident(
+        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+    ) -> lambda_.Function:
+        function = factory.create(
+            self,
+            name="Read_after_incident",
+            folder="read_after_incident",
+            timeout=READ_TIMEOUT,
+            invoked_by="the Subscriber_table stream event source mapping",
+            environment={
+                "SUBSCRIBER_TABLE": state.subscribers.table_name,
+                "ENGAGEMENT_UPDATE_QUEUE_URL": self.update_queue.queue_url,
+                "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
+            },
+        )
+        function.add_event_source(
+            sources.DynamoEventSource(
+                state.subscribers,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=100,
+                report_batch_item_failures=True,
+                bisect_batch_on_error=True,
+                retry_attempts=3,
+                on_failure=FailureQueue(self.failures_dlq, lake.key),
+                filters=[INCIDENT_FILTER],
+            )
+        )
+        state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
+        # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
+        for queue in (self.update_queue, self.trigger_queue):
+            queue.grant(function, "sqs:SendMessage")
+        lake.key.grant(function, "kms:GenerateDataKey", "kms:Decrypt")
+        return function
+
+    def _build_write_engagement(self, factory: FunctionFactory, lake: DataLake) -> lambda_.Function:
+        function = factory.create(
+            self,
+            name="write_engagement_to_S3",
+            folder="write_engagement_to_s3",
+            timeout=WRITER_TIMEOUT,
+            invoked_by="the engagement_update_queue event source mapping",
+            environment={
+                "LAKE_BUCKET": lake.bucket.bucket_name,
+                "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+            },
+        )
+        subscribe(function, self._updates, batch_size=100, max_batching_window=WRITER_WINDOW)
+        lake.grant_write(function, "engagement")
+        lake.grant_pseudonym_read(function)
+        return function
+
+    def _build_trigger_connect(
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
+        contact: ContactCentre,
+    ) -> lambda_.Function:
+        function = factory.create(
+            self,
+            name="Trigger_Connect",
+            folder="trigger_connect",
+            timeout=TRIGGER_TIMEOUT,
+            reserved_concurrency=config.max_concurrent_calls,
+            invoked_by="the engagement_trigger_queue.fifo event source mapping",
+            environment={
+                "CONNECT_INSTANCE_ID": contact.instance_id,
+                "CONTACT_FLOW_ID": contact.flow_id,
+                "SOURCE_PHONE_NUMBER": contact.source_phone_number,
+                "IDEMPOTENCY_TABLE": state.idempotency.table_name,
+            },
+        )
+        # Keeping the poller at or below the reserved concurrency avoids throttled batches.
+        max_concurrency = config.max_concurrent_calls
+        subscribe(
+            function,
+            self._triggers,
+            batch_size=10,
+            max_concurrency=max_concurrency if max_concurrency >= MIN_ESM_CONCURRENCY else None,
+        )
+        state.grant_items(
+            function,
+            state.idempotency,
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        )
+        contact.grant_start_outbound_call(function)
+        return function

@@ -1,0 +1,133 @@
+"""Encrypted SQS queues with their dead-letter queues, sized for their consumer."""
+
+from dataclasses import dataclass
+
+import jsii
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+MAX_RECEIVE_COUNT = 5
+# AWS guidance for Lambda SQS triggers: visibility timeout at least six times the function timeout.
+VISIBILITY_FACTOR = 6
+DLQ_RETENTION = Duration.days(14)
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    """A work queue and the DLQ its failed messages end in."""
+
+    queue: sqs.Queue
+    dlq: sqs.Queue
+
+
+def _queue(scope: Construct, construct_id: str, name: str, key: kms.IKey, **props) -> sqs.Queue:
+    return sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=name,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        data_key_reuse=Duration.minutes(15),
+        enforce_ssl=True,
+        **props,
+    )
+
+
+def queue_with_dlq(
+    scope: Construct,
+    construct_id: str,
+    *,
+    name: str,
+    key: kms.IKey,
+    consumer_timeout: Duration,
+    fifo: bool = False,
+) -> QueuePair:
+    """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), maxReceiveCount 5."""
+    stem = name.removesuffix(".fifo").removesuffix("_queue")
+    dlq_name = f"{stem}_dlq.fifo" if fifo else f"{name}_dlq"
+    fifo_props = {"fifo": True} if fifo else {}
+    dlq = dead_letter_queue(scope, f"{construct_id}Dlq", name=dlq_name, key=key, **fifo_props)
+    queue = _queue(
+        scope,
+        construct_id,
+        name,
+        key,
+        visibility_timeout=Duration.seconds(consumer_timeout.to_seconds() * VISIBILITY_FACTOR),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        content_based_deduplication=True if fifo else None,
+        **fifo_props,
+    )
+    return QueuePair(queue=queue, dlq=dlq)
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, *, name: str, key: kms.IKey, fifo: bool | None = None
+) -> sqs.Queue:
+    """A DLQ: kept 14 days for inspection and redrive."""
+    queue = _queue(scope, construct_id, name, key, retention_period=DLQ_RETENTION, fifo=fifo)
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue / failure destination; it has no DLQ.",
+    )
+    acknowledge(
+        queue,
+        "Serverless-SQSRedrivePolicy",
+        "This queue is itself a dead-letter queue / failure destination; it has no DLQ.",
+    )
+    return queue
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class FailureQueue:
+    """On-failure destination of a stream event source mapping.
+
+    Like ``SqsDlq`` but grants only ``sqs:SendMessage`` and the two KMS actions sending to an
+    encrypted queue needs (``SqsDlq`` grants ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``).
+    """
+
+    def __init__(self, queue: sqs.IQueue, key: kms.IKey) -> None:
+        self._queue = queue
+        self._key = key
+
+    def bind(
+        self, _target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
+        """Grant the function's role what Lambda needs to send failed batch metadata."""
+        grantee: iam.IGrantable = target_handler
+        self._queue.grant(grantee, "sqs:SendMessage")
+        self._key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+        return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
+
+
+def subscribe(
+    function: lambda_.IFunction,
+    pair: QueuePair,
+    *,
+    batch_size: int,
+    max_batching_window: Duration | None = None,
+    max_concurrency: int | None = None,
+) -> lambda_.EventSourceMapping:
+    """``function`` consumes ``pair.queue`` and reports partial batch failures."""
+    mapping = function.add_event_source_mapping(
+        f"From{pair.queue.node.id}",
+        event_source_arn=pair.queue.queue_arn,
+        batch_size=batch_size,
+        max_batching_window=max_batching_window,
+        max_concurrency=max_concurrency,
+        report_batch_item_failures=True,
+    )
+    pair.queue.grant_consume_messages(function)
+    acknowledge(
+        mapping,
+        "Serverless-LambdaEventSourceMappingDestination",
+        f"SQS event sources take no on-failure destination: a message that fails "
+        f"{MAX_RECEIVE_COUNT} times moves to {pair.dlq.node.id} by the queue's redrive policy.",
+    )
+    return mapping

@@ -1,0 +1,80 @@
+"""Subscriber state: the subscriber table (with its stream), windowed counters, idempotency."""
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+SUBSCRIBER_TABLE = "Subscriber_table"
+COUNTERS_TABLE = "Subscriber_counters"
+IDEMPOTENCY_TABLE = "Idempotency_table"
+# What a caller of a table encrypted with a customer-managed key needs from KMS.
+KMS_TABLE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+
+
+class SubscriberState(Construct):
+    """The three DynamoDB tables of docs/ARCHITECTURE.md, all on-demand, PITR and KMS."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self._key = key
+        self.subscribers = self._build_table(
+            "Subscribers",
+            SUBSCRIBER_TABLE,
+            partition_key="PhoneNumber",
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.counters = self._build_table(
+            "Counters",
+            COUNTERS_TABLE,
+            partition_key="PhoneNumber",
+            sort_key="Kpi",
+            time_to_live_attribute="ExpiresAt",
+        )
+        self.idempotency = self._build_table(
+            "Idempotency",
+            IDEMPOTENCY_TABLE,
+            partition_key="id",
+            time_to_live_attribute="expiration",
+        )
+
+    def grant_items(self, grantee: iam.IGrantable, table: dynamodb.Table, *actions: str) -> None:
+        """Exactly ``actions`` on ``table`` (and its key); the L2 grants add more than we use."""
+        table.grant(grantee, *actions)
+        self._key.grant(grantee, *KMS_TABLE_ACTIONS)
+
+    def _build_table(
+        self,
+        construct_id: str,
+        table_name: str,
+        *,
+        partition_key: str,
+        sort_key: str | None = None,
+        stream: dynamodb.StreamViewType | None = None,
+        time_to_live_attribute: str | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+    ) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            table_name=table_name,
+            partition_key=dynamodb.Attribute(
+                name=partition_key, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=(
+                dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING)
+                if sort_key
+                else None
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self._key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            stream=stream,
+            time_to_live_attribute=time_to_live_attribute,
+            removal_policy=removal_policy,
+        )
