@@ -1,0 +1,1 @@
+"""Read_after_incident: evaluates new incidents and sends engagement decisions."""

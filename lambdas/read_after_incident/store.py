@@ -1,0 +1,71 @@
+"""Records engagements on ``Subscriber_table`` with an optimistic, conditional write.
+
+The whole ``Engagements`` map is written in one ``UpdateItem`` conditioned on
+every field of it being as the decision saw it (and on the subscriber not
+having opted out since), so two concurrent deliveries cannot both engage:
+the loser gets the current item back and decides again. ``LastChange`` is set
+to ``engagement`` so the stream filter does not wake this function again.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from feedback_loop.decision import CALLS_DAY, CALLS_TODAY, EngagementState
+from feedback_loop.policy import EVENT_TYPES
+
+ENGAGEMENT = "engagement"
+_FIELDS = (*EVENT_TYPES, CALLS_DAY, CALLS_TODAY)
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class EngagementStore:
+    """Conditional writes of the ``Engagements`` map."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    def record(
+        self,
+        phone_number: str,
+        seen: Mapping[str, Any] | None,
+        state: EngagementState,
+    ) -> dict[str, Any] | None:
+        """Write ``state`` if the item still holds ``seen``; else return the current item."""
+        names = {"#e": "Engagements"}
+        values: dict[str, Any] = {
+            ":state": _serializer.serialize(state.to_item()),
+            ":change": {"S": ENGAGEMENT},
+            ":true": {"BOOL": True},
+        }
+        conditions = ["(attribute_not_exists(OptedOut) OR OptedOut <> :true)"]
+        if seen is None:
+            conditions.append("attribute_not_exists(#e)")
+        else:
+            for index, field in enumerate(_FIELDS):
+                names[f"#f{index}"] = field
+                if field in seen:
+                    values[f":v{index}"] = _serializer.serialize(seen[field])
+                    conditions.append(f"#e.#f{index} = :v{index}")
+                else:
+                    conditions.append(f"attribute_not_exists(#e.#f{index})")
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"PhoneNumber": {"S": phone_number}},
+                UpdateExpression="SET #e = :state, LastChange = :change",
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = error.response.get("Item", {})
+            return {name: _deserializer.deserialize(value) for name, value in item.items()}
+        return None

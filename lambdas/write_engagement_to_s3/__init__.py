@@ -1,0 +1,1 @@
+"""write_engagement_to_S3: engagement decisions to the lake (engagement/)."""
