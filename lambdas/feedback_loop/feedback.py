@@ -183,7 +183,7 @@ def feedback_record(
     request: FeedbackRequest, answer: Answer, subscriber_id: str, received_at: str
 ) -> dict[str, Any]:
     """The ``feedback/`` lake record; the rating also weights the incident that caused the call."""
-    rated = answer.rating is not None
+    rating = answer.rating
     return {
         "contact_id": request.contact_id,
         "engagement_id": request.engagement_id,
@@ -192,9 +192,9 @@ def feedback_record(
         "incident_time": request.incident_time,
         "cell": request.cell,
         "outcome": answer.outcome,
-        "rating": answer.rating,
-        "score": score(answer.rating) if rated else None,
-        "incident_weight": incident_weight(answer.rating) if rated else None,
+        "rating": rating,
+        "score": None if rating is None else score(rating),
+        "incident_weight": None if rating is None else incident_weight(rating),
         "received_at": received_at,
     }
 
