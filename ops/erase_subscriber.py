@@ -19,7 +19,7 @@ from typing import Any
 from feedback_loop.lake import PREFIXES, decode_jsonl_gz, encode_jsonl_gz
 from feedback_loop.pseudonym import subscriber_id
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 
 
 @dataclass

@@ -28,7 +28,9 @@ MAX_FUTURE = timedelta(days=1)
 MAX_PAST = timedelta(days=7)
 MAX_CELL_LENGTH = 64
 MAX_DIMENSION_LENGTH = 128
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# ASCII digits only and no trailing newline: ``\d`` also matches full-width and
+# Arabic-Indic digits, and ``$`` matches before a final "\n".
+E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ each worker hands its figures to the controller through ``workeroutput``.
 import json
 import sys
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from reliability_harness import (
     create_table,
     fresh_handler_modules,
     handler_of,
+    parse_output,
     queue_with_dlq,
 )
 
@@ -166,22 +166,7 @@ def invoke(
         capsys.readouterr()
         handler.stream = sys.stdout
         response = handler_of(package)(event, FakeContext(function_name=package))
-        logs, counted = [], Counter()
-        for line in capsys.readouterr().out.splitlines():
-            try:
-                parsed = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(parsed, dict):
-                continue
-            if "_aws" in parsed:
-                for directive in parsed["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        value = parsed[metric["Name"]]
-                        counted[metric["Name"]] += sum(value) if isinstance(value, list) else value
-            else:
-                logs.append(parsed)
-        return response, Output(logs=logs, metrics=counted)
+        return response, parse_output(capsys.readouterr().out)
 
     yield _invoke
     handler.stream = previous

@@ -179,10 +179,37 @@ class Output:
     """Structured stdout of one invocation: Powertools log lines and EMF metric blobs."""
 
     logs: list[dict[str, Any]]
-    metrics: Counter
+    emf: list[dict[str, Any]]
 
     def reasons(self) -> list[str]:
+        """The ``reason`` of every log line that has one."""
         return [str(line["reason"]) for line in self.logs if "reason" in line]
+
+    def metric(self, name: str, **dimensions: str) -> float:
+        """Sum of metric ``name`` over the EMF blobs carrying all of ``dimensions``."""
+        total = 0.0
+        for blob in self.emf:
+            if not all(blob.get(key) == value for key, value in dimensions.items()):
+                continue
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    if metric["Name"] == name:
+                        value = blob[name]
+                        total += sum(value) if isinstance(value, list) else value
+        return total
+
+
+def parse_output(stdout: str) -> Output:
+    """Split captured stdout into Powertools JSON log lines and EMF metric blobs."""
+    logs, emf = [], []
+    for line in stdout.splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            (emf if "_aws" in parsed else logs).append(parsed)
+    return Output(logs=logs, emf=emf)
 
 
 # --- real AWS event shapes -----------------------------------------------------------------
