@@ -162,6 +162,8 @@ def recorded_incidents(items: Any) -> list[RecordedIncident]:
                 )
             )
             parse_utc(incidents[-1].timestamp)
+            if incidents[-1].event_type not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {incidents[-1].event_type!r}")
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidRecord("malformed_image", f"bad incident: {error}") from error
     return incidents

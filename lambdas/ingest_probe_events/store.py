@@ -18,7 +18,6 @@ conditional ``UpdateItem`` each, guarded by ``IncidentsVersion`` so two
 writers never interleave their incident lists.
 """
 
-import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -46,9 +45,19 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(item) for item in value]
+    return value
+
+
 def to_attribute(value: Any) -> dict[str, Any]:
     """Serialise a Python value for the low-level client (floats become Decimals)."""
-    return _serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal))
+    return _serializer.serialize(_decimals(value))
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

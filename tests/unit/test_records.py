@@ -1,0 +1,137 @@
+"""Lake records: the right fields, and never a phone number."""
+
+import json
+
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.messages import EngagementMessage, IncidentMessage
+from feedback_loop.pseudonym import subscriber_id
+from feedback_loop.records import (
+    MAX_REJECTED_PAYLOAD_CHARS,
+    engagement_record,
+    incident_record,
+    rejected_record,
+    write_messages,
+)
+
+KEY = b"unit-test-key"
+PHONE = "+447700900123"
+INCIDENT = IncidentMessage(
+    "i1", PHONE, "CALL_DROP", "2026-11-25T10:15:03Z", "LDN-0042", "Pixel 8", None, 0.25, 8, 2, 60
+)
+ENGAGEMENT = EngagementMessage(
+    "e1",
+    "i1",
+    PHONE,
+    "CALL_DROP",
+    "2026-11-25T10:15:03Z",
+    "LDN-0042",
+    None,
+    "VendorA",
+    0.25,
+    0.16,
+    "suppress",
+    "quiet_hours",
+    "2026-11-25T10:15:03Z",
+)
+
+
+def test_incident_record_has_the_lake_fields_and_a_pseudonym():
+    record = incident_record(INCIDENT, KEY)
+
+    assert set(record) == {
+        "incident_id",
+        "subscriber_id",
+        "event_type",
+        "timestamp",
+        "cell",
+        "device",
+        "vendor",
+        "failure_rate",
+        "sessions",
+        "failures",
+        "window_minutes",
+    }
+    assert record["subscriber_id"] == subscriber_id(KEY, PHONE)
+    assert PHONE not in json.dumps(record)
+
+
+def test_engagement_record_has_the_lake_fields_and_a_pseudonym():
+    record = engagement_record(ENGAGEMENT, KEY)
+
+    assert set(record) == {
+        "engagement_id",
+        "incident_id",
+        "subscriber_id",
+        "incident_type",
+        "incident_time",
+        "cell",
+        "device",
+        "vendor",
+        "failure_rate",
+        "threshold",
+        "decision",
+        "reason",
+        "decided_at",
+    }
+    assert (record["decision"], record["reason"]) == ("suppress", "quiet_hours")
+    assert PHONE not in json.dumps(record)
+
+
+def test_rejected_payloads_are_pseudonymised_whatever_their_shape():
+    payloads = [
+        json.dumps({"phone_number": "07700 900123", "cell": "LDN-0042"}),
+        json.dumps({"phone_number": 447700900123}),
+        "not json at all, call +44 7700 900123",
+        b"\xff" + PHONE.encode(),
+    ]
+    for payload in payloads:
+        record = rejected_record("probe_events", "bad", "2026-11-25T10:15:03Z", payload, KEY)
+        text = json.dumps(record)
+        assert "900123" not in text, text
+        assert "sid:" in text
+
+
+def test_a_rejected_payload_is_bounded():
+    record = rejected_record("probe_events", "too_large", "t", "x" * 100_000, KEY)
+
+    assert len(record["payload"]) == MAX_REJECTED_PAYLOAD_CHARS
+
+
+def _decoder(body: str) -> dict:
+    data = json.loads(body)
+    if "day" not in data:
+        raise InvalidRecord("missing_field", "day")
+    return data
+
+
+def test_write_messages_puts_one_object_per_date_and_fails_only_the_bad_message():
+    puts: list[list[dict]] = []
+    bodies = [
+        ("m1", json.dumps({"day": "2026-11-25T10:00:00Z"})),
+        ("m2", json.dumps({"nope": 1})),
+        ("m3", json.dumps({"day": "2026-11-26T00:00:01Z"})),
+        ("m4", json.dumps({"day": "2026-11-25T23:59:59Z"})),
+    ]
+
+    result = write_messages(bodies, _decoder, "day", puts.append)
+
+    assert result.failed == ["m2"]
+    assert sorted(result.written) == ["m1", "m3", "m4"]
+    assert sorted(len(put) for put in puts) == [1, 2]
+
+
+def test_a_failed_put_fails_every_message_of_that_object_only():
+    def put(records):
+        if records[0]["day"].startswith("2026-11-26"):
+            raise OSError("S3 is down")
+
+    bodies = [
+        ("m1", json.dumps({"day": "2026-11-25T10:00:00Z"})),
+        ("m2", json.dumps({"day": "2026-11-26T10:00:00Z"})),
+        ("m3", json.dumps({"day": "2026-11-26T11:00:00Z"})),
+    ]
+
+    result = write_messages(bodies, _decoder, "day", put)
+
+    assert result.written == ["m1"]
+    assert sorted(result.failed) == ["m2", "m3"]
