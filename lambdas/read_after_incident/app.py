@@ -75,6 +75,7 @@ class Change:
     sequence_number: str
     new_image: dict[str, Any] | None
     old_image: dict[str, Any] | None
+    unreadable: str = ""
 
 
 @dataclass
@@ -136,9 +137,11 @@ def evaluate(changes: Sequence[Change], deps: Dependencies) -> Outcome:
     per_record: list[tuple[str, list[Decision]]] = []
     for index, change in enumerate(changes):
         image = change.new_image or {}
-        if image.get("LastChange") != INCIDENT:
+        if not change.unreadable and image.get("LastChange") != INCIDENT:
             continue
         try:
+            if change.unreadable:
+                raise InvalidRecord("malformed_image", change.unreadable)
             decisions = _decide(change, deps, states)
         except InvalidRecord as error:
             outcome.malformed += 1
@@ -201,8 +204,9 @@ def _changes(event: dict[str, Any]) -> list[Change]:
         try:
             new_image = stream.new_image if stream else None
             old_image = stream.old_image if stream else None
-        except (TypeError, ValueError, KeyError):
-            new_image, old_image = {"LastChange": INCIDENT}, None
+        except (TypeError, ValueError, KeyError) as error:
+            changes.append(Change(str(sequence), None, None, f"undecodable image: {error}"))
+            continue
         changes.append(Change(str(sequence), new_image or None, old_image or None))
     return changes
 

@@ -1,0 +1,232 @@
+"""Read_after_incident under moto with a real DynamoDB stream record (NEW_AND_OLD_IMAGES)."""
+
+import copy
+from collections import Counter
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from feedback_loop.ids import engagement_id, incident_id
+from feedback_loop.messages import EngagementMessage, decode
+from read_after_incident import app
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+def images(record):
+    return record["dynamodb"]["OldImage"], record["dynamodb"]["NewImage"]
+
+
+def stored_incident(phone, kpi, time, sessions, failures):
+    return _serialize(
+        {
+            "IncidentId": incident_id(phone, kpi, time),
+            "EventType": kpi,
+            "Timestamp": time,
+            "Cell": "LDN-0042",
+            "Device": "Pixel 8",
+            "Vendor": "VendorA",
+            "FailureRate": str(failures / sessions),
+            "Sessions": sessions,
+            "Failures": failures,
+        }
+    )
+
+
+def with_new_incidents(template, *incidents, sequence="111100000000012345678999"):
+    """A stream record whose NEW image adds ``incidents`` to the OLD image's list."""
+    record = copy.deepcopy(template)
+    old, new = images(record)
+    new["RecentIncidents"] = {"L": [*old["RecentIncidents"]["L"], *incidents]}
+    record["dynamodb"]["SequenceNumber"] = sequence
+    return record
+
+
+def phone_of(record):
+    return record["dynamodb"]["Keys"]["PhoneNumber"]["S"]
+
+
+def put_profile(aws, record, **extra):
+    """The table holds the NEW image, as it does when the stream record is delivered."""
+    item = {**images(record)[1], **{k: _serialize(v) for k, v in extra.items()}}
+    aws.dynamodb.put_item(TableName="Subscriber_table", Item=item)
+
+
+def profile(aws, phone):
+    item = aws.dynamodb.get_item(TableName="Subscriber_table", Key={"PhoneNumber": {"S": phone}})
+    return {k: _deserialize(v) for k, v in item["Item"].items()}
+
+
+class Calls:
+    def __init__(self):
+        self.calls: Counter[str] = Counter()
+        deps = app._dependencies()
+        for client in (deps.engagements._dynamodb, deps.sqs):
+            client.meta.events.register("before-parameter-build.*.*", self._count)
+
+    def _count(self, model, **kwargs):
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+
+def engagements(aws, queue):
+    return [(m, decode(m["Body"], EngagementMessage)) for m in aws.messages(queue)]
+
+
+def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambda_context):
+    stream = event("dynamodb_stream_incident.json")
+    [record] = stream["Records"]
+    put_profile(aws, record)
+    phone = phone_of(record)
+    newest = _deserialize(images(record)[1]["RecentIncidents"])[-1]
+    calls = Calls()
+
+    response = app.handler(stream, lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    [(raw, trigger)] = engagements(aws, "engagement_trigger_queue.fifo")
+    expected_id = engagement_id(phone, newest["EventType"], newest["Timestamp"])
+    assert (trigger.decision, trigger.engagement_id) == ("engage", expected_id)
+    assert raw["Attributes"]["MessageGroupId"] == phone
+    assert raw["Attributes"]["MessageDeduplicationId"] == expected_id
+    [(_, update)] = engagements(aws, "engagement_update_queue")
+    assert update == trigger
+    stored = profile(aws, phone)
+    assert stored["LastChange"] == "engagement"
+    assert stored["Engagements"][newest["EventType"]] == newest["Timestamp"]
+    assert calls.calls["dynamodb.GetItem"] == 0
+    assert calls.calls["dynamodb.UpdateItem"] == 1
+
+
+def test_a_below_threshold_incident_sends_nothing(aws, event, lambda_context):
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    phone = phone_of(template)
+    record = with_new_incidents(
+        template, stored_incident(phone, "CALL_DROP", "2026-11-25T10:30:00Z", 25, 4)
+    )
+    put_profile(aws, record)
+
+    assert app.handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+
+    assert aws.messages("engagement_update_queue") == []
+    assert aws.messages("engagement_trigger_queue.fifo") == []
+    assert "Engagements" not in profile(aws, phone)
+
+
+def test_an_opted_out_subscriber_gets_a_suppress_decision_and_no_call(aws, event, lambda_context):
+    stream = event("dynamodb_stream_incident.json")
+    for image in images(stream["Records"][0]):
+        image["OptedOut"] = {"BOOL": True}
+    put_profile(aws, stream["Records"][0])
+
+    app.handler(stream, lambda_context)
+
+    [(_, update)] = engagements(aws, "engagement_update_queue")
+    assert (update.decision, update.reason) == ("suppress", "opted_out")
+    assert aws.messages("engagement_trigger_queue.fifo") == []
+
+
+def test_two_incidents_within_five_minutes_are_both_called_in_order(aws, event, lambda_context):
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    phone = phone_of(template)
+    first = stored_incident(phone, "LOW_BITRATE", "2026-11-25T10:16:00Z", 10, 2)
+    second = stored_incident(phone, "VIDEO_STALLING", "2026-11-25T10:20:00Z", 10, 2)
+    base = copy.deepcopy(template)
+    images(base)[1]["RecentIncidents"] = images(base)[0]["RecentIncidents"]
+    record = with_new_incidents(base, second, first)
+    put_profile(aws, record)
+
+    app.handler({"Records": [record]}, lambda_context)
+
+    triggers = engagements(aws, "engagement_trigger_queue.fifo")
+    assert [m.incident_type for _, m in triggers] == ["LOW_BITRATE", "VIDEO_STALLING"]
+    assert {raw["Attributes"]["MessageGroupId"] for raw, _ in triggers} == {phone}
+    assert set(profile(aws, phone)["Engagements"]) >= {"LOW_BITRATE", "VIDEO_STALLING"}
+
+
+def test_a_concurrent_engagement_wins_and_this_delivery_suppresses(aws, event, lambda_context):
+    # Given another delivery already engaged CALL_DROP, after this image was captured
+    stream = event("dynamodb_stream_incident.json")
+    record = stream["Records"][0]
+    put_profile(
+        aws,
+        record,
+        Engagements={
+            "CALL_DROP": "2026-11-25T10:05:00Z",
+            "CallsDay": "2026-11-25",
+            "CallsToday": 1,
+        },
+    )
+
+    response = app.handler(stream, lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    [(_, update)] = engagements(aws, "engagement_update_queue")
+    assert (update.decision, update.reason) == ("suppress", "cooldown")
+    assert aws.messages("engagement_trigger_queue.fifo") == []
+
+
+def test_a_redelivered_record_resends_the_same_engagement(aws, event, lambda_context):
+    stream = event("dynamodb_stream_incident.json")
+    put_profile(aws, stream["Records"][0])
+    app.handler(stream, lambda_context)
+    first = engagements(aws, "engagement_update_queue")
+
+    response = app.handler(event("dynamodb_stream_incident.json"), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    again = engagements(aws, "engagement_update_queue")
+    assert [m for _, m in again] == [m for _, m in first]
+    assert again[0][1].decision == "engage"
+    assert profile(aws, phone_of(stream["Records"][0]))["Engagements"]["CallsToday"] == 1
+
+
+def test_a_malformed_image_is_dropped_and_its_neighbour_is_processed(aws, event, lambda_context):
+    good = event("dynamodb_stream_incident.json")["Records"][0]
+    bad = copy.deepcopy(good)
+    bad["dynamodb"]["SequenceNumber"] = "111100000000012345678800"
+    del images(bad)[1]["RecentIncidents"]["L"][-1]["M"]["Sessions"]
+    put_profile(aws, good)
+
+    response = app.handler({"Records": [bad, good]}, lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert len(engagements(aws, "engagement_trigger_queue.fifo")) == 1
+
+
+def test_changes_other_than_incidents_are_ignored(aws, event, lambda_context):
+    stream = event("dynamodb_stream_incident.json")
+    images(stream["Records"][0])[1]["LastChange"] = {"S": "feedback"}
+    put_profile(aws, stream["Records"][0])
+
+    assert app.handler(stream, lambda_context) == {"batchItemFailures": []}
+    assert aws.messages("engagement_update_queue") == []
+
+
+def test_a_failed_write_fails_that_record_and_the_ones_after_it(aws, event, lambda_context):
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    phone = phone_of(template)
+    other = copy.deepcopy(template)
+    other_phone = "+447700900456"
+    for image in images(other):
+        image["PhoneNumber"] = {"S": other_phone}
+    other["dynamodb"]["Keys"]["PhoneNumber"]["S"] = other_phone
+    other["dynamodb"]["SequenceNumber"] = "111100000000012345679999"
+    put_profile(aws, template)
+    put_profile(aws, other)
+    dynamodb = app._dependencies().engagements._dynamodb
+
+    def throttle(params, **kwargs):
+        if params["Key"]["PhoneNumber"]["S"] == phone:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "U")
+
+    dynamodb.meta.events.register("before-parameter-build.dynamodb.UpdateItem", throttle)
+
+    response = app.handler({"Records": [template, other]}, lambda_context)
+
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        template["dynamodb"]["SequenceNumber"],
+        other["dynamodb"]["SequenceNumber"],
+    ]
+    assert aws.messages("engagement_trigger_queue.fifo") == []
+    assert "Engagements" not in profile(aws, other_phone)
