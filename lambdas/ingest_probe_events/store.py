@@ -31,12 +31,14 @@ from feedback_loop.rates import (
     Counts,
     Session,
     attribute_names,
+    bucket_start,
     buckets_from_item,
     expired,
     fold,
 )
 
 BATCH_GET_LIMIT = 100
+MAX_BUCKETS_PER_UPDATE = 40
 BATCH_GET_ATTEMPTS = 3
 SEQUENCE_WIDTH = 128
 INCIDENT = "incident"
@@ -74,6 +76,16 @@ def padded(sequence_number: str) -> str:
     return sequence_number.zfill(SEQUENCE_WIDTH)
 
 
+def _first_chunk(pending: Sequence[tuple[str, Session]]) -> list[tuple[str, Session]]:
+    """The longest prefix of ``pending`` touching at most ``MAX_BUCKETS_PER_UPDATE`` buckets."""
+    seen: set[int] = set()
+    for index, (_, session) in enumerate(pending):
+        seen.add(bucket_start(session.moment))
+        if len(seen) > MAX_BUCKETS_PER_UPDATE:
+            return list(pending[:index])
+    return list(pending)
+
+
 class CounterStore:
     """``Subscriber_counters``: bucketed session and failure counts per subscriber and KPI."""
 
@@ -91,32 +103,41 @@ class CounterStore:
         expires_at: int,
         window_minutes: int,
     ) -> dict[int, Counts]:
-        """Count ``(sequence number, session)`` pairs not counted yet; returns all buckets."""
+        """Count ``(sequence number, session)`` pairs not counted yet; returns all buckets.
+
+        Normally one ``UpdateItem``; a batch spanning more than
+        ``MAX_BUCKETS_PER_UPDATE`` buckets is split (in sequence order) to keep
+        each update expression under DynamoDB's 4 KB limit.
+        """
         key = {"PhoneNumber": {"S": phone_number}, "Kpi": {"S": kpi}}
         high_water: str | None = None
-        stored: dict[str, Any] = {}
-        pending = list(sessions)
+        latest: dict[str, Any] = {}
+        pending = sorted(sessions, key=lambda pair: padded(pair[0]))
         while pending:
+            chunk = _first_chunk(pending)
             try:
                 response = self._dynamodb.update_item(
                     TableName=self._table,
                     Key=key,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **self._counter_update(shard_id, pending, sweep, expires_at, high_water),
+                    **self._counter_update(shard_id, chunk, sweep, expires_at, high_water),
                 )
             except ClientError as error:
                 if not _conditional_failure(error) or "Item" not in error.response:
                     raise
-                stored = from_item(error.response["Item"])
-                high_water = str(stored[f"Seq_{shard_id}"])
+                # Counted by an earlier delivery (or a concurrent writer moved on):
+                # skip what the stored high-water mark already covers.
+                latest = from_item(error.response["Item"])
+                high_water = str(latest[f"Seq_{shard_id}"])
                 pending = [(seq, s) for seq, s in pending if padded(seq) > high_water]
                 continue
-            buckets = buckets_from_item(from_item(response["Attributes"]))
-            self._prune(key, buckets, window_minutes)
-            return buckets
-        # Every session was counted by an earlier delivery of this batch.
-        return buckets_from_item(stored)
+            latest = from_item(response["Attributes"])
+            high_water = padded(chunk[-1][0])
+            pending = pending[len(chunk) :]
+        buckets = buckets_from_item(latest)
+        self._prune(key, buckets, window_minutes)
+        return buckets
 
     @staticmethod
     def _counter_update(
@@ -128,7 +149,6 @@ class CounterStore:
     ) -> dict[str, Any]:
         names = {"#hw": f"Seq_{shard_id}", "#exp": "ExpiresAt"}
         values: dict[str, Any] = {
-            ":first": {"S": padded(min(seq for seq, _ in sessions))},
             ":last": {"S": padded(max(seq for seq, _ in sessions))},
             ":exp": {"N": str(expires_at)},
         }
@@ -141,8 +161,10 @@ class CounterStore:
                 adds.append(f"{failures_name} :f{start}")
                 values[f":f{start}"] = {"N": str(counts.failures)}
         removes = [name for start in sweep for name in attribute_names(start)]
-        condition = "attribute_not_exists(#hw) OR #hw < :first"
-        if high_water is not None:
+        if high_water is None:
+            condition = "attribute_not_exists(#hw) OR #hw < :first"
+            values[":first"] = {"S": padded(min(seq for seq, _ in sessions))}
+        else:
             condition = "#hw = :seen"
             values[":seen"] = {"S": high_water}
         return {
@@ -157,10 +179,12 @@ class CounterStore:
         stale = expired(buckets, window)
         if len(stale) <= SWEEP_BUCKETS:
             return
-        names = [name for start in stale for name in attribute_names(start)]
-        self._dynamodb.update_item(
-            TableName=self._table, Key=key, UpdateExpression="REMOVE " + ", ".join(names)
-        )
+        for first in range(0, len(stale), MAX_BUCKETS_PER_UPDATE):
+            chunk = stale[first : first + MAX_BUCKETS_PER_UPDATE]
+            names = [name for start in chunk for name in attribute_names(start)]
+            self._dynamodb.update_item(
+                TableName=self._table, Key=key, UpdateExpression="REMOVE " + ", ".join(names)
+            )
 
 
 class ProfileStore:

@@ -4,6 +4,7 @@ import base64
 import copy
 import json
 from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -11,6 +12,7 @@ from botocore.exceptions import ClientError
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.messages import IncidentMessage, decode
 from feedback_loop.policy import Policy
+from feedback_loop.rates import SWEEP_BUCKETS
 from ingest_probe_events import app
 
 A, B = "+447700900123", "+447700900456"
@@ -266,3 +268,63 @@ def test_a_batch_of_only_bad_records_never_fails(aws, event, lambda_context, dat
 
     assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
     assert len(aws.lake_objects("rejected/")) == 1
+
+
+def _row(moment, success=True, phone=A, kpi="CALL_DROP"):
+    return {
+        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "phone_number": phone,
+        "cell": "LDN-0042",
+        "event_type": kpi,
+        "success": success,
+    }
+
+
+def _counter_item(aws, phone=A, kpi="CALL_DROP"):
+    key = {"PhoneNumber": {"S": phone}, "Kpi": {"S": kpi}}
+    return aws.dynamodb.get_item(TableName="Subscriber_counters", Key=key)["Item"]
+
+
+def test_a_batch_spanning_many_buckets_keeps_each_update_expression_small(
+    aws, event, lambda_context
+):
+    template = event("kinesis_probe_batch.json")
+    start = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
+    rows = [_row(start + timedelta(minutes=5 * i), success=i % 3 != 0) for i in range(120)]
+    batch = kinesis_event(template, rows)
+    for record in batch["Records"]:
+        record["kinesis"]["approximateArrivalTimestamp"] = (start + timedelta(hours=10)).timestamp()
+    expressions = []
+    client = app._dependencies().counters._dynamodb
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.UpdateItem",
+        lambda params, **kwargs: expressions.append(params.get("UpdateExpression", "")),
+    )
+
+    assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
+
+    assert max(len(expression) for expression in expressions) < 4096
+    # Every session was counted once, and only the last window's buckets are kept.
+    messages = [decode(m["Body"], IncidentMessage) for m in aws.messages("incident_update_queue")]
+    assert len(messages) == sum(not row["success"] for row in rows)
+    assert all(m.sessions <= 12 for m in messages)
+    item = _counter_item(aws)
+    buckets = [name for name in item if name[0] == "S" and name[1:].isdigit()]
+    assert len(buckets) <= 12 + 12 + 1
+
+
+def test_a_sparse_subscribers_counter_item_stays_bounded(aws, event, lambda_context):
+    # Given one session every two hours for four days (never two in one window)
+    template = event("kinesis_probe_batch.json")
+    start = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+    sizes = []
+    for index in range(48):
+        moment = start + timedelta(hours=2 * index)
+        batch = kinesis_event(template, [_row(moment)], first_sequence=index)
+        batch["Records"][0]["kinesis"]["approximateArrivalTimestamp"] = moment.timestamp()
+        assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
+        sizes.append(sum(1 for name in _counter_item(aws) if name[1:].isdigit()))
+
+    # Then leftovers are pruned once more than the sweep's worth has built up:
+    # without pruning the item would hold one bucket per session (48).
+    assert max(sizes) <= SWEEP_BUCKETS + 1
