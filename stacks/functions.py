@@ -47,6 +47,7 @@ RUNTIME_REASON = (
     "and the handlers are tested on that pair."
 )
 
+
 class FunctionFactory(Construct):
     """Creates the stack's Lambda functions with the shared defaults."""
 
@@ -157,4 +158,3 @@ class FunctionFactory(Construct):
                 f"Invoked synchronously by {invoked_by}, never asynchronously; failed "
                 "records go to that source's dead-letter queue or failure destination.",
             )
-

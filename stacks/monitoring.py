@@ -13,6 +13,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.nag import acknowledge
+
 # Records older than this on the probe stream mean ingestion is falling behind.
 ITERATOR_AGE_ALARM = Duration.minutes(5)
 
@@ -40,7 +42,14 @@ class Monitoring(Construct):
             enforce_ssl=True,
         )
         if alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "An alarm e-mail that cannot be delivered is not lost: the alarm stays in ALARM in "
+                "CloudWatch and SNS reports NumberOfNotificationsFailed; a DLQ would add a queue "
+                "nobody reads.",
+            )
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
         for queue in dead_letter_queues:

@@ -1,6 +1,11 @@
 """Synthesize the stack once per session (per variant) and share the templates."""
 
 import os
+
+# Before the first aws_cdk import starts the jsii runtime.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-2")
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +16,6 @@ from aws_cdk.assertions import Template
 from stacks.application import build_app
 from stacks.config import FeedbackLoopConfig, cdk_json_context, config_from_context
 from stacks.feedback_loop_stack import STACK_NAME
-
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-2")
 
 EXISTING_INSTANCE_ARN = (
     "arn:aws:connect:eu-west-2:111122223333:instance/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
