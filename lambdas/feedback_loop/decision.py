@@ -56,13 +56,20 @@ class EngagementState:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any] | None) -> "EngagementState":
-        """Read the (deserialised) ``Engagements`` attribute; absent means never engaged."""
+        """Read the (deserialised) ``Engagements`` attribute; absent means never engaged.
+
+        A malformed attribute raises :class:`InvalidRecord` so the stream record is
+        rejected alone instead of failing its whole batch.
+        """
         item = item or {}
-        return cls(
-            last_by_kpi={k: str(v) for k, v in item.items() if k in EVENT_TYPES},
-            calls_day=str(item[CALLS_DAY]) if item.get(CALLS_DAY) else None,
-            calls_today=int(item.get(CALLS_TODAY) or 0),
-        )
+        try:
+            return cls(
+                last_by_kpi={k: str(v) for k, v in item.items() if k in EVENT_TYPES},
+                calls_day=str(item[CALLS_DAY]) if item.get(CALLS_DAY) else None,
+                calls_today=int(item.get(CALLS_TODAY) or 0),
+            )
+        except (AttributeError, TypeError, ValueError) as error:
+            raise InvalidRecord("malformed_image", f"bad Engagements: {error}") from error
 
     def to_item(self) -> dict[str, Any]:
         """The ``Engagements`` attribute value."""

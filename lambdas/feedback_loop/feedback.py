@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
-from feedback_loop import pseudonym
+from feedback_loop import ids, pseudonym
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.policy import EVENT_TYPES
 from feedback_loop.sentiment import (
@@ -43,6 +43,7 @@ _FLOW_RESULT = {
 """What the contact flow branches on; an invalid key is, for the caller, no usable answer."""
 
 _PARAMETERS = ("engagement_id", "incident_type", "incident_time", "cell")
+MAX_CELL_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,16 @@ def parse_request(
         parse_utc(str(values["incident_time"]))
     except ValueError as error:
         raise InvalidRecord("bad_incident_time", str(error)) from error
+    cell = str(values["cell"])
+    if len(cell) > MAX_CELL_LENGTH or not cell.isprintable():
+        raise InvalidRecord("bad_cell", f"not printable or longer than {MAX_CELL_LENGTH}")
+    # Contact attributes come back from the flow: bind them to the call that was
+    # placed, so a forged or mangled engagement id is never recorded.
+    expected = ids.engagement_id(
+        str(values["phone_number"]), str(values["incident_type"]), str(values["incident_time"])
+    )
+    if values["engagement_id"] != expected:
+        raise InvalidRecord("engagement_mismatch", "engagement_id is not this call's engagement")
     return FeedbackRequest(digits=parameters["input"], **values)  # type: ignore[arg-type]
 
 
