@@ -38,6 +38,12 @@ def _load(name: str) -> tuple[dict[str, Any], list[Any]]:
     return data, [pytest.param(case, id=case["id"]) for case in data["cases"]]
 
 
+def _assert_no_phone_numbers_logged(output, *phones: str) -> None:
+    """Logs go to CloudWatch with their own retention: they must carry pseudonyms only."""
+    text = json.dumps(output.logs, ensure_ascii=False)
+    assert not [phone for phone in phones if phone.lstrip("+") in text]
+
+
 def _record(figures, expect: dict[str, Any], neighbours: int) -> None:
     figures.inputs_tried += 1 + neighbours
     figures.processed += neighbours
@@ -71,6 +77,7 @@ def test_the_corpus_is_large_and_covers_every_entry_point():
 PROBE, PROBE_CASES = _load("probe_events.json")
 ARRIVAL = parse_utc(PROBE["reference_time"])
 CASE_PHONE = "+447700900123"
+NEIGHBOURS = ("+447700900901", "+447700900902")
 
 
 def _probe_bytes(case: dict[str, Any]) -> bytes:
@@ -97,7 +104,7 @@ def _failed_session(phone: str) -> bytes:
 
 @pytest.mark.parametrize("case", PROBE_CASES)
 def test_probe_record_between_good_neighbours(case, estate, invoke, figures):
-    before, after = "+447700900901", "+447700900902"
+    before, after = NEIGHBOURS
     event = kinesis_event(
         [_failed_session(before), _probe_bytes(case), _failed_session(after)], ARRIVAL
     )
@@ -125,6 +132,7 @@ def test_probe_record_between_good_neighbours(case, estate, invoke, figures):
             ExpressionAttributeValues={":p": {"S": CASE_PHONE}},
         )["Items"]
         assert counters, "a processed record must be counted for its subscriber"
+    _assert_no_phone_numbers_logged(output, CASE_PHONE, *NEIGHBOURS)
     _record(figures, expect, neighbours=2)
 
 
@@ -204,9 +212,6 @@ def _sid(phone: str) -> str:
     return subscriber_id(PSEUDONYM_KEY.encode("utf-8"), phone)
 
 
-NEIGHBOURS = ("+447700900901", "+447700900902")
-
-
 @pytest.mark.parametrize(("spec", "case"), LAKE_QUEUE_CASES)
 def test_lake_queue_message_between_good_neighbours(spec, case, estate, invoke, figures):
     arn = estate.queue_arn(spec.queue)
@@ -234,6 +239,7 @@ def test_lake_queue_message_between_good_neighbours(spec, case, estate, invoke, 
         assert output.reasons() == []
         assert _sid(CASE_PHONE) in {r["subscriber_id"] for r in written}
     assert CASE_PHONE not in json.dumps(written)
+    _assert_no_phone_numbers_logged(output, CASE_PHONE, *NEIGHBOURS)
     _record(figures, expect, neighbours=2)
 
 
@@ -259,6 +265,7 @@ def test_trigger_message_between_good_neighbours(case, estate, connect_calls, in
     assert sorted(connect_calls.engagement_ids()) == sorted(m.engagement_id for m in neighbours)
     assert case["expect"]["reason"] in output.reasons()
     assert output.metric("CallsFailed") == 1
+    _assert_no_phone_numbers_logged(output, CASE_PHONE, *NEIGHBOURS)
     _record(figures, case["expect"], neighbours=2)
 
 
@@ -319,6 +326,7 @@ def test_stream_record_between_good_neighbours(case, estate, invoke, figures):
         assert output.reasons() == []
         own = [m for m in decided if m["phone_number"] == CASE_PHONE]
         assert len(own) == expect.get("decisions", 0)
+    _assert_no_phone_numbers_logged(output, CASE_PHONE, *NEIGHBOURS)
     _record(figures, expect, neighbours=2)
 
 
@@ -361,6 +369,8 @@ def test_contact_flow_invocation_between_good_neighbours(case, estate, invoke, f
         assert [r["outcome"] for r in own] == [expect["lake_outcome"]]
         assert [r["rating"] for r in own] == [None]
     assert all(phone_number not in json.dumps(feedback) for phone_number in NEIGHBOURS)
+    for _, each in responses:
+        _assert_no_phone_numbers_logged(each, CASE_PHONE, *NEIGHBOURS)
     _record(figures, expect, neighbours=2)
 
 
