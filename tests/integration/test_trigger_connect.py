@@ -6,6 +6,7 @@ through botocore's before-call hook on the handler's own client.
 
 import copy
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,17 @@ def test_redelivery_in_a_later_invocation_places_one_call(connect):
     assert _failed_ids(first) == _failed_ids(second) == []
     assert len(connect.attempts) == 1
     assert connect.started[0]["ClientToken"] == _message(record).engagement_id
+
+
+def test_idempotency_record_expires_after_a_day(connect):
+    before = time.time()
+
+    _invoke(_event(RECORDS[0]))
+
+    [item] = boto3.client("dynamodb").scan(TableName="Idempotency_table")["Items"]
+    assert item["status"]["S"] == "COMPLETED"
+    ttl = int(item["expiration"]["N"]) - before
+    assert app.IDEMPOTENCY_TTL_SECONDS - 5 <= ttl <= app.IDEMPOTENCY_TTL_SECONDS + 5
 
 
 def test_same_engagement_twice_in_one_batch_places_one_call(connect):
