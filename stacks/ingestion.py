@@ -16,12 +16,10 @@ STREAM_NAME = "probe_events"
 INGEST_TIMEOUT = Duration.seconds(60)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
-INGEST_TABLE_ACTIONS = (
-    "dynamodb:UpdateItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
-)
+# What ingest_probe_events/store.py calls: profiles are read in bulk then updated
+# conditionally; counters are only ever updated (ReturnValues gives the window).
+PROFILE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
+COUNTER_ACTIONS = ("dynamodb:UpdateItem",)
 
 
 class Ingestion(Construct):
@@ -96,8 +94,8 @@ class Ingestion(Construct):
                 on_failure=FailureQueue(self.failures_dlq, lake.key),
             )
         )
-        state.grant_items(function, state.subscribers, *INGEST_TABLE_ACTIONS)
-        state.grant_items(function, state.counters, *INGEST_TABLE_ACTIONS)
+        state.grant_items(function, state.subscribers, *PROFILE_ACTIONS)
+        state.grant_items(function, state.counters, *COUNTER_ACTIONS)
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         self.incident_queue.grant(function, "sqs:SendMessage")
         lake.key.grant(function, "kms:GenerateDataKey", "kms:Decrypt")

@@ -20,12 +20,8 @@ SQS_CONSUME = {
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 KMS_TABLE = {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
 KMS_WRITE = {"kms:Decrypt", "kms:GenerateDataKey"}
-INGEST_TABLE = {
-    "dynamodb:UpdateItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
-}
+INGEST_PROFILES = {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
+INGEST_COUNTERS = {"dynamodb:UpdateItem"}
 RUNTIME = {("logs:CreateLogStream", "own log group"), ("logs:PutLogEvents", "own log group"),
            ("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}  # fmt: skip
 
@@ -38,7 +34,8 @@ def _pairs(actions: set[str], *targets: str) -> set[tuple[str, str]]:
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     "Ingest_probe_events": RUNTIME
     | _pairs(KINESIS_READ, "stream probe_events")
-    | _pairs(INGEST_TABLE, "table Subscriber_table", "table Subscriber_counters")
+    | _pairs(INGEST_PROFILES, "table Subscriber_table")
+    | _pairs(INGEST_COUNTERS, "table Subscriber_counters")
     | _pairs({"sqs:SendMessage"}, "queue incident_update_queue", "queue ingest_failures_dlq")
     | _pairs({"s3:PutObject"}, "lake rejected/*")
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")

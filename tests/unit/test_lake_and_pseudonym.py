@@ -48,10 +48,20 @@ def test_redact_removes_phone_numbers_anywhere_in_an_unknown_payload():
         "raw": '{"phone_number": "447700900999", "cell": "LDN-1"}',
         "list": ["call +44 7700 900555 now"],
         "+447700900777": 1,
+        "date_shaped": "4477-00-90 0123 447",
     }
 
     text = str(redact(KEY, payload))
 
-    for digits in ("447700900123", "447700900999", "7700 900555", "447700900777"):
+    for digits in ("447700900123", "447700900999", "7700 900555", "447700900777", "4477-00"):
         assert digits not in text
     assert "LDN-1" in text
+
+
+def test_redact_keeps_timestamps_readable():
+    payload = '{"timestamp": "2026-11-25T10:15:03Z", "phone_number": "+447700900123"}'
+
+    redacted = redact(KEY, payload)
+
+    assert "2026-11-25T10:15:03Z" in redacted
+    assert "447700900123" not in redacted
