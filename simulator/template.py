@@ -3,7 +3,7 @@
 The twin never restates the stack's wiring: names, queue settings, event source
 mappings and environment variables all come from the template ``cdk synth`` produces
 for the scenario's ``config`` (the same overrides ``cdk deploy -c`` would apply).
-Synthesis takes half a minute, so templates are cached under ``.cache/twin/`` keyed
+Synthesis takes half a minute, so templates are cached under ``cdk.out/twin-templates/`` keyed
 by a hash of everything that can change them.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = REPO_ROOT / ".cache" / "twin"
+CACHE_DIR = REPO_ROOT / "cdk.out" / "twin-templates"
 STACK_NAME = "SubscriberFeedbackLoop"
 # Everything a synthesized template depends on, relative to the repo root.
 SYNTH_INPUTS = (
