@@ -20,6 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 demo: $(STAMP)
 	$(PY) -m simulator run --out out
+	@echo "Open out/report.html in a browser (summary: out/summary.json, calls: out/calls.jsonl)."
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup
