@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambdas"))
 
-from simulator.cli import main  # noqa: E402
+from simulator.cli import main
 
 sys.exit(main())

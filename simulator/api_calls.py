@@ -58,7 +58,7 @@ class AwsHooks:
         events.register_last("before-call", self._intercept)
 
     def intercept(self, operation: str, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """Answer ``"service.Operation"`` with ``answer(params)``; it may raise :class:`ApiError`."""
+        """Answer ``"service.Operation"`` with ``answer(params)``, which may raise ApiError."""
         self._intercepts[operation] = answer
 
     @staticmethod

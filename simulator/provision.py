@@ -239,7 +239,7 @@ class Provisioner:
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         """``{"Fn::GetAtt": [logical_id, attribute]}``."""
-        ref, attributes = self.ensure(logical_id)
+        _, attributes = self.ensure(logical_id)
         if attribute not in attributes:
             raise WiringError(
                 f"Fn::GetAtt {logical_id}.{attribute}: the twin knows only {sorted(attributes)}"
@@ -504,7 +504,7 @@ class Provisioner:
             )
         if spec.batch_size > 10 and spec.window_seconds < 1:
             raise WiringError(
-                f"{spec.logical_id}: a batch size above 10 needs MaximumBatchingWindowInSeconds >= 1"
+                f"{spec.logical_id}: a batch size above 10 needs a batching window of 1 s or more"
             )
 
     def _contact_flow(self, logical_id: str, props: dict[str, Any]) -> ContactFlowSpec:

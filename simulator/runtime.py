@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from simulator.provision import FunctionSpec
 from simulator.template import REPO_ROOT, WiringError
 
 LAMBDA_ROOT = REPO_ROOT / "lambdas"
+# Metrics are disabled in the twin, so Powertools would warn on every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 @dataclass

@@ -103,7 +103,7 @@ class Template:
         self.mappings: dict[str, Any] = dict(body.get("Mappings", {}))
 
     def of_type(self, resource_type: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(logical id, Properties)`` of every resource of ``resource_type``, in template order."""
+        """``(logical id, Properties)`` of each resource of ``resource_type``, in order."""
         for logical_id, resource in self.resources.items():
             if resource.get("Type") == resource_type:
                 yield logical_id, resource.get("Properties", {})

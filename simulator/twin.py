@@ -134,14 +134,14 @@ def record_bytes(record: Any) -> bytes:
 
 def partition_key(record: Any, fallback: int) -> str:
     """The subscriber's phone number, so one subscriber's records stay on one shard."""
-    if isinstance(record, dict) and isinstance(record.get("phone_number"), str):
-        if record["phone_number"]:
-            return record["phone_number"]
+    phone = record.get("phone_number") if isinstance(record, dict) else None
+    if isinstance(phone, str) and phone:
+        return phone
     return f"unkeyed-{fallback}"
 
 
 class FailureRatios:
-    """Share of each subscriber's sessions in the scenario that failed (the behaviour model's input)."""
+    """Share of each subscriber's scenario sessions that failed (input of the behaviour model)."""
 
     def __init__(self, records: list[Any]) -> None:
         sessions: Counter[str] = Counter()
@@ -242,7 +242,7 @@ class Twin:
         return next(iter(numbers), "+15550100000")
 
     def _inject_clock(self) -> None:
-        """Handlers that expose an injectable ``clock`` (no business time in their event) get ours."""
+        """A handler exposing an injectable ``clock`` (its event has no time) gets the twin's."""
         for function in self.runtime.functions.values():
             module = function.modules.get(function.spec.handler.rpartition(".")[0])
             if module is not None and callable(getattr(module, "clock", None)):

@@ -30,7 +30,10 @@ from simulator.provision import ACCOUNT_ID, EventSourceSpec, QueueInfo
 from simulator.runtime import Invocation
 
 REGION = "eu-west-2"
-DDB_PATTERN = {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"LastChange": {"S": ["incident"]}}}}  # fmt: skip
+DDB_PATTERN = {
+    "eventName": ["INSERT", "MODIFY"],
+    "dynamodb": {"NewImage": {"LastChange": {"S": ["incident"]}}},
+}
 
 
 def _ddb_record(event_name: str, last_change: str | None) -> dict[str, Any]:
