@@ -1,10 +1,10 @@
-"""Reliability fixtures and the session-end figures table.
+"""Reliability fixtures: the account under moto, handler invocation, a fake Connect.
 
 Every test here records what it actually saw in ``FIGURES`` (inputs tried,
 rejections with their reasons, duplicate deliveries and the calls they caused,
-dead-lettered messages and redrives). ``pytest_terminal_summary`` prints the
-table at the end of the session (also in ``make test``); under pytest-xdist
-each worker hands its figures to the controller through ``workeroutput``.
+dead-lettered messages and redrives). ``tests/conftest.py`` prints the table at
+the end of the session (also in ``make test``); under pytest-xdist each worker
+hands its figures to the controller through ``workeroutput``, set here.
 """
 
 import json
@@ -41,35 +41,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["reliability_figures"] = json.dumps(FIGURES.as_dict())
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    figures = getattr(node, "workeroutput", {}).get("reliability_figures")
-    if figures:
-        FIGURES.merge(json.loads(figures))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES.touched():
-        return
-    rows = [
-        ("inputs tried", FIGURES.inputs_tried),
-        ("rejected with reason", FIGURES.rejected_with_reason),
-        ("processed", FIGURES.processed),
-        ("duplicates injected", FIGURES.duplicates_injected),
-        ("duplicate calls placed (must be 0)", FIGURES.duplicate_calls_placed),
-        ("duplicate sentiment updates (must be 0)", FIGURES.duplicate_updates),
-        ("engagements lost (must be 0)", FIGURES.engagements_lost),
-        ("messages dead-lettered", FIGURES.dead_lettered),
-        ("  ... then redriven and processed", FIGURES.redriven),
-    ]
-    width = max(len(name) for name, _ in rows)
-    terminalreporter.write_sep("=", "reliability figures (observed by tests/reliability)")
-    for name, value in rows:
-        terminalreporter.write_line(f"{name:<{width}}  {value:>6}")
-    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(FIGURES.reasons.items()))
-    terminalreporter.write_line(f"rejection reasons: {reasons}")
 
 
 @pytest.fixture

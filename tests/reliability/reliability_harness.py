@@ -49,21 +49,12 @@ class Figures:
     redriven: int = 0
     reasons: Counter = field(default_factory=Counter)
 
-    def merge(self, other: Mapping[str, Any]) -> None:
-        for name, value in other.items():
-            if name == "reasons":
-                self.reasons.update(value)
-            else:
-                setattr(self, name, getattr(self, name) + value)
-
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "reasons": dict(self.reasons)}
 
-    def touched(self) -> bool:
-        return any(value for value in self.as_dict().values())
-
 
 FIGURES = Figures()
+
 
 # --- the account under moto ------------------------------------------------------------
 
