@@ -23,9 +23,9 @@ BUCKET_MINUTES = 5
 BUCKET_SECONDS = BUCKET_MINUTES * 60
 SESSIONS_PREFIX = "S"
 FAILURES_PREFIX = "F"
-# Buckets just before the window that every update removes blindly (REMOVE of a
-# missing attribute is a no-op): one hour keeps a steadily active item clean.
-SWEEP_BUCKETS = 12
+# Expired buckets tolerated on a counter item before a prune update removes them:
+# keeping the hot-path update expression small matters more than a tidy item.
+STALE_BUCKETS_BEFORE_PRUNE = 12
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,6 @@ def expired(buckets: Iterable[int], window_minutes: int) -> list[int]:
         return []
     oldest_live = starts[-1] - (window_size(window_minutes) - 1) * BUCKET_SECONDS
     return [start for start in starts if start < oldest_live]
-
-
-def sweep(earliest: datetime, window_minutes: int) -> list[int]:
-    """Buckets just before the window of the batch's earliest session (blind REMOVE)."""
-    first_live = window_starts(earliest, window_minutes)[0]
-    return [first_live - i * BUCKET_SECONDS for i in range(SWEEP_BUCKETS, 0, -1)]
 
 
 def attribute_names(start: int) -> tuple[str, str]:

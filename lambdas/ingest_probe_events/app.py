@@ -34,7 +34,7 @@ from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
 from feedback_loop.probe import MAX_PAST, ProbeRecord, parse_probe_record
 from feedback_loop.pseudonym import subscriber_id
-from feedback_loop.rates import Session, fold, rates_at_failures, subtract, sweep
+from feedback_loop.rates import Session, fold, rates_at_failures, subtract
 from feedback_loop.records import rejected_record
 from feedback_loop.timeutil import format_utc
 from ingest_probe_events.store import CounterStore, ProfileStore
@@ -152,7 +152,6 @@ def _incidents_of(records: Sequence[_Good], deps: Dependencies) -> list[Incident
             kpi,
             goods[0].source.shard_id,
             [(g.source.sequence_number, s) for g, s in zip(goods, sessions, strict=True)],
-            sweep(min(s.moment for s in sessions), window),
             int((newest + timedelta(minutes=window) + MAX_PAST + timedelta(days=1)).timestamp()),
             window,
         )

@@ -1,11 +1,12 @@
 """DynamoDB access of Ingest_probe_events: windowed counters and subscriber profiles.
 
 Counters (``Subscriber_counters``, one item per subscriber and KPI) take one
-``UpdateItem`` per batch: ``ADD`` of the batch's bucket deltas, a blind
-``REMOVE`` of the hour of buckets just before the window, and
-``ReturnValues=ALL_NEW`` so the window is known without a read. Buckets left
-behind after a long silence are pruned by one extra ``UpdateItem`` once more
-than an hour of them has accumulated, so the item stays bounded.
+``UpdateItem`` per batch: ``ADD`` of the batch's bucket deltas and
+``ReturnValues=ALL_NEW`` so the window is known without a read. Expired buckets
+are pruned by one extra ``UpdateItem`` once more than
+``STALE_BUCKETS_BEFORE_PRUNE`` of them have accumulated, so the item stays
+bounded while the per-batch expression stays small (DynamoDB charges nothing
+for its size, but it is parsed on every call).
 
 Replays: Kinesis retries a batch from its lowest failed sequence number, so a
 subscriber's records can arrive twice. The counter item keeps, per shard, the
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from feedback_loop.incidents import ProfileUpdate
 from feedback_loop.rates import (
-    SWEEP_BUCKETS,
+    STALE_BUCKETS_BEFORE_PRUNE,
     Counts,
     Session,
     attribute_names,
@@ -99,7 +100,6 @@ class CounterStore:
         kpi: str,
         shard_id: str,
         sessions: Sequence[tuple[str, Session]],
-        sweep: Sequence[int],
         expires_at: int,
         window_minutes: int,
     ) -> dict[int, Counts]:
@@ -121,7 +121,7 @@ class CounterStore:
                     Key=key,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **self._counter_update(shard_id, chunk, sweep, expires_at, high_water),
+                    **self._counter_update(shard_id, chunk, expires_at, high_water),
                 )
             except ClientError as error:
                 if not _conditional_failure(error) or "Item" not in error.response:
@@ -143,7 +143,6 @@ class CounterStore:
     def _counter_update(
         shard_id: str,
         sessions: Sequence[tuple[str, Session]],
-        sweep: Sequence[int],
         expires_at: int,
         high_water: str | None,
     ) -> dict[str, Any]:
@@ -160,7 +159,6 @@ class CounterStore:
             if counts.failures:
                 adds.append(f"{failures_name} :f{start}")
                 values[f":f{start}"] = {"N": str(counts.failures)}
-        removes = [name for start in sweep for name in attribute_names(start)]
         if high_water is None:
             condition = "attribute_not_exists(#hw) OR #hw < :first"
             values[":first"] = {"S": padded(min(seq for seq, _ in sessions))}
@@ -168,8 +166,7 @@ class CounterStore:
             condition = "#hw = :seen"
             values[":seen"] = {"S": high_water}
         return {
-            "UpdateExpression": f"ADD {', '.join(adds)} SET #hw = :last, #exp = :exp"
-            + (f" REMOVE {', '.join(removes)}" if removes else ""),
+            "UpdateExpression": f"ADD {', '.join(adds)} SET #hw = :last, #exp = :exp",
             "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -177,7 +174,7 @@ class CounterStore:
 
     def _prune(self, key: dict[str, Any], buckets: Mapping[int, Counts], window: int) -> None:
         stale = expired(buckets, window)
-        if len(stale) <= SWEEP_BUCKETS:
+        if len(stale) <= STALE_BUCKETS_BEFORE_PRUNE:
             return
         for first in range(0, len(stale), MAX_BUCKETS_PER_UPDATE):
             chunk = stale[first : first + MAX_BUCKETS_PER_UPDATE]

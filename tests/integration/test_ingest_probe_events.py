@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.messages import IncidentMessage, decode
 from feedback_loop.policy import Policy
-from feedback_loop.rates import SWEEP_BUCKETS
+from feedback_loop.rates import STALE_BUCKETS_BEFORE_PRUNE
 from ingest_probe_events import app
 
 A, B = "+447700900123", "+447700900456"
@@ -325,6 +325,6 @@ def test_a_sparse_subscribers_counter_item_stays_bounded(aws, event, lambda_cont
         assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
         sizes.append(sum(1 for name in _counter_item(aws) if name[1:].isdigit()))
 
-    # Then leftovers are pruned once more than the sweep's worth has built up:
+    # Then leftovers are pruned once more than the tolerated number has built up:
     # without pruning the item would hold one bucket per session (48).
-    assert max(sizes) <= SWEEP_BUCKETS + 1
+    assert max(sizes) <= STALE_BUCKETS_BEFORE_PRUNE + 1

@@ -16,7 +16,6 @@ from feedback_loop.rates import (
     fold,
     rates_at_failures,
     subtract,
-    sweep,
     window_counts,
     window_starts,
 )
@@ -92,14 +91,6 @@ def test_expired_lists_buckets_older_than_the_window_of_the_newest_one():
 
     assert expired(starts, 60) == starts[:2]
     assert expired([], 60) == []
-
-
-def test_sweep_covers_the_hour_just_before_the_batch_window():
-    earliest = T0 + timedelta(hours=2)
-    swept = sweep(earliest, 60)
-
-    assert max(swept) < window_starts(earliest, 60)[0]
-    assert min(swept) == window_starts(earliest, 60)[0] - 60 * 60
 
 
 def test_buckets_round_trip_through_item_attributes():
