@@ -11,10 +11,6 @@ from simulator.scenario import ScenarioError, default_scenario, load_scenario
 from simulator.template import WiringError
 
 EXIT_USAGE = 2
-# The generated day is run as a deployment with a caller id configured
-# (``cdk deploy -c source_phone_number=...``): without one, Trigger_Connect has no
-# number to call from. A scenario file states its own config.
-DEMO_CONFIG = {"source_phone_number": "+442079460000"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
             scenario = load_scenario(args.scenario)
         else:
             scenario = default_scenario(args.seed)
-            scenario.config = {**DEMO_CONFIG, **scenario.config}
             print(scenario.description, file=sys.stderr)
     except (ScenarioError, ConfigError) as error:
         print(f"error: scenario {error}", file=sys.stderr)

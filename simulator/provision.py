@@ -186,6 +186,7 @@ class Provisioner:
             "AWS::Lambda::Function": self._function_ids,
             "AWS::Connect::Instance": self._connect_instance,
             "AWS::Connect::ContactFlow": self._contact_flow_ids,
+            "AWS::Connect::PhoneNumber": self._claimed_phone_number,
             "AWS::KMS::Key": self._fake("kms", "key/", ref_is_arn=False),
             "AWS::IAM::Role": self._fake("iam", "role/", ref_is_arn=False),
             "AWS::Logs::LogGroup": self._fake("logs", "log-group:", ref_is_arn=False),
@@ -416,6 +417,16 @@ class Provisioner:
         instance_arn = self.resolve(props["InstanceArn"])
         arn = f"{instance_arn}/contact-flow/{_fake_id('contact-flow', logical_id)}"
         return arn, {"ContactFlowArn": arn}
+
+    def _claimed_phone_number(
+        self, logical_id: str, props: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """A claimed DID; the twin hands out numbers of the UK drama range (+44 20 7946 0xxx)."""
+        instance_arn = self.resolve(props["TargetArn"])
+        suffix = int(_fake_id("phone-number", logical_id).replace("-", "")[-3:], 16) % 1000
+        address = f"+44207946{suffix:04d}"
+        arn = f"{instance_arn}/phone-number/{_fake_id('phone-number', logical_id)}"
+        return arn, {"PhoneNumberArn": arn, "Address": address}
 
     def _fake(
         self, service: str, prefix: str, *, ref_is_arn: bool

@@ -22,7 +22,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "connect_instance_arn": None,
     "connect_instance_alias": None,
     "source_phone_number": None,
-    "phone_number_country_code": None,
+    "phone_number_country_code": "GB",
     "max_concurrent_calls": 5,
     "quicksight_principal_arn": None,
     "alarm_email": None,
@@ -129,6 +129,12 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
     if log_retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
             f"log_retention_days must be one of {list(LOG_RETENTION_DAYS)}, got {log_retention!r}"
+        )
+    if not merged.get("source_phone_number") and not merged.get("phone_number_country_code"):
+        raise ConfigError(
+            "source_phone_number or phone_number_country_code must be set: Trigger_Connect "
+            "needs a caller id (a number claimed in the Connect instance, or a country in "
+            "which the stack claims one)"
         )
     return FeedbackLoopConfig(
         policy=load_policy(merged),

@@ -129,19 +129,18 @@ class ContactCentre(Construct):
         return instance.attr_arn, instance.attr_id
 
     def _source_phone_number(self, config: FeedbackLoopConfig) -> str:
+        """The configured caller id, else a number claimed here (config guarantees one)."""
         if config.source_phone_number:
             return config.source_phone_number
-        if config.phone_number_country_code:
-            number = connect.CfnPhoneNumber(
-                self,
-                "OutboundNumber",
-                target_arn=self.instance_arn,
-                country_code=config.phone_number_country_code,
-                type="DID",
-                description="Caller id of the Subscriber Feedback Loop's outbound calls.",
-            )
-            return number.attr_address
-        return ""
+        number = connect.CfnPhoneNumber(
+            self,
+            "OutboundNumber",
+            target_arn=self.instance_arn,
+            country_code=str(config.phone_number_country_code),
+            type="DID",
+            description="Caller id of the Subscriber Feedback Loop's outbound calls.",
+        )
+        return number.attr_address
 
     def grant_start_outbound_call(self, grantee: iam.IGrantable) -> None:
         """``connect:StartOutboundVoiceContact`` on this instance and flow only."""

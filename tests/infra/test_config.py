@@ -90,6 +90,11 @@ def test_bad_values_fail_with_a_message_naming_the_key(key: str, value: object) 
         load_config({key: value})
 
 
+def test_a_deployment_without_any_caller_id_is_refused() -> None:
+    with pytest.raises(ConfigError, match="source_phone_number or phone_number_country_code"):
+        load_config({"source_phone_number": None, "phone_number_country_code": None})
+
+
 def test_unknown_key_is_named() -> None:
     with pytest.raises(ConfigError, match="min_session"):
         load_config({"min_session": 3})

@@ -56,8 +56,9 @@ def test_flow_waits_for_the_lambda_association(default) -> None:
     assert association["IntegrationArn"] == {"Fn::GetAtt": [feedback, "Arn"]}
 
 
-def test_no_number_is_claimed_unless_a_country_is_configured(default) -> None:
-    assert not of_type(default.resources, "AWS::Connect::PhoneNumber")
+def test_by_default_one_number_is_claimed_in_the_configured_country(default) -> None:
+    (number,) = of_type(default.resources, "AWS::Connect::PhoneNumber").values()
+    assert number["Properties"]["CountryCode"] == default.config.phone_number_country_code
 
 
 def test_flow_without_placeholder_is_refused(tmp_path) -> None:

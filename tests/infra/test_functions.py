@@ -144,7 +144,8 @@ def test_trigger_connect_calls_the_stack_instance_and_flow(default) -> None:
     select = env["CONTACT_FLOW_ID"]["Fn::Select"]
     assert select[0] == 3
     assert select[1]["Fn::Split"] == ["/", {"Fn::GetAtt": [flow, "ContactFlowArn"]}]
-    assert env["SOURCE_PHONE_NUMBER"] == ""
+    number = find_one(default.resources, "AWS::Connect::PhoneNumber")
+    assert env["SOURCE_PHONE_NUMBER"] == {"Fn::GetAtt": [number, "Address"]}
 
 
 def test_trigger_connect_uses_the_existing_instance_and_claimed_number(configured) -> None:
