@@ -18,7 +18,7 @@ import sys
 import time
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,7 +40,7 @@ from simulator.event_sources import (
     moto_queue_depth,
     moto_stream_latest,
 )
-from simulator.faults import FaultInjector
+from simulator.faults import FaultInjector, dead_letter_bodies, exactly_once_figures
 from simulator.provision import REGION, ContactFlowSpec, Estate, Provisioner
 from simulator.report import write_report
 from simulator.runtime import Runtime
@@ -49,6 +49,7 @@ from simulator.template import Template, WiringError, synthesize
 
 PUT_RECORDS_LIMIT = 500
 CONNECT_OPERATION = "connect.StartOutboundVoiceContact"
+CONNECT_LAMBDA_ATTEMPTS = 4
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -175,7 +176,7 @@ class Twin:
         self._log = (out_dir / "logs" / "functions.log").open("w", encoding="utf-8")
         self.runtime = Runtime(list(self.estate.functions.values()), REGION, log=self._log)
         self.faults = FaultInjector(scenario.faults, seed)
-        self.runtime.crash = self.faults.handler_crash
+        self.faults.install(self.runtime, self.clock)
         self.hooks = AwsHooks(REGION, active=lambda: self.runtime.depth > 0)
         self.hooks.fault = self.faults.api_error
         self.contact_centre = self._contact_centre()
@@ -203,10 +204,13 @@ class Twin:
         self.runtime.function(target)  # fails loudly when the ARN is not a template function
 
         def invoke(event: dict[str, Any]) -> dict[str, Any]:
-            outcome = self.runtime.invoke(target, event)
-            if outcome.failed:
-                raise RuntimeError(outcome.error)
-            return outcome.result
+            # Connect retries a failed synchronous invocation up to three times before it
+            # takes the block's error branch (AWS Lambda function block, Connect guide).
+            for _ in range(CONNECT_LAMBDA_ATTEMPTS):
+                outcome = self.runtime.invoke(target, event)
+                if not outcome.failed:
+                    return outcome.result
+            raise RuntimeError(outcome.error)
 
         subscribers = SimulatedSubscribers(
             self.scenario.answers,
@@ -443,7 +447,11 @@ class Twin:
                 | ({"lost_records": p.lost_records} if hasattr(p, "lost_records") else {})
                 for p in self.pollers
             },
-            "faults_injected": dict(self.faults.injected),
+            "faults_injected": dict(sorted(self.faults.injected.items())),
+            "faults_surfaced": dict(sorted(self.faults.surfaced.items())),
+            **exactly_once_figures(
+                self.contact_centre.records, engagement, dead_letter_bodies(self.estate)
+            ),
             "simulated_end": self.clock.iso(),
             "wall_seconds": round(wall_seconds, 1),
         }
@@ -474,8 +482,13 @@ def run_twin(
     *,
     template: dict[str, Any] | None = None,
     progress: bool | None = None,
+    after_replay: Callable[[Twin], dict[str, Any]] | None = None,
 ) -> TwinResult:
-    """Run ``scenario`` end to end and write every output to ``out_dir``."""
+    """Run ``scenario`` end to end and write every output to ``out_dir``.
+
+    ``after_replay(twin)`` runs on the settled estate before the outputs are taken (the
+    redrive phase); what it returns is added to the summary.
+    """
     started = time.monotonic()
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -496,11 +509,12 @@ def run_twin(
         twin = Twin(scenario, body, out_dir, seed)
         try:
             twin.replay(bar)
+            extra = after_replay(twin) if after_replay is not None else {}
         finally:
             bar.close()
             twin.close()
         lake = twin.copy_lake()
-        summary = twin.summary(lake, time.monotonic() - started)
+        summary = twin.summary(lake, time.monotonic() - started) | extra
     results = run_analytics(out_dir / "lake")
     write_outputs(results, out_dir)
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
