@@ -1,8 +1,13 @@
-"""``python -m simulator run [--scenario FILE] [--out DIR] [--seed N]``."""
+"""``python -m simulator run|redrive [--scenario FILE] [--out DIR] [--seed N]``.
+
+``run`` replays a scenario through the twin; ``redrive`` does the same, then moves every
+dead-letter queue back to its source with faults switched off (simulator/redrive.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,17 +21,27 @@ EXIT_USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a scenario through the local twin")
-    run.add_argument("--scenario", type=Path, help="scenario JSON file (default: a generated day)")
-    run.add_argument("--out", type=Path, default=Path("out"), help="output directory (out/)")
-    run.add_argument("--seed", type=int, default=7, help="seed of the default scenario and model")
+    for name, help_text in (
+        ("run", "run a scenario through the local twin"),
+        ("redrive", "run a scenario, then redrive its dead-letter queues with faults off"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--scenario", type=Path, help="scenario JSON file (default: a generated day)"
+        )
+        command.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+        command.add_argument(
+            "--seed", type=int, default=7, help="seed of the default scenario, model and faults"
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
-    from simulator.twin import run_twin  # imports moto and the analytics: only when running
+    # moto and the analytics are imported only when running
+    from simulator.redrive import run_redrive
+    from simulator.twin import run_twin
 
     try:
         if args.scenario is not None:
@@ -38,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: scenario {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = run_twin(scenario, args.out, args.seed)
+        runner = run_redrive if args.command == "redrive" else run_twin
+        result = runner(scenario, args.out, args.seed)
     except WiringError as error:
         print(f"error: wiring: {error}", file=sys.stderr)
         return 1
@@ -49,5 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['feedback_received']} feedback, {summary['dead_lettered']} dead-lettered "
         f"in {summary['wall_seconds']} s"
     )
+    print(
+        f"duplicate calls {summary['duplicate_calls']}, "
+        f"engagements lost {summary['engagements_lost']}, faults {summary['faults_injected']}"
+    )
+    for queue, figures in summary.get("redriven", {}).items():
+        print(f"redrive {queue}: {json.dumps(figures, sort_keys=True)}")
     print(f"Report: {result.report.resolve()}")
     return 0
