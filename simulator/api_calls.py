@@ -92,3 +92,12 @@ class AwsHooks:
     def summary(self) -> dict[str, int]:
         """``"service.Operation"`` → count, sorted by name."""
         return dict(sorted(self.counts.items()))
+
+
+def count_calls(client: Any, counts: Counter[str]) -> None:
+    """Count every call ``client`` makes in ``counts`` as ``"service.Operation"``."""
+
+    def count(model: Any, **_: Any) -> None:
+        counts[AwsHooks._name(model)] += 1
+
+    client.meta.events.register_first("before-call", count)

@@ -1,4 +1,4 @@
-"""``python -m simulator run|redrive [--scenario FILE] [--out DIR] [--seed N]``.
+"""``python -m simulator run|redrive [--scenario FILE] [--out DIR] [--seed N]`` and ``bench``.
 
 ``run`` replays a scenario through the twin; ``redrive`` does the same, then moves every
 dead-letter queue back to its source with faults switched off (simulator/redrive.py).
@@ -33,12 +33,19 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--seed", type=int, default=7, help="seed of the default scenario, model and faults"
         )
+    bench = commands.add_parser("bench", help="time the default scenario and count its AWS calls")
+    bench.add_argument("--seed", type=int, default=7, help="seed of the default scenario")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        from simulator.bench import run_bench
+
+        run_bench(args.seed)
+        return 0
     # moto and the analytics are imported only when running
     from simulator.redrive import run_redrive
     from simulator.twin import run_twin

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import takewhile
 from typing import Any
 
 from simulator.clock import SimClock
@@ -325,17 +326,18 @@ class SqsPoller(Poller):
     def _receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         while len(messages) < self.spec.batch_size:
+            asked = min(10, self.spec.batch_size - len(messages))
             response = self.sqs.receive_message(
                 QueueUrl=self.queue.url,
-                MaxNumberOfMessages=min(10, self.spec.batch_size - len(messages)),
+                MaxNumberOfMessages=asked,
                 VisibilityTimeout=IN_FLIGHT_SECONDS,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
             received = response.get("Messages", [])
-            if not received:
-                break
             messages.extend(received)
+            if len(received) < asked:  # moto returns every receivable message up to the max
+                break
         return messages
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
@@ -378,10 +380,12 @@ class SqsPoller(Poller):
 
 @dataclass
 class _Shard:
+    """One shard's reader: records read but not yet delivered, with when each became available."""
+
     shard_id: str
     iterator: str | None
-    buffer: list[dict[str, Any]] = field(default_factory=list)
-    first_seen: float | None = None
+    buffer: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    closed_at: float | None = None  # when the last delivered batch's window closed
     last_sequence: int = -1
 
 
@@ -396,12 +400,27 @@ class StreamPoller(Poller):
         self.lost_records = 0
 
     def next_deadline(self) -> float | None:
-        deadlines = [
-            s.first_seen + self.spec.window_seconds
-            for s in self.shards
-            if s.buffer and s.first_seen is not None
-        ]
+        if not self.spec.enabled:
+            return None
+        deadlines = [d for d in (self._due(s) for s in self.shards) if d is not None]
         return min(deadlines) if deadlines else None
+
+    def _due(self, shard: _Shard) -> float | None:
+        """When the shard's next batch is complete: its window closes or it reaches batch size.
+
+        The window opens when the first waiting record became available. Records that
+        were available before the previous window closed but did not fit in its batch
+        belong to that window, so they are due at once.
+        """
+        if not shard.buffer:
+            return None
+        first = shard.buffer[0][0]
+        if shard.closed_at is not None and first <= shard.closed_at:
+            return shard.closed_at
+        due = first + self.spec.window_seconds
+        if len(shard.buffer) >= self.spec.batch_size:
+            due = min(due, max(first, shard.buffer[self.spec.batch_size - 1][0]))
+        return due
 
     def fetch(self) -> bool:
         """Read new records into the shard buffers; True when any arrived."""
@@ -421,16 +440,13 @@ class StreamPoller(Poller):
             return changed
         now = self.clock.now
         for shard in self.shards:
-            while shard.buffer and (
-                len(shard.buffer) >= self.spec.batch_size
-                or now >= (shard.first_seen or now) + self.spec.window_seconds
-            ):
-                batch = shard.buffer[: self.spec.batch_size]
+            while (due := self._due(shard)) is not None and due <= now:
+                head = shard.buffer[: self.spec.batch_size]
+                batch = [record for _, record in takewhile(lambda item: item[0] <= due, head)]
                 del shard.buffer[: len(batch)]
+                shard.closed_at = due
                 self._process(shard, batch)
                 changed = True
-            if not shard.buffer:
-                shard.first_seen = None
         return changed
 
     def _process(self, shard: _Shard, batch: list[dict[str, Any]]) -> None:
@@ -507,9 +523,11 @@ class StreamPoller(Poller):
             r for r in records if passes_filters(self.spec.filter_patterns, self.filter_view(r))
         ]
         self.stats.filtered_out += len(records) - len(kept)
-        if kept and not shard.buffer:
-            shard.first_seen = self.clock.now
-        shard.buffer.extend(kept)
+        shard.buffer.extend((self.available(r), r) for r in kept)
+
+    def available(self, record: Mapping[str, Any]) -> float:
+        """When ``record`` reached the stream, as the poller sees it: now, unless known."""
+        return self.clock.now
 
     def filter_view(self, record: Mapping[str, Any]) -> Any:
         """The JSON the filter patterns are matched against."""
@@ -606,6 +624,9 @@ class KinesisPoller(StreamPoller):
     def arrival(self, record: Mapping[str, Any]) -> float:
         return float(record["kinesis"]["approximateArrivalTimestamp"])
 
+    def available(self, record: Mapping[str, Any]) -> float:
+        return self.arrival(record)
+
     def filter_view(self, record: Mapping[str, Any]) -> Any:
         data = base64.b64decode(record["kinesis"]["data"])
         try:
@@ -666,6 +687,8 @@ class DynamoDbStreamPoller(StreamPoller):
                 shard.last_sequence = int(records[-1]["dynamodb"]["SequenceNumber"])
                 self._buffer(shard, [self._record(r) for r in records])
                 arrived = True
+                if shard.last_sequence >= latest:
+                    break
         return arrived
 
     def _record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -692,11 +715,21 @@ class DynamoDbStreamPoller(StreamPoller):
 
 
 def moto_queue_depth(queue: QueueInfo) -> int:
-    """Visible messages of ``queue`` in moto (what ApproximateNumberOfMessages would say)."""
+    """Messages of ``queue`` a ReceiveMessage could return now, read from moto.
+
+    That is ApproximateNumberOfMessages (the visible ones), less, on a FIFO queue, those
+    waiting behind an in-flight message of their group: polling for them would return
+    nothing until that message is deleted or becomes visible again.
+    """
     from moto.sqs.models import sqs_backends
 
     region = queue.arn.split(":")[3]
-    return len(sqs_backends[ACCOUNT_ID][region].queues[queue.name].messages)
+    model = sqs_backends[ACCOUNT_ID][region].queues[queue.name]
+    visible = model.messages
+    if not model.fifo_queue:
+        return len(visible)
+    busy = {m.group_id for m in model.pending_messages if not m.visible}
+    return sum(1 for m in visible if m.group_id not in busy)
 
 
 def moto_kinesis_latest(region: str) -> Callable[[str], dict[str, int]]:
