@@ -249,11 +249,19 @@ HEALTHY_FAILURE = {
     "LOW_BITRATE": 0.01,
     "VIDEO_STALLING": 0.008,
 }
-DEGRADED_RANGE = (0.25, 0.45)
+# Share of sessions a degraded cell fails. The behaviour model rates below 3 (sentiment
+# falls) only when most of a subscriber's sessions that day failed, so a cell that merely
+# crosses the KPI thresholds would not show up in the sentiment ranking.
+DEGRADED_RANGE = (0.55, 0.8)
 DEGRADED_DEVICE_FAILURE = {"LOW_BITRATE": 0.2, "VIDEO_STALLING": 0.22}
 # Relative activity by UTC hour: quiet at night, peaks at lunch and in the evening.
 HOURLY_ACTIVITY = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 4, 4, 4, 4.5,
                    5, 4.5, 4, 4, 4.5, 5.5, 6, 6, 5.5, 4.5, 3, 2)  # fmt: skip
+# Bursts of use per subscriber and day (most are light users), and sessions per burst,
+# all within BURST_MINUTES so a burst fills even the 1-hour voice window to min_sessions.
+BURSTS_PER_DAY = {1: 45, 2: 35, 3: 15, 4: 5}
+SESSIONS_PER_BURST = (3, 5)
+BURST_MINUTES = 40
 VOICE = ("CALL_DROP", "CALL_QUALITY")
 DATA = ("LOW_BITRATE", "VIDEO_STALLING")
 
@@ -288,20 +296,22 @@ def _malformed(rng: random.Random, good: dict[str, Any]) -> Any:
 def default_scenario(
     seed: int = 7,
     *,
-    subscribers: int = 3000,
-    cells: int = 300,
+    subscribers: int = 2000,
+    cells: int = 200,
     degraded: int = 5,
     day: datetime = DEFAULT_DAY,
 ) -> Scenario:
     """A realistic day of probe records over a city, deterministic for ``seed``.
 
     Subscribers live on a home cell (cells differ in popularity), some commute to a work
-    cell by day, and a few sessions happen anywhere. Usage comes in short bursts (a few
-    calls or video sessions within the hour), more by day than by night, so the KPI windows
-    see enough sessions to judge. A handful of popular cells fail 25-45% of sessions; one
-    device model has a data-session defect. ``vendor`` is the radio vendor of the cell the
-    session ran on (the city is split into three vendor regions). About 0.5% of the records
-    are malformed in varied ways to exercise rejection.
+    cell by day, and a few sessions happen anywhere. Usage comes in one to four short bursts
+    a day (three to five calls or video sessions within 40 minutes), more by day than by
+    night, so the KPI windows see enough sessions to judge. A handful of popular cells are
+    badly degraded (55-80% of sessions fail: bad enough that the people living there are
+    unhappy, not just above a KPI threshold); one device model has a data-session defect.
+    ``vendor`` is the radio vendor of the cell the session ran on (the city is split into
+    three vendor regions). About 0.5% of the records are malformed in varied ways to
+    exercise rejection.
     """
     rng = random.Random(seed)
     cell_ids = [_cell_id(i) for i in range(cells)]
@@ -328,7 +338,8 @@ def default_scenario(
         device = rng.choices(device_names, weights=list(DEVICES.values()))[0]
         people.append(Subscriber(phone, home, device, cell_vendor[home]))
         work = rng.choices(cell_ids, weights=popularity)[0] if rng.random() < 0.25 else home
-        for _ in range(rng.randint(3, 5)):
+        bursts = rng.choices(list(BURSTS_PER_DAY), weights=list(BURSTS_PER_DAY.values()))[0]
+        for _ in range(bursts):
             hour = rng.choices(hours, weights=HOURLY_ACTIVITY)[0]
             start = hour * 3600 + rng.randrange(3600)
             roll = rng.random()
@@ -339,8 +350,8 @@ def default_scenario(
             else:
                 cell = home
             kpis = VOICE if rng.random() < 0.5 else DATA
-            for _ in range(rng.randint(4, 8)):
-                second = min(start + rng.randrange(2700), 86399)
+            for _ in range(rng.randint(*SESSIONS_PER_BURST)):
+                second = min(start + rng.randrange(BURST_MINUTES * 60), 86399)
                 kpi = rng.choice(kpis)
                 p_fail = max(
                     HEALTHY_FAILURE[kpi],
