@@ -401,3 +401,76 @@ def test_a_partial_stream_failure_retries_from_the_failed_record(aws: None) -> N
     assert record["eventSource"] == "aws:kinesis"
     assert record["eventName"] == "aws:kinesis:record"
     assert record["eventID"].endswith(record["kinesis"]["sequenceNumber"])
+
+
+def _put_at(kinesis: Any, poller: KinesisPoller, arrivals: list[float]) -> None:
+    """Put ``r0``, ``r1``... ahead of time, each arriving (as the twin notes it) at its moment."""
+    for n, moment in enumerate(arrivals):
+        result = kinesis.put_record(StreamName="probes", Data=f"r{n}".encode(), PartitionKey="k")
+        poller.note_arrival(result["ShardId"], result["SequenceNumber"], moment)
+
+
+def test_records_put_ahead_are_batched_on_their_own_arrival_times(aws: None) -> None:
+    # Given records put before they arrive: 100, 101 and 103, then 110 and 111 (window 5 s)
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    arn = _stream(kinesis, "probes")
+    clock = SimClock(90)
+    delivered_at: list[float] = []
+    runtime = StandInRuntime(lambda event: delivered_at.append(clock.now))
+    poller = _kinesis_poller(runtime, clock, _spec(arn, batch_size=100, window_seconds=5), "probes")
+    _put_at(kinesis, poller, [100, 101, 103, 110, 111])
+
+    # When the poller runs before the first arrival, then through every deadline
+    poller.pump()
+    early = list(runtime.events)
+    _drain(poller, clock, until=1_000)
+
+    # Then nothing went early, and each window opened at its first record's arrival
+    assert early == []
+    assert [_datas(e) for e in runtime.events] == [["r0", "r1", "r2"], ["r3", "r4"]]
+    assert delivered_at == [105, 115]
+    arrivals = [r["kinesis"]["approximateArrivalTimestamp"] for r in runtime.events[0]["Records"]]
+    assert arrivals == [100, 101, 103]
+
+
+def test_a_full_batch_goes_when_its_last_record_arrives_and_the_rest_waits(aws: None) -> None:
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    arn = _stream(kinesis, "probes")
+    clock = SimClock(0)
+    delivered_at: list[float] = []
+    runtime = StandInRuntime(lambda event: delivered_at.append(clock.now))
+    poller = _kinesis_poller(runtime, clock, _spec(arn, batch_size=2, window_seconds=60), "probes")
+    _put_at(kinesis, poller, [100, 101, 102])
+
+    _drain(poller, clock, until=1_000)
+
+    assert [_datas(e) for e in runtime.events] == [["r0", "r1"], ["r2"]]
+    assert delivered_at == [101, 162]
+
+
+def test_records_left_over_from_a_closed_window_go_at_once(aws: None) -> None:
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    arn = _stream(kinesis, "probes")
+    clock = SimClock(0)
+    delivered_at: list[float] = []
+    runtime = StandInRuntime(lambda event: delivered_at.append(clock.now))
+    poller = _kinesis_poller(runtime, clock, _spec(arn, batch_size=2, window_seconds=5), "probes")
+    clock.advance_to(200)  # the poller comes late: every record has long arrived
+    _put_at(kinesis, poller, [100, 100, 100, 130])
+
+    _drain(poller, clock, until=1_000)
+
+    assert [_datas(e) for e in runtime.events] == [["r0", "r1"], ["r2"], ["r3"]]
+    assert delivered_at == [200, 200, 200]
+
+
+def test_a_fifo_queue_counts_no_message_behind_an_in_flight_one_of_its_group(aws: None) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = _queue(sqs, "calls.fifo")
+    for group, body in [("g1", "a1"), ("g1", "a2"), ("g2", "b1")]:
+        sqs.send_message(QueueUrl=queue.url, MessageBody=body, MessageGroupId=group)
+    before = moto_queue_depth(queue)
+
+    (message,) = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=1)["Messages"]
+
+    assert (before, message["Body"], moto_queue_depth(queue)) == (3, "a1", 1)
