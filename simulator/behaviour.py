@@ -8,10 +8,12 @@ run is reproducible and independent of call order across subscribers):
 * 3 % press 9 to opt out,
 * 5 % pick up but press nothing (``"none"``, the prompt times out),
 * the other 77 % rate 1..5. The rating is a rounded normal draw around
-  ``4.2 - 3.0 * failure_ratio`` (sd 0.9, clipped to 1..5): a subscriber whose
-  sessions all went well that day is mostly content (about 4), one whose
-  sessions mostly failed is angry (about 1). ``failure_ratio`` is the share of
-  the subscriber's sessions that failed that day, supplied by the twin.
+  ``4.5 - 8 * failure_ratio`` (sd 0.9, clipped to 1..5): a subscriber whose
+  sessions all went well that day is content (about 4.5), one with one session
+  in ten failed is lukewarm (about 3.7), one with a third failed is angry
+  (about 1.8): people notice failures long before most of their sessions fail.
+  ``failure_ratio`` is the share of the subscriber's sessions that failed that
+  day, supplied by the twin.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from collections.abc import Callable, Mapping
 P_NO_ANSWER = 0.15
 P_OPT_OUT = 0.03
 P_NO_INPUT = 0.05
-CONTENT_MEAN = 4.2
-ANGER_SLOPE = 3.0
+CONTENT_MEAN = 4.5
+ANGER_SLOPE = 8.0
 RATING_SD = 0.9
 
 

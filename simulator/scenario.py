@@ -249,10 +249,9 @@ HEALTHY_FAILURE = {
     "LOW_BITRATE": 0.01,
     "VIDEO_STALLING": 0.008,
 }
-# Share of sessions a degraded cell fails. The behaviour model rates below 3 (sentiment
-# falls) only when most of a subscriber's sessions that day failed, so a cell that merely
-# crosses the KPI thresholds would not show up in the sentiment ranking.
-DEGRADED_RANGE = (0.55, 0.8)
+# Share of sessions a degraded cell fails: well above every KPI threshold, and enough that
+# the people living there rate their service below 3 under the behaviour model.
+DEGRADED_RANGE = (0.35, 0.6)
 DEGRADED_DEVICE_FAILURE = {"LOW_BITRATE": 0.2, "VIDEO_STALLING": 0.22}
 # Relative activity by UTC hour: quiet at night, peaks at lunch and in the evening.
 HOURLY_ACTIVITY = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3, 4, 4, 4, 4.5,
@@ -307,7 +306,7 @@ def default_scenario(
     cell by day, and a few sessions happen anywhere. Usage comes in one to four short bursts
     a day (three to five calls or video sessions within 40 minutes), more by day than by
     night, so the KPI windows see enough sessions to judge. A handful of popular cells are
-    badly degraded (55-80% of sessions fail: bad enough that the people living there are
+    badly degraded (35-60% of sessions fail: bad enough that the people living there are
     unhappy, not just above a KPI threshold); one device model has a data-session defect.
     ``vendor`` is the radio vendor of the cell the session ran on (the city is split into
     three vendor regions). About 0.5% of the records are malformed in varied ways to

@@ -521,6 +521,8 @@ def run_twin(
             elif target.exists():
                 target.unlink()
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    # The contact centre appends per call; a run that calls nobody still has its (empty) log.
+    (out_dir / "calls.jsonl").touch()
     body = template if template is not None else synthesize(scenario.config)
     phase("synth")
     bar = Progress(

@@ -192,6 +192,19 @@ def test_a_scenario_with_a_wrong_format_names_the_field_and_exits_2(tmp_path: Pa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_day_with_nobody_to_call_still_writes_an_empty_call_log(tmp_path: Path) -> None:
+    path = tmp_path / "calm.json"
+    calm = _burst(CONTENT, 60, "CALL_DROP", "oooooooooxoo", "LDN-0001")
+    path.write_text(json.dumps({"probe_events": calm}), encoding="utf-8")
+
+    result = run_simulator("--scenario", str(path), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "calls.jsonl").read_text(encoding="utf-8") == ""
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["incidents"], summary["calls_started"]) == (1, 0)
+
+
 def _lake(out: Path, prefix: str) -> list[dict[str, Any]]:
     return [
         record
