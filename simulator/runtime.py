@@ -132,7 +132,6 @@ class Runtime:
         self._outside: set[str] = set()
         self._modules_seen = -1
         self.listeners: list[Callable[[str, dict[str, Any], Invocation], None]] = []
-        self.crash: Callable[[], bool] = lambda: False
         if str(LAMBDA_ROOT) not in sys.path:
             sys.path.insert(0, str(LAMBDA_ROOT))
         for function in self.functions.values():
@@ -196,9 +195,6 @@ class Runtime:
             log_group_name=f"/aws/lambda/{spec.name}",
         )
         function.invocations += 1
-        if self.crash():
-            function.errors += 1
-            return Invocation(None, "Runtime.ExitError: sandbox crashed (twin fault injection)")
         with self.sandbox(function):
             try:
                 outcome = Invocation(function.handler(event, context), None)
