@@ -68,7 +68,7 @@ def test_the_outage_dead_letters_without_calling_anyone(outage_run: Path) -> Non
     figures = summary(outage_run)
 
     assert figures["calls_started"] == 0
-    assert not (outage_run / "calls.jsonl").exists()
+    assert (outage_run / "calls.jsonl").read_text(encoding="utf-8") == ""
     assert all(figures["dead_letter_queues"][name] > 0 for name in SQS_DLQS)
     assert figures["engagements_lost"] == 0
 
