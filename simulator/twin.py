@@ -433,7 +433,7 @@ class Twin:
         dead = self.dead_lettered()
         return {
             "probe_events": self.probe_events_put,
-            "rejected_records": len(lake.get("rejected", [])),
+            "rejected_records": len({r.get("record_id") for r in lake.get("rejected", [])}),
             "incidents": len({r.get("incident_id") for r in lake.get("incidents", [])}),
             "engagements": len(
                 {r.get("engagement_id") for r in engagement if r.get("decision") == "engage"}

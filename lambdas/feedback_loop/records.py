@@ -68,11 +68,13 @@ def _numbers_as_text(value: Any) -> Any:
 
 
 def rejected_record(
-    source: str, reason: str, received_at: str, payload: bytes | str, key: bytes
+    source: str, record_id: str, reason: str, received_at: str, payload: bytes | str, key: bytes
 ) -> dict[str, Any]:
     """``rejected/`` record: the payload (parsed when it is JSON) with phone numbers pseudonymised.
 
-    The payload is truncated to ``MAX_REJECTED_PAYLOAD_CHARS`` before redaction.
+    ``record_id`` says where the original is (for Kinesis ``<shard id>:<sequence number>``,
+    so an operator can read it back from the stream) and tells a retried reject from a
+    new one. The payload is truncated to ``MAX_REJECTED_PAYLOAD_CHARS`` before redaction.
     """
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     text = text[:MAX_REJECTED_PAYLOAD_CHARS]
@@ -82,6 +84,7 @@ def rejected_record(
         parsed = text
     return {
         "source": source,
+        "record_id": record_id,
         "reason": reason,
         "received_at": received_at,
         "payload": redact(key, _numbers_as_text(parsed)),

@@ -10,6 +10,7 @@ retry is idempotent (see ``store`` for counters; incident ids are
 deterministic and deduplicated on the profile).
 """
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,12 +127,19 @@ def _reject(
         )
     records = [
         rejected_record(
-            SOURCE, error.reason, format_utc(source.arrival), source.data, deps.pseudonym_key
+            SOURCE,
+            f"{source.shard_id}:{source.sequence_number}",
+            error.reason,
+            format_utc(source.arrival),
+            source.data,
+            deps.pseudonym_key,
         )
         for source, error in rejected
     ]
+    # Named after its records, so a retried batch overwrites its rejects instead of repeating them.
+    batch_id = hashlib.sha256("|".join(r["record_id"] for r in records).encode()).hexdigest()[:32]
     try:
-        deps.lake.put_records("rejected", records, "received_at")
+        deps.lake.put_records("rejected", records, "received_at", batch_id=batch_id)
     except AWS_ERRORS:
         logger.exception("Could not write rejected records; the batch will retry them")
         outcome.failed.extend(source.sequence_number for source, _ in rejected)

@@ -270,6 +270,24 @@ def test_a_batch_of_only_bad_records_never_fails(aws, event, lambda_context, dat
     assert len(aws.lake_objects("rejected/")) == 1
 
 
+def test_a_retried_batch_overwrites_its_rejects_and_each_names_its_stream_record(
+    aws, event, lambda_context
+):
+    batch = kinesis_event(event("kinesis_probe_batch.json"), ["not json", "{}"])
+    expected = {
+        f"{r['eventID'].split(':', 1)[0]}:{r['kinesis']['sequenceNumber']}"
+        for r in batch["Records"]
+    }
+
+    app.handler(batch, lambda_context)
+    app.handler(batch, lambda_context)
+
+    objects = aws.lake_objects("rejected/")
+    assert len(objects) == 1
+    (body,) = objects.values()
+    assert {record["record_id"] for record in decode_jsonl_gz(body)} == expected
+
+
 def _row(moment, success=True, phone=A, kpi="CALL_DROP"):
     return {
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),

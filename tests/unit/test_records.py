@@ -85,14 +85,16 @@ def test_rejected_payloads_are_pseudonymised_whatever_their_shape():
         b"\xff" + PHONE.encode(),
     ]
     for payload in payloads:
-        record = rejected_record("probe_events", "bad", "2026-11-25T10:15:03Z", payload, KEY)
+        record = rejected_record(
+            "probe_events", "shard-0:1", "bad", "2026-11-25T10:15:03Z", payload, KEY
+        )
         text = json.dumps(record)
         assert "900123" not in text, text
         assert "sid:" in text
 
 
 def test_a_rejected_payload_is_bounded():
-    record = rejected_record("probe_events", "too_large", "t", "x" * 100_000, KEY)
+    record = rejected_record("probe_events", "shard-0:1", "too_large", "t", "x" * 100_000, KEY)
 
     assert len(record["payload"]) == MAX_REJECTED_PAYLOAD_CHARS
 
