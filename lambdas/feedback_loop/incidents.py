@@ -21,24 +21,11 @@ RATE_DIGITS = 6
 
 
 @dataclass(frozen=True)
-class Incident:
-    """A failed session with the failure rate of its KPI at that moment."""
+class Incident(IncidentMessage):
+    """A failed session with the failure rate of its KPI at that moment.
 
-    incident_id: str
-    phone_number: str
-    event_type: str
-    timestamp: str
-    cell: str
-    device: str | None
-    vendor: str | None
-    failure_rate: float
-    sessions: int
-    failures: int
-    window_minutes: int
-
-    def to_message(self) -> IncidentMessage:
-        """The ``incident`` queue message for this incident."""
-        return IncidentMessage(**self.__dict__)
+    It is its own ``incident`` queue message; it adds only its profile-item form.
+    """
 
     def to_item(self) -> dict[str, Any]:
         """The ``RecentIncidents`` entry (see docs/ARCHITECTURE.md)."""

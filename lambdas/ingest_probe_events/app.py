@@ -201,7 +201,7 @@ def ingest(inputs: Sequence[ProbeInput], deps: Dependencies) -> Outcome:
 
     _record_on_profiles(incidents, by_phone, deps, failed_phones)
     messages = [
-        OutgoingMessage(key=incident.incident_id, body=encode(incident.to_message()))
+        OutgoingMessage(key=incident.incident_id, body=encode(incident))
         for phone, found in incidents.items()
         if phone not in failed_phones
         for incident in found

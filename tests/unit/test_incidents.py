@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from feedback_loop.ids import incident_id
 from feedback_loop.incidents import incident_from, merge_recent, profile_update
+from feedback_loop.messages import IncidentMessage, decode, encode
 from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, WindowRate
 
@@ -33,7 +34,7 @@ def test_an_incident_carries_its_window_rate_and_a_deterministic_id():
     )
     assert (incident.sessions, incident.failures, incident.window_minutes) == (3, 1, 60)
     assert incident.failure_rate == round(1 / 3, 6)
-    message = incident.to_message()
+    message = decode(encode(incident), IncidentMessage)
     assert (message.phone_number, message.cell, message.timestamp) == (
         RECORD.phone_number,
         RECORD.cell,
