@@ -14,6 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.moto_tables import create_tables
+
 REGION = "eu-west-2"
 EVENTS = Path(__file__).parents[1] / "events"
 PSEUDONYM_KEY = "integration-test-pseudonym-key"
@@ -72,28 +74,6 @@ class Aws:
         }
 
 
-def _create_tables(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName="Subscriber_table",
-        KeySchema=[{"AttributeName": "PhoneNumber", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "PhoneNumber", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    dynamodb.create_table(
-        TableName="Subscriber_counters",
-        KeySchema=[
-            {"AttributeName": "PhoneNumber", "KeyType": "HASH"},
-            {"AttributeName": "Kpi", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PhoneNumber", "AttributeType": "S"},
-            {"AttributeName": "Kpi", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def _create_queues(sqs: Any) -> dict[str, str]:
     queues = {
         name: sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -148,7 +128,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         sqs = boto3.client("sqs", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        _create_tables(dynamodb)
+        create_tables(dynamodb, "Subscriber_table", "Subscriber_counters")
         queues = _create_queues(sqs)
         bucket = "feedback-loop-lake-test"
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})

@@ -11,6 +11,7 @@ from feedback_loop.lake import decode_jsonl_gz, encode_jsonl_gz
 from feedback_loop.pseudonym import redact, subscriber_id
 from ops.erase_subscriber import erase_subscriber
 from ops.redrive import redrive
+from tests.moto_tables import create_tables
 
 REGION = "eu-west-2"
 KEY = b"pseudonym-key-for-tests"
@@ -177,24 +178,7 @@ def estate():
     """Subscriber tables and a versioned lake holding two subscribers' records, mixed."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName="Subscriber_table",
-            KeySchema=[{"AttributeName": "PhoneNumber", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "PhoneNumber", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.create_table(
-            TableName="Subscriber_counters",
-            KeySchema=[
-                {"AttributeName": "PhoneNumber", "KeyType": "HASH"},
-                {"AttributeName": "Kpi", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "PhoneNumber", "AttributeType": "S"},
-                {"AttributeName": "Kpi", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_tables(dynamodb, "Subscriber_table", "Subscriber_counters")
         for phone in (ERASED, KEPT):
             dynamodb.put_item(
                 TableName="Subscriber_table",

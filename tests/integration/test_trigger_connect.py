@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import metrics
+from tests.moto_tables import create_tables
 from trigger_connect import app
 
 EVENT = json.loads(
@@ -82,12 +83,7 @@ def env(monkeypatch):
 @pytest.fixture
 def connect(env):
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="Idempotency_table",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_tables(boto3.client("dynamodb"), "Idempotency_table")
         app._dependencies.cache_clear()
         yield FakeConnect(app._dependencies().connect)
         app._dependencies.cache_clear()

@@ -29,12 +29,13 @@ from reliability_harness import (
     Figures,
     HttpResponse,
     Output,
-    create_table,
     fresh_handler_modules,
     handler_of,
     parse_output,
     queue_with_dlq,
 )
+
+from tests.moto_tables import create_tables
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -66,14 +67,7 @@ def estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Estate]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(
-            dynamodb,
-            "Subscriber_table",
-            ["PhoneNumber"],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        create_table(dynamodb, "Subscriber_counters", ["PhoneNumber", "Kpi"])
-        create_table(dynamodb, "Idempotency_table", ["id"])
+        create_tables(dynamodb)
         sqs = boto3.client("sqs", region_name=REGION)
         queues: dict[str, str] = {}
         for name in ("incident_update_queue", "engagement_update_queue"):

@@ -107,19 +107,6 @@ class Estate:
         return sum(int(value) for value in attributes.values())
 
 
-def create_table(dynamodb: Any, name: str, keys: Sequence[str], **extra: Any) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": key, "KeyType": kind}
-            for key, kind in zip(keys, ("HASH", "RANGE"), strict=False)
-        ],
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
-        BillingMode="PAY_PER_REQUEST",
-        **extra,
-    )
-
-
 def queue_with_dlq(sqs: Any, name: str) -> tuple[str, str]:
     fifo = name.endswith(".fifo")
     base = name.removesuffix(".fifo")
