@@ -15,6 +15,7 @@ from feedback_loop.errors import ConfigError
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
+from stacks.nag import acknowledge
 from stacks.subscriber_state import SubscriberState
 
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
@@ -59,6 +60,7 @@ class ContactCentre(Construct):
         super().__init__(scope, construct_id)
         self.feedback = self._build_feedback_function(factory, lake, state)
         self.instance_arn, self.instance_id = self._build_instance(config)
+        self.contacts_arn = f"{self.instance_arn}/contact/*"
         association = connect.CfnIntegrationAssociation(
             self,
             "FeedbackIntegration",
@@ -112,6 +114,7 @@ class ContactCentre(Construct):
 
     def _build_instance(self, config: FeedbackLoopConfig) -> tuple[str, str]:
         if config.connect_instance_arn and config.connect_instance_id:
+            self._instance_nag_name = config.connect_instance_arn
             return config.connect_instance_arn, config.connect_instance_id
         instance = connect.CfnInstance(
             self,
@@ -126,6 +129,7 @@ class ContactCentre(Construct):
                 contactflow_logs=True,
             ),
         )
+        self._instance_nag_name = f"<{Stack.of(self).get_logical_id(instance)}.Arn>"
         return instance.attr_arn, instance.attr_id
 
     def _source_phone_number(self, config: FeedbackLoopConfig) -> str:
@@ -143,9 +147,21 @@ class ContactCentre(Construct):
         return number.attr_address
 
     def grant_start_outbound_call(self, grantee: iam.IGrantable) -> None:
-        """``connect:StartOutboundVoiceContact`` on this instance and flow only."""
+        """``connect:StartOutboundVoiceContact`` on the contacts of this instance only.
+
+        The Service Authorization Reference (Amazon Connect, "Actions defined by Amazon
+        Connect") authorises this action on the ``contact`` resource type alone,
+        ``arn:${Partition}:connect:${Region}:${Account}:instance/${InstanceId}/contact/*``:
+        a grant on the instance or flow ARN matches nothing and every call is denied.
+        """
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["connect:StartOutboundVoiceContact"],
-            resource_arns=[self.instance_arn, self.flow_arn],
+            resource_arns=[self.contacts_arn],
+        )
+        acknowledge(
+            grantee.grant_principal,
+            f"AwsSolutions-IAM5[Resource::{self._instance_nag_name}/contact/*]",
+            "A contact id exists only once the call is placed, so the grant can name only "
+            "the contacts of this instance (the resource type the action is authorised on).",
         )

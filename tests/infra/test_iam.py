@@ -67,7 +67,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
         {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "table Idempotency_table",
     )
-    | _pairs({"connect:StartOutboundVoiceContact"}, "connect instance", "contact flow")
+    | _pairs({"connect:StartOutboundVoiceContact"}, "contacts of the connect instance")
     | _pairs(KMS_TABLE, "stack key"),
     "Collect_feedback_from_Connect": RUNTIME
     | _pairs({"dynamodb:GetItem", "dynamodb:UpdateItem"}, "table Subscriber_table")
@@ -85,6 +85,7 @@ WILDCARD_ALLOW_LIST = {
     "lake feedback/*": "object keys are generated per batch under the prefix",
     "lake sentiment/*": "object keys are generated per batch under the prefix",
     "glue crawler log group /aws-glue/crawlers*": "Glue names the crawler log group at run time",
+    "contacts of the connect instance": "a contact id exists only once the call is placed",
 }
 
 
@@ -94,6 +95,8 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
         return "*"
     if isinstance(value, str) and ":connect:" in value and value.count("/") == 1:
         return "connect instance"
+    if isinstance(value, str) and ":connect:" in value and value.endswith("/contact/*"):
+        return "contacts of the connect instance"
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         target, attribute = value["Fn::GetAtt"]
         resource = resources[target]
@@ -128,6 +131,10 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
             return f"lake {text.lstrip('/')}"
         if ":log-group:/aws-glue/crawlers*" in text:
             return "glue crawler log group /aws-glue/crawlers*"
+        if text == "/contact/*" and resources[head["Fn::GetAtt"][0]]["Type"] == (
+            "AWS::Connect::Instance"
+        ):
+            return "contacts of the connect instance"
         if ":glue:" in text:
             return f"glue {text.rsplit(':', 1)[-1]}"
     raise AssertionError(f"unrecognised IAM resource {json.dumps(value)}")
