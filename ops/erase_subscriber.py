@@ -11,15 +11,13 @@ versioned bucket, not just hidden behind a new version.
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from feedback_loop.lake import PREFIXES, decode_jsonl_gz, encode_jsonl_gz
+from feedback_loop.contract import LAKE_PREFIXES, is_e164
+from feedback_loop.lake import decode_jsonl_gz, encode_jsonl_gz
 from feedback_loop.pseudonym import subscriber_id
-
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 
 
 @dataclass
@@ -128,7 +126,7 @@ def erase_subscriber(
     rewritten); an object left empty is removed. Each tainted object version is
     deleted permanently, so nothing remains to be restored. Safe to re-run.
     """
-    if not _E164.match(phone_number):
+    if not is_e164(phone_number):
         raise ValueError(f"phone number must be E.164 (e.g. +447700900123), got {phone_number!r}")
     sid = subscriber_id(pseudonym_key, phone_number)
     report = ErasureReport(subscriber_id=sid)
@@ -138,7 +136,7 @@ def erase_subscriber(
     report.table_item_deleted = "Attributes" in deleted
     report.counter_items_deleted = _delete_counters(dynamodb, counters_table_name, phone_number)
     eraser = _LakeEraser(s3, bucket, sid, report)
-    for prefix in PREFIXES:
+    for prefix in LAKE_PREFIXES:
         for key, versions in sorted(_versions_by_key(s3, bucket, f"{prefix}/").items()):
             eraser.erase_key(key, versions)
     return report

@@ -10,65 +10,14 @@ from typing import Any
 
 import duckdb
 
+from feedback_loop.contract import ANALYTICS_TABLES, LAKE_TABLES
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
-# Column types of the lake tables (docs/ARCHITECTURE.md, "Lake records"); the Glue tables
-# declare the same columns. Explicit types keep an empty or missing prefix a typed table.
+# Column types of the lake tables, from the contract the Glue tables are generated from too.
+# Explicit types keep an empty or missing prefix a typed table.
 LAKE_COLUMNS: dict[str, dict[str, str]] = {
-    "incidents": {
-        "incident_id": "VARCHAR",
-        "subscriber_id": "VARCHAR",
-        "event_type": "VARCHAR",
-        "timestamp": "VARCHAR",
-        "cell": "VARCHAR",
-        "device": "VARCHAR",
-        "vendor": "VARCHAR",
-        "failure_rate": "DOUBLE",
-        "sessions": "BIGINT",
-        "failures": "BIGINT",
-        "window_minutes": "BIGINT",
-    },
-    "engagement": {
-        "engagement_id": "VARCHAR",
-        "incident_id": "VARCHAR",
-        "subscriber_id": "VARCHAR",
-        "incident_type": "VARCHAR",
-        "incident_time": "VARCHAR",
-        "cell": "VARCHAR",
-        "device": "VARCHAR",
-        "vendor": "VARCHAR",
-        "failure_rate": "DOUBLE",
-        "threshold": "DOUBLE",
-        "decision": "VARCHAR",
-        "reason": "VARCHAR",
-        "decided_at": "VARCHAR",
-    },
-    "feedback": {
-        "contact_id": "VARCHAR",
-        "engagement_id": "VARCHAR",
-        "subscriber_id": "VARCHAR",
-        "incident_type": "VARCHAR",
-        "incident_time": "VARCHAR",
-        "cell": "VARCHAR",
-        "outcome": "VARCHAR",
-        "rating": "BIGINT",
-        "score": "DOUBLE",
-        "incident_weight": "DOUBLE",
-        "received_at": "VARCHAR",
-    },
-    "sentiment": {
-        "contact_id": "VARCHAR",
-        "engagement_id": "VARCHAR",
-        "subscriber_id": "VARCHAR",
-        "cell": "VARCHAR",
-        "device": "VARCHAR",
-        "vendor": "VARCHAR",
-        "incident_type": "VARCHAR",
-        "previous_sentiment": "DOUBLE",
-        "sentiment": "DOUBLE",
-        "change_sentiment": "DOUBLE",
-        "updated_at": "VARCHAR",
-    },
+    name: dict(LAKE_TABLES[name].engine_columns("duckdb")) for name in ANALYTICS_TABLES
 }
 
 # Result name -> SQL file; the result names are the dimensions the report breaks down by.

@@ -10,18 +10,17 @@ scenario may contain malformed ones on purpose and the twin feeds them as they a
 import json
 import math
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feedback_loop.contract import EVENT_TYPES, is_e164
 from feedback_loop.errors import ConfigError, FeedbackLoopError
-from feedback_loop.policy import EVENT_TYPES, POLICY_KEYS, load_policy
+from feedback_loop.policy import POLICY_KEYS, load_policy
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ANSWERS = ("1", "2", "3", "4", "5", "9", "none", "no_answer")
 TOP_LEVEL_KEYS = ("description", "config", "subscribers", "probe_events", "answers", "faults")
 
@@ -135,7 +134,7 @@ def _subscribers(raw: Any) -> list[Subscriber]:
             if key not in item:
                 raise ScenarioError(f"{where}.{key}: missing")
         phone = item["phone_number"]
-        if not isinstance(phone, str) or not E164.match(phone):
+        if not is_e164(phone):
             raise ScenarioError(
                 f"{where}.phone_number: expected E.164 like +447700900123, got {_show(phone)}"
             )
@@ -158,7 +157,7 @@ def _answers(raw: Any) -> dict[str, str]:
         raise ScenarioError(f"answers: expected an object keyed by phone number, got {_show(raw)}")
     for phone, answer in raw.items():
         where = f"answers[{_show(phone)}]"
-        if not E164.match(phone):
+        if not is_e164(phone):
             raise ScenarioError(f"{where}: key must be an E.164 phone number like +447700900123")
         if answer not in ANSWERS:
             raise ScenarioError(

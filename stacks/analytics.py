@@ -12,6 +12,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_quicksight as quicksight
 from constructs import Construct
 
+from feedback_loop.contract import ANALYTICS_TABLES
+from feedback_loop.contract import LAKE_TABLES as CONTRACT_TABLES
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, DataLake
 from stacks.nag import acknowledge
@@ -24,63 +26,9 @@ SQL_DIR = REPO_ROOT / "sql"
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
 PROJECTION_START = "2025-01-01"
 
-_S = "string"
-# Columns of each lake prefix (docs/ARCHITECTURE.md, "Lake records"); table name = prefix.
+# The Glue tables: one per analytics prefix, columns generated from the contract.
 LAKE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "incidents": (
-        ("incident_id", _S),
-        ("subscriber_id", _S),
-        ("event_type", _S),
-        ("timestamp", _S),
-        ("cell", _S),
-        ("device", _S),
-        ("vendor", _S),
-        ("failure_rate", "double"),
-        ("sessions", "int"),
-        ("failures", "int"),
-        ("window_minutes", "int"),
-    ),
-    "engagement": (
-        ("engagement_id", _S),
-        ("incident_id", _S),
-        ("subscriber_id", _S),
-        ("incident_type", _S),
-        ("incident_time", _S),
-        ("cell", _S),
-        ("device", _S),
-        ("vendor", _S),
-        ("failure_rate", "double"),
-        ("threshold", "double"),
-        ("decision", _S),
-        ("reason", _S),
-        ("decided_at", _S),
-    ),
-    "feedback": (
-        ("contact_id", _S),
-        ("engagement_id", _S),
-        ("subscriber_id", _S),
-        ("incident_type", _S),
-        ("incident_time", _S),
-        ("cell", _S),
-        ("outcome", _S),
-        ("rating", "int"),
-        ("score", "double"),
-        ("incident_weight", "double"),
-        ("received_at", _S),
-    ),
-    "sentiment": (
-        ("contact_id", _S),
-        ("engagement_id", _S),
-        ("subscriber_id", _S),
-        ("cell", _S),
-        ("device", _S),
-        ("vendor", _S),
-        ("incident_type", _S),
-        ("previous_sentiment", "double"),
-        ("sentiment", "double"),
-        ("change_sentiment", "double"),
-        ("updated_at", _S),
-    ),
+    name: CONTRACT_TABLES[name].engine_columns("glue") for name in ANALYTICS_TABLES
 }
 
 # The QuickSight map reads the sentiment records directly: one row per feedback call.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from feedback_loop.contract import E164
 from feedback_loop.errors import ConfigError
 from feedback_loop.policy import POLICY_KEYS, Policy, load_policy
 
@@ -60,7 +61,6 @@ LOG_RETENTION_DAYS = (
 )
 _CONNECT_ARN = re.compile(r"^arn:aws[a-z-]*:connect:[a-z0-9-]+:\d{12}:instance/[0-9a-f-]{36}$")
 _CONNECT_ALIAS = re.compile(r"^(?!d-)[A-Za-z0-9]([A-Za-z0-9-]{0,60}[A-Za-z0-9])?$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _QUICKSIGHT_ARN = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/.+$")
@@ -101,7 +101,7 @@ def _optional_text(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], h
     value = raw.get(key)
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ConfigError(f"{key} must be {hint} or null, got {value!r}")
     return value
 
@@ -145,7 +145,7 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
             merged, "connect_instance_alias", _CONNECT_ALIAS, "a Connect alias (letters, digits, -)"
         ),
         source_phone_number=_optional_text(
-            merged, "source_phone_number", _E164, "an E.164 phone number"
+            merged, "source_phone_number", E164, "an E.164 phone number"
         ),
         phone_number_country_code=_optional_text(
             merged, "phone_number_country_code", _COUNTRY, "an ISO 3166 two-letter country code"

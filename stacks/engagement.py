@@ -6,6 +6,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
+from feedback_loop.contract import LAST_CHANGE, LastChange
 from stacks.config import FeedbackLoopConfig
 from stacks.contact_centre import ContactCentre
 from stacks.data_lake import DataLake
@@ -21,7 +22,9 @@ TRIGGER_TIMEOUT = Duration.seconds(30)
 INCIDENT_FILTER = lambda_.FilterCriteria.filter(
     {
         "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-        "dynamodb": {"NewImage": {"LastChange": {"S": lambda_.FilterRule.is_equal("incident")}}},
+        "dynamodb": {
+            "NewImage": {LAST_CHANGE: {"S": lambda_.FilterRule.is_equal(LastChange.INCIDENT.value)}}
+        },
     }
 )
 # The smallest MaximumConcurrency an SQS event source mapping accepts.

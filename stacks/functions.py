@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from feedback_loop.contract import METRICS_NAMESPACE
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.nag import acknowledge
 
@@ -22,7 +23,6 @@ LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 POWERTOOLS_LAYER = "AWSLambdaPowertoolsPythonV3-python312-arm64"
 POWERTOOLS_LAYER_VERSION = 27
 POWERTOOLS_ACCOUNT = "017000801446"
-METRICS_NAMESPACE = "SubscriberFeedbackLoop"
 DEFAULT_TIMEOUT = Duration.seconds(60)
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "tests"]
 

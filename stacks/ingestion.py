@@ -6,13 +6,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
+from feedback_loop.contract import PROBE_STREAM
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
 from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
 from stacks.subscriber_state import SubscriberState
 
-STREAM_NAME = "probe_events"
 INGEST_TIMEOUT = Duration.seconds(60)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
@@ -38,7 +38,7 @@ class Ingestion(Construct):
         self.stream = kinesis.Stream(
             self,
             "ProbeEvents",
-            stream_name=STREAM_NAME,
+            stream_name=PROBE_STREAM,
             stream_mode=kinesis.StreamMode.ON_DEMAND,
             encryption=kinesis.StreamEncryption.KMS,
             encryption_key=lake.key,

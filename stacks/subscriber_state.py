@@ -6,9 +6,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-SUBSCRIBER_TABLE = "Subscriber_table"
-COUNTERS_TABLE = "Subscriber_counters"
-IDEMPOTENCY_TABLE = "Idempotency_table"
+from feedback_loop.contract import COUNTERS_TABLE, IDEMPOTENCY_TABLE, SUBSCRIBER_TABLE
+
 # What a caller of a table encrypted with a customer-managed key needs from KMS.
 KMS_TABLE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 

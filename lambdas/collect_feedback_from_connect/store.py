@@ -11,13 +11,13 @@ A lost race is retried from a fresh read.
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from feedback_loop.contract import LastChange
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import AppliedRating
 from feedback_loop.sentiment import NEUTRAL, SentimentUpdate
 
 MAX_FEEDBACK_CONTACTS = 20
 MAX_ATTEMPTS = 3
-FEEDBACK = "feedback"
 
 _RATING_UPDATE = (
     "SET Sentiment = :sentiment, FeedbackContacts = :contacts, LastFeedback = :last, "
@@ -82,7 +82,7 @@ class DynamoSubscriberStore:
                     }
                 },
                 ":at": {"S": received_at},
-                ":change": {"S": FEEDBACK},
+                ":change": {"S": LastChange.FEEDBACK},
                 ":cid": {"S": contact_id},
             }
             if seen:
@@ -118,7 +118,7 @@ class DynamoSubscriberStore:
                 ExpressionAttributeValues={
                     ":true": {"BOOL": True},
                     ":at": {"S": received_at},
-                    ":change": {"S": FEEDBACK},
+                    ":change": {"S": LastChange.FEEDBACK},
                 },
                 ReturnValues="ALL_NEW",
             )

@@ -13,8 +13,8 @@ from functools import partial
 from typing import Any, Protocol
 
 from feedback_loop import ids, pseudonym
+from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES
 from feedback_loop.errors import InvalidRecord
-from feedback_loop.policy import EVENT_TYPES
 from feedback_loop.sentiment import (
     NEUTRAL,
     SentimentUpdate,
@@ -195,19 +195,21 @@ def feedback_record(
 ) -> dict[str, Any]:
     """The ``feedback/`` lake record; the rating also weights the incident that caused the call."""
     rating = answer.rating
-    return {
-        "contact_id": request.contact_id,
-        "engagement_id": request.engagement_id,
-        "subscriber_id": subscriber_id,
-        "incident_type": request.incident_type,
-        "incident_time": request.incident_time,
-        "cell": request.cell,
-        "outcome": answer.outcome,
-        "rating": rating,
-        "score": None if rating is None else score(rating),
-        "incident_weight": None if rating is None else incident_weight(rating),
-        "received_at": received_at,
-    }
+    return LAKE_TABLES["feedback"].record(
+        {
+            "contact_id": request.contact_id,
+            "engagement_id": request.engagement_id,
+            "subscriber_id": subscriber_id,
+            "incident_type": request.incident_type,
+            "incident_time": request.incident_time,
+            "cell": request.cell,
+            "outcome": answer.outcome,
+            "rating": rating,
+            "score": None if rating is None else score(rating),
+            "incident_weight": None if rating is None else incident_weight(rating),
+            "received_at": received_at,
+        }
+    )
 
 
 def sentiment_record(
@@ -219,19 +221,21 @@ def sentiment_record(
     updated_at: str,
 ) -> dict[str, Any]:
     """The ``sentiment/`` lake record the cell/device/vendor priority is computed from."""
-    return {
-        "contact_id": request.contact_id,
-        "engagement_id": request.engagement_id,
-        "subscriber_id": subscriber_id,
-        "cell": request.cell,
-        "device": device,
-        "vendor": vendor,
-        "incident_type": request.incident_type,
-        "previous_sentiment": update.previous,
-        "sentiment": update.sentiment,
-        "change_sentiment": update.change,
-        "updated_at": updated_at,
-    }
+    return LAKE_TABLES["sentiment"].record(
+        {
+            "contact_id": request.contact_id,
+            "engagement_id": request.engagement_id,
+            "subscriber_id": subscriber_id,
+            "cell": request.cell,
+            "device": device,
+            "vendor": vendor,
+            "incident_type": request.incident_type,
+            "previous_sentiment": update.previous,
+            "sentiment": update.sentiment,
+            "change_sentiment": update.change,
+            "updated_at": updated_at,
+        }
+    )
 
 
 def record_feedback(

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PREFIXES = ("incidents", "engagement", "feedback", "sentiment", "rejected")
+from feedback_loop.contract import LAKE_PREFIXES as PREFIXES
 
 
 def object_key(prefix: str, dt: str, batch_id: str | None = None) -> str:

@@ -12,10 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.errors import ConfigError
-
-EVENT_TYPES = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
-VOICE_KPIS = ("CALL_DROP", "CALL_QUALITY")
 
 DEFAULT_THRESHOLDS = {
     "CALL_DROP": 0.16,

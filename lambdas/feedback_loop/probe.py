@@ -14,13 +14,12 @@ batch itself (the newest Kinesis arrival time, never the wall clock):
 """
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from feedback_loop.contract import EVENT_TYPES, is_e164
 from feedback_loop.errors import InvalidRecord
-from feedback_loop.policy import EVENT_TYPES
 from feedback_loop.timeutil import format_utc, parse_utc
 
 MAX_RECORD_BYTES = 4096
@@ -28,9 +27,6 @@ MAX_FUTURE = timedelta(days=1)
 MAX_PAST = timedelta(days=7)
 MAX_CELL_LENGTH = 64
 MAX_DIMENSION_LENGTH = 128
-# ASCII digits only and no trailing newline: ``\d`` also matches full-width and
-# Arabic-Indic digits, and ``$`` matches before a final "\n".
-E164 = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def parse_probe_record(raw: bytes | str, reference: datetime) -> ProbeRecord:
         raise InvalidRecord("not_an_object", type(data).__name__)
 
     phone_number = _field(data, "phone_number", str)
-    if not E164.match(phone_number):
+    if not is_e164(phone_number):
         raise InvalidRecord("bad_phone_number", "not E.164")
     event_type = _field(data, "event_type", str)
     if event_type not in EVENT_TYPES:

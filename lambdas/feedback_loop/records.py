@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from feedback_loop.contract import LAKE_TABLES
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage, IncidentMessage
 from feedback_loop.observability import MetricUnit, logger, metrics
@@ -22,38 +23,42 @@ MAX_REJECTED_PAYLOAD_CHARS = 8192
 
 def incident_record(message: IncidentMessage, key: bytes) -> dict[str, Any]:
     """``incidents/`` record; partitioned by ``timestamp``."""
-    return {
-        "incident_id": message.incident_id,
-        "subscriber_id": subscriber_id(key, message.phone_number),
-        "event_type": message.event_type,
-        "timestamp": message.timestamp,
-        "cell": message.cell,
-        "device": message.device,
-        "vendor": message.vendor,
-        "failure_rate": message.failure_rate,
-        "sessions": message.sessions,
-        "failures": message.failures,
-        "window_minutes": message.window_minutes,
-    }
+    return LAKE_TABLES["incidents"].record(
+        {
+            "incident_id": message.incident_id,
+            "subscriber_id": subscriber_id(key, message.phone_number),
+            "event_type": message.event_type,
+            "timestamp": message.timestamp,
+            "cell": message.cell,
+            "device": message.device,
+            "vendor": message.vendor,
+            "failure_rate": message.failure_rate,
+            "sessions": message.sessions,
+            "failures": message.failures,
+            "window_minutes": message.window_minutes,
+        }
+    )
 
 
 def engagement_record(message: EngagementMessage, key: bytes) -> dict[str, Any]:
     """``engagement/`` record; partitioned by ``decided_at``."""
-    return {
-        "engagement_id": message.engagement_id,
-        "incident_id": message.incident_id,
-        "subscriber_id": subscriber_id(key, message.phone_number),
-        "incident_type": message.incident_type,
-        "incident_time": message.incident_time,
-        "cell": message.cell,
-        "device": message.device,
-        "vendor": message.vendor,
-        "failure_rate": message.failure_rate,
-        "threshold": message.threshold,
-        "decision": message.decision,
-        "reason": message.reason,
-        "decided_at": message.decided_at,
-    }
+    return LAKE_TABLES["engagement"].record(
+        {
+            "engagement_id": message.engagement_id,
+            "incident_id": message.incident_id,
+            "subscriber_id": subscriber_id(key, message.phone_number),
+            "incident_type": message.incident_type,
+            "incident_time": message.incident_time,
+            "cell": message.cell,
+            "device": message.device,
+            "vendor": message.vendor,
+            "failure_rate": message.failure_rate,
+            "threshold": message.threshold,
+            "decision": message.decision,
+            "reason": message.reason,
+            "decided_at": message.decided_at,
+        }
+    )
 
 
 def _numbers_as_text(value: Any) -> Any:
@@ -82,13 +87,15 @@ def rejected_record(
         parsed: Any = json.loads(text)
     except ValueError:
         parsed = text
-    return {
-        "source": source,
-        "record_id": record_id,
-        "reason": reason,
-        "received_at": received_at,
-        "payload": redact(key, _numbers_as_text(parsed)),
-    }
+    return LAKE_TABLES["rejected"].record(
+        {
+            "source": source,
+            "record_id": record_id,
+            "reason": reason,
+            "received_at": received_at,
+            "payload": redact(key, _numbers_as_text(parsed)),
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from feedback_loop.contract import LastChange
 from feedback_loop.incidents import ProfileUpdate
 from feedback_loop.rates import (
     STALE_BUCKETS_BEFORE_PRUNE,
@@ -42,7 +43,6 @@ BATCH_GET_LIMIT = 100
 MAX_BUCKETS_PER_UPDATE = 40
 BATCH_GET_ATTEMPTS = 3
 SEQUENCE_WIDTH = 128
-INCIDENT = "incident"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -229,7 +229,7 @@ class ProfileStore:
             ":type": {"S": update.latest["EventType"]},
             ":time": {"S": update.latest["Timestamp"]},
             ":cell": {"S": update.cell},
-            ":change": {"S": INCIDENT},
+            ":change": {"S": LastChange.INCIDENT},
             ":next": {"N": str((seen_version or 0) + 1)},
         }
         sets = [

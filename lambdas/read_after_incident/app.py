@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.queues import OutgoingMessage, send_batches
 from feedback_loop.adapters.settings import load_settings
+from feedback_loop.contract import LAST_CHANGE, LastChange
 from feedback_loop.decision import (
     ENGAGE,
     Decision,
@@ -42,7 +43,6 @@ from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
 from read_after_incident.store import EngagementStore
 
-INCIDENT = "incident"
 MAX_ATTEMPTS = 3
 AWS_ERRORS = (ClientError, BotoCoreError)
 
@@ -137,7 +137,7 @@ def evaluate(changes: Sequence[Change], deps: Dependencies) -> Outcome:
     per_record: list[tuple[str, list[Decision]]] = []
     for index, change in enumerate(changes):
         image = change.new_image or {}
-        if not change.unreadable and image.get("LastChange") != INCIDENT:
+        if not change.unreadable and image.get(LAST_CHANGE) != LastChange.INCIDENT:
             continue
         try:
             if change.unreadable:

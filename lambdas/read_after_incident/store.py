@@ -13,10 +13,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from feedback_loop.contract import EVENT_TYPES, LastChange
 from feedback_loop.decision import CALLS_DAY, CALLS_TODAY, EngagementState
-from feedback_loop.policy import EVENT_TYPES
 
-ENGAGEMENT = "engagement"
 _FIELDS = (*EVENT_TYPES, CALLS_DAY, CALLS_TODAY)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -39,7 +38,7 @@ class EngagementStore:
         names = {"#e": "Engagements"}
         values: dict[str, Any] = {
             ":state": _serializer.serialize(state.to_item()),
-            ":change": {"S": ENGAGEMENT},
+            ":change": {"S": LastChange.ENGAGEMENT},
             ":true": {"BOOL": True},
         }
         conditions = ["(attribute_not_exists(OptedOut) OR OptedOut <> :true)"]

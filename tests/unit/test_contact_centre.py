@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent
 
+from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.ids import engagement_id
-from feedback_loop.policy import EVENT_TYPES
 from simulator.behaviour import DefaultBehaviour, SimulatedSubscribers
 from simulator.contact_centre import (
     ContactCentre,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from feedback_loop.policy import EVENT_TYPES
+from feedback_loop.contract import EVENT_TYPES
 
 FLOW_PATH = Path(__file__).parents[2] / "connect_flows" / "Subscriber_engagement.json"
 ARN_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"

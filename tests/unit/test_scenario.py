@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from feedback_loop.policy import DEFAULT_THRESHOLDS, EVENT_TYPES, Policy
+from feedback_loop.contract import EVENT_TYPES, is_e164
+from feedback_loop.policy import DEFAULT_THRESHOLDS, Policy
 from feedback_loop.timeutil import parse_utc
 from simulator.behaviour import ANGER_SLOPE, CONTENT_MEAN
 from simulator.scenario import (
@@ -20,7 +21,6 @@ from simulator.scenario import (
     parse_scenario,
 )
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 PROBE_KEYS = ["timestamp", "phone_number", "cell", "event_type", "success", "device", "vendor"]
 
 
@@ -34,7 +34,7 @@ def _well_formed(record: Any) -> bool:
         isinstance(record, dict)
         and list(record) == PROBE_KEYS
         and isinstance(record["phone_number"], str)
-        and bool(E164.match(record["phone_number"]))
+        and is_e164(record["phone_number"])
         and record["event_type"] in EVENT_TYPES
         and isinstance(record["success"], bool)
         and isinstance(record["cell"], str)
@@ -72,7 +72,7 @@ def test_about_half_a_percent_of_records_are_malformed_in_varied_ways(day) -> No
         else "missing field"
         if set(PROBE_KEYS) - set(r)
         else "bad phone"
-        if not isinstance(r["phone_number"], str) or not E164.match(r["phone_number"])
+        if not is_e164(r["phone_number"])
         else "unknown event type"
         if r["event_type"] not in EVENT_TYPES
         else "wrong type or value"

@@ -1,0 +1,150 @@
+"""The contract every part of the repo shares: names, shapes, reasons, the E.164 rule.
+
+Handlers, the stacks (stream filter, Glue columns), the twin (DuckDB columns), the
+operator tools and the tests import these instead of retyping them, so a name changed
+here is changed everywhere (docs/ARCHITECTURE.md explains each one).
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+# --- service KPIs --------------------------------------------------------------------------
+
+EVENT_TYPES = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
+
+# --- resource names (fixed by the design; the stacks create them with these names) ---------
+
+PROBE_STREAM = "probe_events"
+SUBSCRIBER_TABLE = "Subscriber_table"
+COUNTERS_TABLE = "Subscriber_counters"
+IDEMPOTENCY_TABLE = "Idempotency_table"
+METRICS_NAMESPACE = "SubscriberFeedbackLoop"
+
+# --- phone numbers ---------------------------------------------------------------------------
+
+# E.164: "+", then 8 to 15 ASCII digits, the first not 0. ``[0-9]`` and ``\Z`` on purpose:
+# ``\d`` also matches full-width and Arabic-Indic digits, and ``$`` matches before a final
+# newline. No numbering-plan library decides validity: a number of this shape is never
+# rejected because a library's metadata does not know its range.
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def is_e164(value: object) -> bool:
+    """True for a string that is an E.164 number by the rule above, and nothing else."""
+    return isinstance(value, str) and E164.fullmatch(value) is not None
+
+
+# --- Subscriber_table ------------------------------------------------------------------------
+
+
+class LastChange(StrEnum):
+    """Who wrote a ``Subscriber_table`` item last (``LastChange``); the stream filters on it."""
+
+    INCIDENT = "incident"
+    ENGAGEMENT = "engagement"
+    FEEDBACK = "feedback"
+
+
+LAST_CHANGE = "LastChange"
+PHONE_NUMBER = "PhoneNumber"
+
+# --- reasons ---------------------------------------------------------------------------------
+
+
+class Decision(StrEnum):
+    """What ``Read_after_incident`` decided on an above-threshold incident."""
+
+    ENGAGE = "engage"
+    SUPPRESS = "suppress"
+
+
+# --- the lake --------------------------------------------------------------------------------
+
+# Logical column types and their names in each engine that reads the lake.
+_ENGINE_TYPES = {
+    "string": {"glue": "string", "duckdb": "VARCHAR"},
+    "double": {"glue": "double", "duckdb": "DOUBLE"},
+    "int": {"glue": "int", "duckdb": "BIGINT"},
+}
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """One lake prefix: its records' columns (in order) and the field that dates them.
+
+    Objects live under ``<name>/dt=<date of time_field>/``; the Glue table of the same
+    name and the twin's DuckDB view are generated from ``columns``.
+    """
+
+    name: str
+    time_field: str
+    columns: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        unknown = {kind for _, kind in self.columns} - set(_ENGINE_TYPES)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown column types {sorted(unknown)}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The record keys, in schema order."""
+        return tuple(name for name, _ in self.columns)
+
+    def engine_columns(self, engine: str) -> tuple[tuple[str, str], ...]:
+        """``(name, type)`` pairs in ``engine``'s type names (``glue`` or ``duckdb``)."""
+        return tuple((name, _ENGINE_TYPES[kind][engine]) for name, kind in self.columns)
+
+    def record(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` as a record of this table; a missing or extra key is a programming error."""
+        missing = set(self.column_names) - set(values)
+        extra = set(values) - set(self.column_names)
+        if missing or extra:
+            raise KeyError(f"{self.name} record: missing {sorted(missing)}, extra {sorted(extra)}")
+        return {name: values[name] for name in self.column_names}
+
+
+def _table(name: str, time_field: str, columns: str) -> LakeTable:
+    """``columns`` as ``"name:type name:type ..."`` (type defaults to string)."""
+    pairs = tuple(
+        (column.partition(":")[0], column.partition(":")[2] or "string")
+        for column in columns.split()
+    )
+    return LakeTable(name, time_field, pairs)
+
+
+LAKE_TABLES: dict[str, LakeTable] = {
+    table.name: table
+    for table in (
+        _table(
+            "incidents",
+            "timestamp",
+            "incident_id subscriber_id event_type timestamp cell device vendor "
+            "failure_rate:double sessions:int failures:int window_minutes:int",
+        ),
+        _table(
+            "engagement",
+            "decided_at",
+            "engagement_id incident_id subscriber_id incident_type incident_time cell device "
+            "vendor failure_rate:double threshold:double decision reason decided_at",
+        ),
+        _table(
+            "feedback",
+            "received_at",
+            "contact_id engagement_id subscriber_id incident_type incident_time cell outcome "
+            "rating:int score:double incident_weight:double received_at",
+        ),
+        _table(
+            "sentiment",
+            "updated_at",
+            "contact_id engagement_id subscriber_id cell device vendor incident_type "
+            "previous_sentiment:double sentiment:double change_sentiment:double updated_at",
+        ),
+        _table("rejected", "received_at", "source record_id reason received_at payload"),
+    )
+}
+# Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
+ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment")
+LAKE_PREFIXES = tuple(LAKE_TABLES)
