@@ -97,6 +97,7 @@ class Verdict(StrEnum):
 
     ENGAGE = "engage"
     SUPPRESS = "suppress"
+    FAILED = "failed"  # Connect refused the call for good (reason: its error code)
 
 
 # --- the lake --------------------------------------------------------------------------------
