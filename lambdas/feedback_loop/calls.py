@@ -17,7 +17,7 @@ subscriber's queue.
 from dataclasses import dataclass
 from typing import Any
 
-from feedback_loop.contract import Verdict
+from feedback_loop.contract import Reason, Verdict
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage
 
@@ -64,9 +64,9 @@ def outbound_call_request(message: EngagementMessage, centre: CallCentre) -> dic
     (a suppressed decision or no engagement id to deduplicate on).
     """
     if message.decision != ENGAGE:
-        raise InvalidRecord("not_an_engagement", f"decision {message.decision!r}")
+        raise InvalidRecord(Reason.NOT_AN_ENGAGEMENT, f"decision {message.decision!r}")
     if not message.engagement_id or not message.phone_number:
-        raise InvalidRecord("missing_field", "engagement_id and phone_number are required")
+        raise InvalidRecord(Reason.MISSING_FIELD, "engagement_id and phone_number are required")
     return {
         "DestinationPhoneNumber": message.phone_number,
         "ContactFlowId": centre.contact_flow_id,
