@@ -25,6 +25,8 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "source_phone_number": None,
     "phone_number_country_code": "GB",
     "max_concurrent_calls": 5,
+    "sms_origination_identity": None,
+    "tts_voice": "Amy",
     "quicksight_principal_arn": None,
     "alarm_email": None,
     "lake_retention_days": 400,
@@ -63,6 +65,11 @@ _CONNECT_ARN = re.compile(r"^arn:aws[a-z-]*:connect:[a-z0-9-]+:\d{12}:instance/[
 _CONNECT_ALIAS = re.compile(r"^(?!d-)[A-Za-z0-9]([A-Za-z0-9-]{0,60}[A-Za-z0-9])?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SMS_IDENTITY = re.compile(
+    r"^arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:\d{12}:(phone-number|pool)/[A-Za-z0-9_-]+$"
+)
+# Amazon Polly voice names are one capitalised word (Amy, Joanna, Aditi, ...).
+_VOICE = re.compile(r"^[A-Z][a-zA-Z]{1,30}$")
 _QUICKSIGHT_ARN = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/.+$")
 
 
@@ -76,6 +83,8 @@ class FeedbackLoopConfig:
     source_phone_number: str | None
     phone_number_country_code: str | None
     max_concurrent_calls: int
+    sms_origination_identity: str | None
+    tts_voice: str
     quicksight_principal_arn: str | None
     alarm_email: str | None
     lake_retention_days: int
@@ -130,6 +139,18 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         raise ConfigError(
             f"log_retention_days must be one of {list(LOG_RETENTION_DAYS)}, got {log_retention!r}"
         )
+    policy = load_policy(merged)
+    sms_identity = _optional_text(
+        merged,
+        "sms_origination_identity",
+        _SMS_IDENTITY,
+        "the ARN of an AWS End User Messaging phone number or pool",
+    )
+    if policy.sms.enabled and not sms_identity:
+        raise ConfigError(
+            "sms.enabled needs sms_origination_identity: the ARN of the End User Messaging "
+            "phone number (or pool) the texts are sent from and replies arrive at"
+        )
     if not merged.get("source_phone_number") and not merged.get("phone_number_country_code"):
         raise ConfigError(
             "source_phone_number or phone_number_country_code must be set: Trigger_Connect "
@@ -137,7 +158,7 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
             "which the stack claims one)"
         )
     return FeedbackLoopConfig(
-        policy=load_policy(merged),
+        policy=policy,
         connect_instance_arn=_optional_text(
             merged, "connect_instance_arn", _CONNECT_ARN, "an Amazon Connect instance ARN"
         ),
@@ -152,6 +173,9 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         ),
         # The SQS event source's MaximumConcurrency: AWS accepts 2 to 1000.
         max_concurrent_calls=_whole(merged, "max_concurrent_calls", 2, 1000),
+        sms_origination_identity=sms_identity,
+        tts_voice=_optional_text(merged, "tts_voice", _VOICE, "an Amazon Polly voice name")
+        or "Amy",
         quicksight_principal_arn=_optional_text(
             merged, "quicksight_principal_arn", _QUICKSIGHT_ARN, "a QuickSight user or group ARN"
         ),

@@ -9,6 +9,9 @@ from aws_cdk import Aws, Duration, Fn, Stack
 from aws_cdk import aws_connect as connect
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from feedback_loop.contract import LastChange
@@ -17,7 +20,7 @@ from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
-from stacks.queues import dead_letter_queue
+from stacks.queues import QueueDestination, dead_letter_queue
 from stacks.subscriber_state import SubscriberState
 
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
@@ -67,6 +70,15 @@ class ContactCentre(Construct):
             self, "FeedbackWriterFailures", name="write_feedback_failures_dlq", key=lake.key
         )
         self.feedback_writer = self._build_feedback_writer(factory, lake, state)
+        self._sms_identity = config.sms_origination_identity if config.policy.sms.enabled else None
+        self.sms_environment = (
+            {"SMS_ORIGINATION_IDENTITY": self._sms_identity} if self._sms_identity else {}
+        )
+        self.sms_replies: sns.Topic | None = None
+        self.sms_feedback: lambda_.Function | None = None
+        self.sms_failures_dlq: sqs.Queue | None = None
+        if self._sms_identity:
+            self._build_sms_replies(factory, lake, state)
         self.instance_arn, self.instance_id = self._build_instance(config)
         self.contacts_arn = f"{self.instance_arn}/contact/*"
         association = connect.CfnIntegrationAssociation(
@@ -138,6 +150,64 @@ class ContactCentre(Construct):
         lake.grant_write(function, "feedback", "sentiment")
         lake.grant_pseudonym_read(function)
         return function
+
+    def _build_sms_replies(
+        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+    ) -> None:
+        """The second channel's way back: two-way SMS replies → ``Collect_feedback_from_SMS``.
+
+        AWS End User Messaging SMS publishes each reply to this topic (enable two-way SMS on
+        the origination number with the ``SmsRepliesTopicArn`` output); the function records
+        the answer like the voice path does. A reply the function cannot take is retried by
+        Lambda's asynchronous invocation, then kept in ``sms_replies_dlq``.
+        """
+        stack = Stack.of(self)
+        topic = sns.Topic(
+            self,
+            "SmsReplies",
+            display_name="Subscriber Feedback Loop SMS replies",
+            master_key=lake.key,
+            enforce_ssl=True,
+        )
+        # The service publishes with the key, so the key must let it (and only for this use).
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sms-voice.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        lake.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sms-voice.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        dlq = dead_letter_queue(self, "SmsRepliesFailures", name="sms_replies_dlq", key=lake.key)
+        function = factory.create(
+            self,
+            name="Collect_feedback_from_SMS",
+            folder="collect_feedback_from_sms",
+            timeout=FEEDBACK_TIMEOUT,
+            invoked_by="the sms_replies SNS topic (asynchronous, with an on-failure queue)",
+            environment={"SUBSCRIBER_TABLE": state.subscribers.table_name},
+        )
+        function.configure_async_invoke(retry_attempts=2, on_failure=QueueDestination(dlq, lake.key))
+        topic.add_subscription(subscriptions.LambdaSubscription(function, dead_letter_queue=dlq))
+        state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self.sms_replies, self.sms_feedback, self.sms_failures_dlq = topic, function, dlq
+
+    def grant_send_text(self, grantee: iam.IGrantable) -> None:
+        """``sms-voice:SendTextMessage`` from the configured number or pool, when SMS is on."""
+        if self._sms_identity:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["sms-voice:SendTextMessage"],
+                resource_arns=[self._sms_identity],
+            )
 
     def _build_instance(self, config: FeedbackLoopConfig) -> tuple[str, str]:
         if config.connect_instance_arn and config.connect_instance_id:

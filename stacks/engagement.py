@@ -76,6 +76,7 @@ class Engagement(Construct):
             invoked_by="the Subscriber_table stream event source mapping",
             environment={
                 "SUBSCRIBER_TABLE": state.subscribers.table_name,
+                "CONTACT_STATE_TABLE": state.contact_state.table_name,
                 "ENGAGEMENT_UPDATE_QUEUE_URL": self.update_queue.queue_url,
                 "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
             },
@@ -83,6 +84,7 @@ class Engagement(Construct):
         # Only records whose latest change is an incident wake it (docs/ARCHITECTURE.md).
         state.consume_changes(function, LastChange.INCIDENT, on_failure=self.failures_dlq)
         state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
+        state.grant_items(function, state.contact_state, "dynamodb:UpdateItem")
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         for queue in (self.update_queue, self.trigger_queue):
             queue.grant(function, "sqs:SendMessage")
@@ -102,7 +104,7 @@ class Engagement(Construct):
             },
         )
         subscribe(function, self._updates, batch_size=100, max_batching_window=WRITER_WINDOW)
-        lake.grant_write(function, "engagement")
+        lake.grant_write(function, "engagement", "outages")
         lake.grant_pseudonym_read(function)
         return function
 
@@ -125,8 +127,11 @@ class Engagement(Construct):
                 "CONTACT_FLOW_ID": contact.flow_id,
                 "SOURCE_PHONE_NUMBER": contact.source_phone_number,
                 "IDEMPOTENCY_TABLE": state.idempotency.table_name,
+                "SUBSCRIBER_TABLE": state.subscribers.table_name,
+                "CONTACT_STATE_TABLE": state.contact_state.table_name,
                 "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
                 "ENGAGEMENT_UPDATE_QUEUE_URL": self.update_queue.queue_url,
+                **contact.sms_environment,
             },
         )
         # The event source's MaximumConcurrency bounds how many invocations dial at once,
@@ -135,8 +140,12 @@ class Engagement(Construct):
         subscribe(
             function, self._triggers, batch_size=10, max_concurrency=config.max_concurrent_calls
         )
-        # A call Connect refuses for good is recorded as a failed engagement.
+        # Every step of an episode is recorded in the lake.
         self.update_queue.grant(function, "sqs:SendMessage")
+        # The contact policy, again, before each contact.
+        state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        state.grant_items(function, state.contact_state, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        contact.grant_send_text(function)
         state.grant_items(
             function,
             state.idempotency,

@@ -108,6 +108,31 @@ class FailureQueue:
         return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
 
 
+@jsii.implements(lambda_.IDestination)
+class QueueDestination:
+    """On-failure destination of a function's asynchronous invocations.
+
+    Like ``SqsDestination`` but grants only ``sqs:SendMessage`` and the two KMS actions
+    sending to an encrypted queue needs (``SqsDestination`` grants wildcard KMS actions).
+    """
+
+    def __init__(self, queue: sqs.IQueue, key: kms.IKey) -> None:
+        self._queue = queue
+        self._key = key
+
+    def bind(
+        self,
+        _scope: Construct,
+        fn: lambda_.IFunction,
+        *,
+        type: lambda_.DestinationType | None = None,  # noqa: A002 (the interface's name)
+    ) -> lambda_.DestinationConfig:
+        """Grant the function's role what Lambda needs to send the failed event."""
+        self._queue.grant(fn, "sqs:SendMessage")
+        self._key.grant(fn, "kms:GenerateDataKey", "kms:Decrypt")
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
+
+
 def subscribe(
     function: lambda_.IFunction,
     pair: QueuePair,

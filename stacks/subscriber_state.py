@@ -10,6 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from feedback_loop.contract import (
+    CONTACT_STATE_TABLE,
     COUNTERS_TABLE,
     IDEMPOTENCY_TABLE,
     LAST_CHANGE,
@@ -47,6 +48,14 @@ class SubscriberState(Construct):
             IDEMPOTENCY_TABLE,
             partition_key="id",
             time_to_live_attribute="expiration",
+        )
+        # The contact policy's shared counters: outages per cell, the pacing budget.
+        self.contact_state = self._build_table(
+            "ContactState",
+            CONTACT_STATE_TABLE,
+            partition_key="Key",
+            sort_key="Window",
+            time_to_live_attribute="ExpiresAt",
         )
 
     def consume_changes(

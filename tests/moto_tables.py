@@ -9,6 +9,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "Subscriber_table": ("PhoneNumber",),
     "Subscriber_counters": ("PhoneNumber", "Kpi"),
     "Idempotency_table": ("id",),
+    "Contact_state": ("Key", "Window"),
 }
 STREAMED = {"Subscriber_table": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
 

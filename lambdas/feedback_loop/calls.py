@@ -14,6 +14,7 @@ parameters, the resource or the permission cannot: retrying it only blocks the
 subscriber's queue.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,34 +47,52 @@ class CallCentre:
     source_phone_number: str
 
 
-def contact_attributes(message: EngagementMessage) -> dict[str, str]:
-    """The contact attributes the flow reads (all strings, as Connect requires)."""
+def contact_attributes(
+    message: EngagementMessage, incident_types: Sequence[str], attempt: int
+) -> dict[str, str]:
+    """The contact attributes the flow reads (all strings, as Connect requires).
+
+    ``incident_type`` and its time and id name the episode's first incident (the
+    feedback function checks the engagement id against them); ``incident_types`` lists
+    every problem the episode asks about (comma-separated), ``attempt`` which call this is.
+    """
     return {
         "engagement_id": str(message.engagement_id),
         "incident_type": str(message.incident_type),
         "incident_time": str(message.incident_time),
         "incident_id": str(message.incident_id),
+        "incident_types": ",".join(incident_types),
         "cell": str(message.cell),
+        "attempt": str(attempt),
     }
 
 
-def outbound_call_request(message: EngagementMessage, centre: CallCentre) -> dict[str, Any]:
-    """Keyword arguments of ``StartOutboundVoiceContact`` for one engagement.
-
-    Raises :class:`InvalidRecord` for a message that must never become a call
-    (a suppressed decision or no engagement id to deduplicate on).
-    """
+def check_engagement(message: EngagementMessage) -> None:
+    """Raise :class:`InvalidRecord` for a message that must never become a contact
+    (a decision other than ``engage``, or no engagement id to deduplicate on)."""
     if message.decision != ENGAGE:
         raise InvalidRecord(Reason.NOT_AN_ENGAGEMENT, f"decision {message.decision!r}")
     if not message.engagement_id or not message.phone_number:
         raise InvalidRecord(Reason.MISSING_FIELD, "engagement_id and phone_number are required")
+
+
+def client_token(engagement_id: str, attempt: int) -> str:
+    """The ``ClientToken`` (and idempotency key) of one call attempt of an engagement."""
+    return f"{engagement_id}-{attempt}"
+
+
+def outbound_call_request(
+    message: EngagementMessage, centre: CallCentre, incident_types: Sequence[str], attempt: int
+) -> dict[str, Any]:
+    """Keyword arguments of ``StartOutboundVoiceContact`` for one call attempt."""
+    check_engagement(message)
     return {
         "DestinationPhoneNumber": message.phone_number,
         "ContactFlowId": centre.contact_flow_id,
         "InstanceId": centre.instance_id,
         "SourcePhoneNumber": centre.source_phone_number,
-        "ClientToken": message.engagement_id,
-        "Attributes": contact_attributes(message),
+        "ClientToken": client_token(message.engagement_id, attempt),
+        "Attributes": contact_attributes(message, incident_types, attempt),
     }
 
 

@@ -21,6 +21,7 @@ PROBE_STREAM = "probe_events"
 SUBSCRIBER_TABLE = "Subscriber_table"
 COUNTERS_TABLE = "Subscriber_counters"
 IDEMPOTENCY_TABLE = "Idempotency_table"
+CONTACT_STATE_TABLE = "Contact_state"
 METRICS_NAMESPACE = "SubscriberFeedbackLoop"
 
 # --- phone numbers ---------------------------------------------------------------------------
@@ -120,9 +121,13 @@ class Reason(StrEnum):
 class Verdict(StrEnum):
     """The ``decision`` of an engagement record: what was decided about an incident."""
 
-    ENGAGE = "engage"
-    SUPPRESS = "suppress"
-    FAILED = "failed"  # Connect refused the call for good (reason: its error code)
+    ENGAGE = "engage"  # a new episode: the subscriber will be contacted
+    SUPPRESS = "suppress"  # not contacted (reason: the rule)
+    MERGED = "merged"  # joined the subscriber's open episode: one contact asks about both
+    DEFERRED = "deferred"  # the contact waits until a later moment (reason: the rule)
+    CONTACTED = "contacted"  # an attempt was made (reason: voice | sms)
+    CLOSED = "closed"  # the episode ended (reason: answered | no_answer | no_reply)
+    FAILED = "failed"  # the channel refused the contact for good (reason: its error code)
 
 
 # --- the lake --------------------------------------------------------------------------------
@@ -206,9 +211,14 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "contact_id engagement_id subscriber_id cell device vendor incident_type "
             "previous_sentiment:double sentiment:double change_sentiment:double updated_at",
         ),
+        _table(
+            "outages",
+            "detected_at",
+            "cell window_start detected_at subscribers:int min_subscribers:int sample_size:int",
+        ),
         _table("rejected", "received_at", "source record_id reason received_at payload"),
     )
 }
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
-ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment")
+ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment", "outages")
 LAKE_PREFIXES = tuple(LAKE_TABLES)

@@ -1,107 +1,58 @@
-"""Engagement decision and contact policy, evaluated for each new incident.
+"""Decide: what to do about each new above-threshold incident (the contact policy, first pass).
 
 Incidents at or below the KPI's threshold (compared exactly) produce no decision at
-all. The others are engaged unless a rule blocks them; the rules are checked in this
-order and the first that blocks names the ``suppress`` decision's reason: the
-subscriber opted out (``opted_out``); the window held fewer than ``min_sessions``
-sessions (``min_sessions``); the incident's local time (``policy.timezone``) is in
-quiet hours (``quiet_hours``); the same KPI was engaged within ``cooldown_minutes``
-(``cooldown``); ``max_calls_per_day`` engagements already happened on that local day
-(``daily_cap``).
+all. For the others, in this order, the first rule that applies names the decision:
 
-All times are business times: ``decided_at`` is the incident's time, so a
+1. the subscriber opted out → ``suppress: opted_out``; is on the do-not-contact list →
+   ``suppress: do_not_contact``;
+2. the KPI's window held fewer than ``min_sessions`` sessions → ``suppress: min_sessions``;
+3. the incident is already older than ``max_incident_age_hours`` → ``suppress: stale``;
+4. the subscriber has an open episode → ``merged: same_episode`` (the contact will ask
+   about this problem too);
+5. the contact policy could not allow a contact before the incident grows stale → suppress
+   with the rule that pushes it too late (``contact_gap``, ``contact_cap``, ``quiet_hours``);
+6. otherwise → ``engage: above_threshold``: a new episode. When it is contacted is the
+   dialler's decision (gathering delay, calling hours, pacing), made again before dialling.
+
+``now`` is the business time of the decision: the stream record's creation time, so a
 replayed day takes the same decisions.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from fractions import Fraction
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from feedback_loop.contract import EVENT_TYPES, Reason, Verdict
-from feedback_loop.errors import InvalidRecord
-from feedback_loop.ids import engagement_id
+from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
+from feedback_loop.contract import Verdict
+from feedback_loop.episodes import Episode, SubscriberView
+from feedback_loop.ids import engagement_id, short_id
 from feedback_loop.messages import EngagementMessage
 from feedback_loop.messages import IncidentMessage as Incident
 from feedback_loop.policy import Policy
-from feedback_loop.timeutil import parse_utc
+from feedback_loop.timeutil import format_utc, parse_utc
 
 ENGAGE = Verdict.ENGAGE
 SUPPRESS = Verdict.SUPPRESS
-CALLS_DAY = "CallsDay"
-CALLS_TODAY = "CallsToday"
-
-
-@dataclass(frozen=True)
-class EngagementState:
-    """The profile's ``Engagements`` map: last engagement per KPI and today's call count."""
-
-    last_by_kpi: Mapping[str, str] = field(default_factory=dict)
-    calls_day: str | None = None
-    calls_today: int = 0
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any] | None) -> "EngagementState":
-        """Read the (deserialised) ``Engagements`` attribute; absent means never engaged.
-
-        A malformed attribute raises :class:`InvalidRecord` so the stream record is
-        rejected alone instead of failing its whole batch.
-        """
-        item = item or {}
-        try:
-            return cls(
-                last_by_kpi={k: str(v) for k, v in item.items() if k in EVENT_TYPES},
-                calls_day=str(item[CALLS_DAY]) if item.get(CALLS_DAY) else None,
-                calls_today=int(item.get(CALLS_TODAY) or 0),
-            )
-        except (AttributeError, TypeError, ValueError) as error:
-            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad Engagements: {error}") from error
-
-    def to_item(self) -> dict[str, Any]:
-        """The ``Engagements`` attribute value."""
-        item: dict[str, Any] = dict(self.last_by_kpi)
-        if self.calls_day is not None:
-            item[CALLS_DAY] = self.calls_day
-            item[CALLS_TODAY] = self.calls_today
-        return item
-
-    def calls_on(self, day: str) -> int:
-        """Engagements already made on local ``day``."""
-        return self.calls_today if self.calls_day == day else 0
-
-    def engaged(self, incident: Incident, day: str) -> "EngagementState":
-        """The state after engaging on ``incident`` (local ``day``)."""
-        last = dict(self.last_by_kpi)
-        previous = last.get(incident.event_type)
-        if previous is None or parse_utc(previous) < parse_utc(incident.timestamp):
-            last[incident.event_type] = incident.timestamp
-        if self.calls_day is None or day > self.calls_day:
-            return replace(self, last_by_kpi=last, calls_day=day, calls_today=1)
-        if day == self.calls_day:
-            return replace(self, last_by_kpi=last, calls_today=self.calls_today + 1)
-        return replace(self, last_by_kpi=last)
+MERGED = Verdict.MERGED
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The decision on one above-threshold incident."""
+    """The decision on one above-threshold incident.
+
+    ``engagement_id`` is the engagement the incident belongs to: a new one for
+    ``engage`` (and for a suppressed incident), the open episode's for ``merged``.
+    """
 
     phone_number: str
     incident: Incident
     decision: str
     reason: str
     threshold: float
+    engagement_id: str
+    decided_at: str
     replayed: bool = False
-
-    @property
-    def engagement_id(self) -> str:
-        """Deterministic id: the same incident always yields the same engagement."""
-        incident = self.incident
-        return engagement_id(
-            self.phone_number, incident.event_type, incident.timestamp, incident.incident_id
-        )
 
     def to_message(self) -> EngagementMessage:
         """The ``engagement`` queue message for this decision."""
@@ -119,8 +70,15 @@ class Decision:
             threshold=self.threshold,
             decision=self.decision,
             reason=self.reason,
-            decided_at=incident.timestamp,
+            decided_at=self.decided_at,
         )
+
+
+def own_engagement_id(phone_number: str, incident: Incident) -> str:
+    """The id of the engagement an incident starts (or would have started)."""
+    return engagement_id(
+        phone_number, incident.event_type, incident.timestamp, incident.incident_id
+    )
 
 
 def above_threshold(incident: Incident, threshold: float) -> bool:
@@ -130,70 +88,87 @@ def above_threshold(incident: Incident, threshold: float) -> bool:
     return Fraction(incident.failures, incident.sessions) > Fraction(str(threshold))
 
 
-def local_day_and_time(timestamp: str, timezone: str) -> tuple[str, str]:
-    """``(YYYY-MM-DD, HH:MM)`` of ``timestamp`` in ``timezone``."""
-    local = parse_utc(timestamp).astimezone(ZoneInfo(timezone))
-    return local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
+def new_episode(phone_number: str, incident: Incident) -> Episode:
+    """The episode an engaged incident opens."""
+    return Episode(
+        engagement_id=own_engagement_id(phone_number, incident),
+        incident_id=incident.incident_id,
+        incident_type=incident.event_type,
+        incident_time=incident.timestamp,
+        cell=incident.cell,
+        incident_types=(incident.event_type,),
+        incident_keys=(short_id(incident.incident_id),),
+    )
 
 
 def _blocking_rule(
-    incident: Incident, state: EngagementState, opted_out: bool, policy: Policy
+    incident: Incident, view: SubscriberView, policy: Policy, now: datetime
 ) -> str | None:
-    day, hhmm = local_day_and_time(incident.timestamp, policy.timezone)
-    if opted_out:
+    if view.opted_out:
         return "opted_out"
+    if view.do_not_contact:
+        return "do_not_contact"
     if incident.sessions < policy.min_sessions:
         return "min_sessions"
-    if policy.quiet_hours.contains(hhmm):
-        return "quiet_hours"
-    last = state.last_by_kpi.get(incident.event_type)
-    if last is not None and abs(parse_utc(incident.timestamp) - parse_utc(last)) < timedelta(
-        minutes=policy.cooldown_minutes
-    ):
-        return "cooldown"
-    if state.calls_on(day) >= policy.max_calls_per_day:
-        return "daily_cap"
+    rules = policy.contact_rules
+    moment = parse_utc(incident.timestamp)
+    if is_stale(moment, now, rules):
+        return "stale"
     return None
 
 
 def decide(
-    phone_number: str,
-    incident: Incident,
-    state: EngagementState,
-    opted_out: bool,
-    policy: Policy,
-) -> tuple[Decision | None, EngagementState]:
+    incident: Incident, view: SubscriberView, policy: Policy, now: datetime
+) -> tuple[Decision | None, SubscriberView]:
     """Decide on one incident; returns the decision (``None`` if not above threshold) and
-    the engagement state after it.
-
-    An incident whose engagement is already recorded (same KPI, same time) is a
-    replay of a decision taken before: it is engaged again, without changing
-    the state, so the downstream messages can be re-sent idempotently.
-    """
+    the subscriber's state after it."""
+    phone = view.phone_number
     threshold = float(policy.thresholds[incident.event_type])
     if not above_threshold(incident, threshold):
-        return None, state
-    if state.last_by_kpi.get(incident.event_type) == incident.timestamp:
-        return Decision(phone_number, incident, ENGAGE, "above_threshold", threshold, True), state
-    rule = _blocking_rule(incident, state, opted_out, policy)
+        return None, view
+    decided_at = format_utc(now)
+    episode = view.contact.episode
+    key = short_id(incident.incident_id)
+    if episode is not None and key in episode.incident_keys:
+        # A replay of a decision taken before: the same messages again, no state change.
+        first = episode.incident_keys[0] == key
+        verdict, reason = (ENGAGE, "above_threshold") if first else (MERGED, "same_episode")
+        decision = Decision(
+            phone, incident, verdict, reason, threshold, episode.engagement_id, decided_at, True
+        )
+        return decision, view
+    own_id = own_engagement_id(phone, incident)
+    rule = _blocking_rule(incident, view, policy, now)
     if rule is not None:
-        return Decision(phone_number, incident, SUPPRESS, rule, threshold), state
-    day, _ = local_day_and_time(incident.timestamp, policy.timezone)
-    decision = Decision(phone_number, incident, ENGAGE, "above_threshold", threshold)
-    return decision, state.engaged(incident, day)
+        return Decision(phone, incident, SUPPRESS, rule, threshold, own_id, decided_at), view
+    if episode is not None and episode.is_open:
+        merged = episode.joined(incident.event_type, key)
+        after = replace(view, contact=view.contact.with_episode(merged))
+        decision = Decision(
+            phone, incident, MERGED, "same_episode", threshold, episode.engagement_id, decided_at
+        )
+        return decision, after
+    rules = policy.contact_rules
+    first = parse_utc(incident.timestamp)
+    zone = subscriber_zone(view.time_zone, phone, policy.timezone)
+    earliest = next_contact(now, first, view.contact.history, rules, zone)
+    if is_stale(first, earliest.at, rules):
+        # The rule that pushes the first possible contact past the incident's age limit.
+        reason = earliest.reason or "stale"
+        return Decision(phone, incident, SUPPRESS, reason, threshold, own_id, decided_at), view
+    opened = replace(view, contact=view.contact.with_episode(new_episode(phone, incident)))
+    return Decision(
+        phone, incident, ENGAGE, "above_threshold", threshold, own_id, decided_at
+    ), opened
 
 
 def decide_all(
-    phone_number: str,
-    incidents: Sequence[Incident],
-    state: EngagementState,
-    opted_out: bool,
-    policy: Policy,
-) -> tuple[list[Decision], EngagementState]:
-    """Decide on incidents in time order, each seeing the engagements decided before it."""
+    incidents: Sequence[Incident], view: SubscriberView, policy: Policy, now: datetime
+) -> tuple[list[Decision], SubscriberView]:
+    """Decide on incidents in time order, each seeing the state the ones before it left."""
     decisions = []
-    for incident in sorted(incidents, key=lambda i: (parse_utc(i.timestamp), i.incident_id)):
-        decision, state = decide(phone_number, incident, state, opted_out, policy)
+    for incident in sorted(incidents, key=lambda i: (parse_utc(i.timestamp), i.record_id)):
+        decision, view = decide(incident, view, policy, now)
         if decision is not None:
             decisions.append(decision)
-    return decisions, state
+    return decisions, view

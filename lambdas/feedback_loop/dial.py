@@ -1,70 +1,92 @@
-"""Engage: one engagement message → a call placed, deferred with back-off, or refused for good.
+"""Engage: one episode's engagement message → the contact policy again, then a contact.
 
-Amazon Connect limits calls in two ways: concurrent active calls per instance (a call
-holds its slot until it disconnects, a minute or two after it was placed) and the
-request rate of ``StartOutboundVoiceContact``. Beyond either it refuses the call for
-now; the engagement then waits with exponential back-off, keeping its subscriber's
-place in the FIFO queue, so a burst is called at the pace the quotas allow and nothing
-reaches the dead-letter queue for being throttled. A refusal no retry can overcome
-(``calls.PERMANENT_ERRORS``) is recorded once, as a ``failed`` engagement in the lake
-with Connect's error code as its reason, and the message is done.
+The message waits on the FIFO trigger queue for as long as its episode lasts, keeping
+the subscriber's place (their later engagements wait behind it). Each time it is
+delivered, the dialler looks at the subscriber as they are *now* and either contacts
+them, holds the message back until a later moment, or closes the episode:
+
+* **before the first contact** the policy is evaluated again: an opt-out or
+  do-not-contact entry since the decision, a stale incident, the gathering delay, the
+  gap and cap, the subscriber's calling hours, an outage on the cell (only the sample
+  is contacted) and the calls-per-minute budget;
+* **after a contact** the answer decides: answered → done; a call not answered →
+  one more call later within calling hours (``voice_attempts``); then, when enabled, a
+  text (``sms``); else the episode closes as ``no_answer``.
+
+Amazon Connect's own limits (concurrent active calls, the API's request rate) refuse a
+call for now: it waits with exponential back-off. A refusal no retry can overcome
+(``calls.PERMANENT_ERRORS``) closes the episode as ``failed`` with the error code.
+Every step that changes the episode is recorded in ``engagement/`` with its reason.
 """
 
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from feedback_loop.calls import CallCentre, is_permanent, outbound_call_request
+from feedback_loop.calls import CallCentre, check_engagement, is_permanent, outbound_call_request
+from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
+from feedback_loop.episodes import CLOSED, CONTACTED, SMS, VOICE, Episode
 from feedback_loop.errors import AwsError
 from feedback_loop.messages import EngagementMessage, decode, encode
-from feedback_loop.ports import MessageQueue, OutgoingMessage
+from feedback_loop.outages import eligible_for_sample, subscriber_key, window_start
+from feedback_loop.policy import Policy
+from feedback_loop.ports import CellStore, ContactStore, MessageQueue, OutgoingMessage
+from feedback_loop.texts import rating_request
+from feedback_loop.timeutil import format_utc, parse_utc
 
 PlaceCall = Callable[[Mapping[str, Any]], str]
+SendText = Callable[[str, str, str], str]
+"""``send(phone number, text, idempotency key)`` → the message id."""
 
 BACKOFF_BASE_SECONDS = 30
 # A throttled engagement is tried again at most this long after its last attempt: Connect
-# frees a call slot within minutes, and SQS caps a message's visibility at 12 hours.
+# frees a call slot within minutes.
 BACKOFF_MAX_SECONDS = 900
 BACKOFF_JITTER = 0.2
+# SQS hides a received message for at most 12 hours; a longer wait is taken in steps.
+MAX_HOLD_SECONDS = 12 * 60 * 60
+MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
 class DialPorts:
-    """Where calls go, how they are placed (idempotently), and where failures are recorded."""
+    """Where contacts go, the subscriber's state, the shared counters, the lake's queue."""
 
     centre: CallCentre
     place: PlaceCall
+    send_text: SendText | None
+    contacts: ContactStore
+    cells: CellStore
     updates: MessageQueue
+    policy: Policy
 
 
 @dataclass(frozen=True)
-class Placed:
-    """Connect accepted the call."""
+class Hold:
+    """Keep the message, hidden for ``seconds``: the episode goes on later."""
 
     engagement_id: str
-    contact_id: str
+    reason: str
+    seconds: int
+    throttled: bool = False
 
 
 @dataclass(frozen=True)
-class Deferred:
-    """Connect refused for now: try again in ``retry_in_seconds``."""
+class Done:
+    """The message is done: the episode was contacted for the last time, or closed."""
 
     engagement_id: str
-    code: str
-    retry_in_seconds: int
+    reason: str
 
 
-@dataclass(frozen=True)
-class Refused:
-    """Connect refused for good; the failure is recorded in the lake."""
-
-    engagement_id: str
-    code: str
+DialOutcome = Hold | Done
 
 
-DialOutcome = Placed | Deferred | Refused
+class StateKeptChanging(AwsError):
+    """The subscriber's contact state kept changing under us; the message is retried."""
 
 
 def backoff_seconds(attempt: int, key: str) -> int:
@@ -75,33 +97,200 @@ def backoff_seconds(attempt: int, key: str) -> int:
     together do not all come back in the same second (and a replay waits as long).
     """
     base = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1))
-    digest = hashlib.sha256(f"{key}|{attempt}".encode()).digest()
-    spread = (int.from_bytes(digest[:4], "big") / 2**32) * 2 - 1
-    return max(1, min(BACKOFF_MAX_SECONDS, round(base * (1 + BACKOFF_JITTER * spread))))
+    return max(
+        1, min(BACKOFF_MAX_SECONDS, round(base * (1 + BACKOFF_JITTER * _spread(key, attempt))))
+    )
 
 
-def dial(body: str, attempt: int, ports: DialPorts, now: str) -> DialOutcome:
-    """Place the call of one engagement message (its ``attempt``-th delivery).
+def _spread(key: str, salt: int) -> float:
+    digest = hashlib.sha256(f"{key}|{salt}".encode()).digest()
+    return (int.from_bytes(digest[:4], "big") / 2**32) * 2 - 1
+
+
+def dial(body: str, delivery: int, ports: DialPorts, now: datetime) -> DialOutcome:
+    """Take the episode of one engagement message one step further (its ``delivery``-th
+    receive).
 
     Raises :class:`~feedback_loop.errors.InvalidRecord` for a message that must never
-    become a call, and :class:`~feedback_loop.errors.AwsError` when a refused call
-    could not be recorded (the message is then retried).
+    become a contact, and :class:`~feedback_loop.errors.AwsError` when the step could not
+    be recorded (the message is then retried; every step is safe to repeat).
     """
     message = decode(body, EngagementMessage)
-    request = outbound_call_request(message, ports.centre)
-    try:
-        contact_id = ports.place(request)
-    except AwsError as error:
-        if not is_permanent(error.code):
-            wait = backoff_seconds(attempt, message.engagement_id)
-            return Deferred(message.engagement_id, error.code, wait)
-        _record_failure(message, error.code, now, ports.updates)
-        return Refused(message.engagement_id, error.code)
-    return Placed(message.engagement_id, contact_id)
+    check_engagement(message)
+    for _ in range(MAX_ATTEMPTS):
+        step = _Step(message, delivery, ports, now)
+        outcome = step.run()
+        if outcome is not None:
+            return outcome
+    raise StateKeptChanging("dynamodb.UpdateItem", "ConditionKeptFailing")
 
 
-def _record_failure(message: EngagementMessage, code: str, now: str, updates: MessageQueue) -> None:
-    failed = replace(message, decision=Verdict.FAILED, reason=code, decided_at=now)
-    not_sent = updates.send([OutgoingMessage(key=message.engagement_id, body=encode(failed))])
-    if not_sent:
-        raise AwsError("sqs.SendMessageBatch", ", ".join(not_sent.errors) or "NotSent")
+class _Step:
+    """One delivery of an engagement message; ``run`` returns ``None`` when the
+    subscriber's state changed under it (the caller starts again from a fresh read)."""
+
+    def __init__(self, message: EngagementMessage, delivery: int, ports: DialPorts, now: datetime):
+        self.message = message
+        self.delivery = delivery
+        self.ports = ports
+        self.policy = ports.policy
+        self.now = now
+
+    def run(self) -> DialOutcome | None:
+        view = self.ports.contacts.load(self.message.phone_number)
+        episode = None if view is None else view.contact.episode
+        if view is None or episode is None or episode.engagement_id != self.message.engagement_id:
+            return Done(self.message.engagement_id, "superseded")
+        if episode.status == CLOSED:
+            return Done(self.message.engagement_id, "closed")
+        self.view = view
+        if view.opted_out:
+            return self._close(episode, Verdict.SUPPRESS, "opted_out")
+        if view.do_not_contact:
+            return self._close(episode, Verdict.SUPPRESS, "do_not_contact")
+        if episode.status == CONTACTED:
+            return self._follow_up(episode)
+        return self._first_contact(episode)
+
+    # --- the policy, again -------------------------------------------------------------------
+
+    @property
+    def _zone(self) -> Any:
+        return subscriber_zone(self.view.time_zone, self.message.phone_number, self.policy.timezone)
+
+    def _first_contact(self, episode: Episode) -> DialOutcome | None:
+        rules = self.policy.contact_rules
+        earliest = next_contact(
+            self.now, episode.first_incident, self.view.contact.history, rules, self._zone
+        )
+        if is_stale(episode.first_incident, earliest.at, rules):
+            return self._close(episode, Verdict.SUPPRESS, "stale")
+        if earliest.at > self.now:
+            return self._defer(episode, earliest.at, earliest.reason or "deferred")
+        if not self._in_sample(episode):
+            return self._close(episode, Verdict.SUPPRESS, "cell_outage")
+        channel = SMS if self.view.prefers_sms and self._texts_enabled else VOICE
+        return self._contact(episode, channel)
+
+    def _in_sample(self, episode: Episode) -> bool:
+        rule = self.policy.outage
+        window = window_start(episode.first_incident, rule.window_minutes)
+        if self.ports.cells.subscribers(episode.cell, window) < rule.min_subscribers:
+            return True
+        key = subscriber_key(self.message.phone_number)
+        return eligible_for_sample(key, episode.cell, window) and self.ports.cells.claim_sample(
+            episode.cell, window, key, rule.sample_size
+        )
+
+    def _follow_up(self, episode: Episode) -> DialOutcome | None:
+        if self.view.answered_engagement == episode.engagement_id:
+            return self._close(episode, Verdict.CLOSED, "answered")
+        if episode.channel == SMS:
+            return self._close(episode, Verdict.CLOSED, "no_reply")
+        rules = self.policy.contact_rules
+        if episode.attempts < self.policy.voice_attempts:
+            last = episode.last_attempt_at or format_utc(self.now)
+            retry_at = max(
+                self.now, parse_utc(last) + timedelta(minutes=self.policy.retry_after_minutes)
+            )
+            at = rules.hours.next_allowed(retry_at, self._zone)
+            if not is_stale(episode.first_incident, at, rules):
+                if at > self.now:
+                    return self._defer(episode, at, "retry")
+                return self._contact(episode, VOICE)
+        if self._texts_enabled:
+            at = rules.hours.next_allowed(self.now, self._zone)
+            if not is_stale(episode.first_incident, at, rules):
+                if at > self.now:
+                    return self._defer(episode, at, "quiet_hours")
+                return self._contact(episode, SMS)
+        return self._close(episode, Verdict.CLOSED, "no_answer")
+
+    @property
+    def _texts_enabled(self) -> bool:
+        return self.policy.sms.enabled and self.ports.send_text is not None
+
+    # --- acting ------------------------------------------------------------------------------
+
+    def _contact(self, episode: Episode, channel: str) -> DialOutcome | None:
+        minute = self.now.replace(second=0, microsecond=0)
+        if not self.ports.cells.claim_pacing(minute, self.policy.calls_per_minute):
+            wait = (
+                60
+                - self.now.second
+                + round(5 * (1 + _spread(self.message.engagement_id, minute.minute)))
+            )
+            return Hold(self.message.engagement_id, "pacing", wait)
+        attempt = episode.attempts + 1 if channel == VOICE else episode.attempts
+        try:
+            if channel == VOICE:
+                self.ports.place(
+                    outbound_call_request(
+                        self.message, self.ports.centre, episode.incident_types, attempt
+                    )
+                )
+            else:
+                assert self.ports.send_text is not None
+                self.ports.send_text(
+                    self.message.phone_number,
+                    rating_request(episode.incident_types),
+                    f"{self.message.engagement_id}-{SMS}",
+                )
+        except AwsError as error:
+            if is_permanent(error.code):
+                return self._close(episode, Verdict.FAILED, error.code)
+            wait = backoff_seconds(self.delivery, self.message.engagement_id)
+            return Hold(self.message.engagement_id, error.code, wait, throttled=True)
+        contacted = replace(
+            episode,
+            status=CONTACTED,
+            attempts=attempt,
+            channel=channel,
+            last_attempt_at=format_utc(self.now),
+            deferred_until=None,
+        )
+        state = self.view.contact.with_episode(contacted)
+        if episode.status != CONTACTED:  # the episode's first contact counts for gap and cap
+            state = state.contacted(self.now, self.policy.contact_rules.max_contacts_window)
+        self._record(Verdict.CONTACTED, channel)
+        if not self._save(state):
+            return None
+        wait_minutes = (
+            self.policy.answer_wait_minutes
+            if channel == VOICE
+            else self.policy.sms.reply_wait_hours * 60
+        )
+        return Hold(self.message.engagement_id, "awaiting_answer", wait_minutes * 60)
+
+    def _defer(self, episode: Episode, until: datetime, reason: str) -> DialOutcome | None:
+        stamp = format_utc(until)
+        if episode.deferred_until != stamp:
+            self._record(Verdict.DEFERRED, reason)
+            if not self._save(
+                self.view.contact.with_episode(replace(episode, deferred_until=stamp))
+            ):
+                return None
+        seconds = max(1, int((until - self.now).total_seconds()))
+        return Hold(self.message.engagement_id, reason, min(seconds, MAX_HOLD_SECONDS))
+
+    def _close(self, episode: Episode, verdict: str, reason: str) -> DialOutcome | None:
+        self._record(verdict, reason)
+        if not self._save(self.view.contact.with_episode(replace(episode, status=CLOSED))):
+            return None
+        return Done(self.message.engagement_id, reason)
+
+    def _save(self, state: Any) -> bool:
+        return self.ports.contacts.record(self.message.phone_number, state) is None
+
+    def _record(self, verdict: str, reason: str) -> None:
+        """One ``engagement/`` record of the step, sent before the state is saved: a record
+        that cannot be sent fails the step (its message is retried; the step is safe to
+        repeat), so every step reaches the lake at least once."""
+        step = replace(
+            self.message, decision=verdict, reason=reason, decided_at=format_utc(self.now)
+        )
+        not_sent = self.ports.updates.send(
+            [OutgoingMessage(key=self.message.engagement_id, body=encode(step))]
+        )
+        if not_sent:
+            raise AwsError("sqs.SendMessageBatch", ", ".join(not_sent.errors) or "NotSent")

@@ -1,11 +1,13 @@
 """Decide: changes of subscriber profiles (the table's stream) → engagement decisions.
 
 Works from the stream images alone (no read): the new incidents are the NEW image's
-``NewIncidents``, which the ingest write that produced the record added. Each above-threshold
-incident gets a decision (``feedback_loop.decision``); engage decisions are recorded
-atomically on the profile, then every decision goes to the update queue (the lake) and
-the engage ones to the trigger queue (FIFO, group = phone number, dedup = engagement
-id), in incident order.
+``NewIncidents``, which the ingest write that produced the record added. Each
+above-threshold incident gets a decision (``feedback_loop.decision``); the subscriber's
+contact state (the open episode) is written atomically on the profile; the cell's
+outage count takes the incident's subscriber (``feedback_loop.outages``) and declares
+the outage when it reaches the threshold; then every decision (and outage signal) goes
+to the update queue (the lake) and the engage ones to the trigger queue (FIFO, group =
+phone number, dedup = engagement id), in incident order.
 
 Stream semantics: records are handled in order and the first one that fails (an AWS
 error) is reported with every record after it, which is where Lambda resumes anyway; a
@@ -15,22 +17,26 @@ and reported instead of blocking the shard.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, LastChange, Reason, Verdict
-from feedback_loop.decision import Decision, EngagementState, decide_all
+from feedback_loop.decision import Decision, decide_all
+from feedback_loop.episodes import SubscriberView
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import new_incidents
-from feedback_loop.messages import encode
+from feedback_loop.messages import OutageMessage, encode
+from feedback_loop.outages import subscriber_key, window_start
 from feedback_loop.policy import Policy
-from feedback_loop.ports import EngagementStore, MessageQueue, OutgoingMessage
+from feedback_loop.ports import CellStore, ContactStore, MessageQueue, OutgoingMessage
+from feedback_loop.timeutil import format_utc, parse_utc
 
 MAX_ATTEMPTS = 3
 
 
 class EngagementsKeptChanging(AwsError):
-    """Concurrent writers kept changing ``Engagements``; the record is retried later."""
+    """Concurrent writers kept changing the contact state; the record is retried later."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,8 @@ class EngagePorts:
     """What deciding reads and writes, created once per cold start."""
 
     policy: Policy
-    engagements: EngagementStore
+    contacts: ContactStore
+    cells: CellStore
     update_queue: MessageQueue
     trigger_queue: MessageQueue
 
@@ -50,6 +57,7 @@ class Change:
     sequence_number: str
     new_image: Mapping[str, Any] | None
     old_image: Mapping[str, Any] | None
+    created_at: datetime
     unreadable: str = ""
 
 
@@ -59,6 +67,7 @@ class EngageOutcome:
 
     failed: list[str] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    outages: list[OutageMessage] = field(default_factory=list)
     malformed: list[tuple[str, InvalidRecord]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
@@ -71,8 +80,8 @@ class EngageOutcome:
 def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     """Decide on every record in order; stop at the first AWS failure (stream checkpoint)."""
     outcome = EngageOutcome()
-    states: dict[str, Mapping[str, Any]] = {}
-    per_record: list[tuple[str, list[Decision]]] = []
+    views: dict[str, SubscriberView] = {}
+    per_record: list[tuple[str, list[Decision], list[OutageMessage]]] = []
     for index, change in enumerate(changes):
         image = change.new_image or {}
         if not change.unreadable and image.get(LAST_CHANGE) != LastChange.INCIDENT:
@@ -80,7 +89,8 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
         try:
             if change.unreadable:
                 raise InvalidRecord(Reason.MALFORMED_IMAGE, change.unreadable)
-            decisions = _decide(change, ports, states)
+            decisions = _decide(change, ports, views)
+            outages = _count_outages(decisions, ports, change.created_at)
         except InvalidRecord as error:
             outcome.malformed.append((change.sequence_number, error))
             continue
@@ -88,15 +98,13 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
             outcome.errors.append((change.sequence_number, str(error)))
             outcome.failed = [c.sequence_number for c in changes[index:]]
             break
-        per_record.append((change.sequence_number, decisions))
+        per_record.append((change.sequence_number, decisions, outages))
     _send(per_record, ports, outcome, changes)
     return outcome
 
 
-def _decide(
-    change: Change, ports: EngagePorts, states: dict[str, Mapping[str, Any]]
-) -> list[Decision]:
-    """Decisions for one record's new incidents, the engage ones recorded on the profile."""
+def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]) -> list[Decision]:
+    """Decisions for one record's new incidents, the contact state recorded on the profile."""
     image = change.new_image or {}
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
@@ -106,31 +114,58 @@ def _decide(
         return []
     # A later record of the same subscriber in this batch carries an image older
     # than our own writes: continue from what this invocation last wrote.
-    item = states.get(phone, image)
+    view = views.get(phone) or SubscriberView.from_profile(phone, image)
     for _ in range(MAX_ATTEMPTS):
-        seen = item.get("Engagements")
-        state = EngagementState.from_item(seen)
-        decisions, after = decide_all(
-            phone, fresh, state, item.get("OptedOut") is True, ports.policy
-        )
-        if after == state:
+        decisions, after = decide_all(fresh, view, ports.policy, change.created_at)
+        if after.contact == view.contact:
             return decisions
-        current = ports.engagements.record(phone, seen, after)
+        current = ports.contacts.record(phone, after.contact)
         if current is None:
-            states[phone] = {**item, "Engagements": after.to_item()}
+            views[phone] = replace(
+                after, contact=replace(after.contact, version=after.contact.version + 1)
+            )
             return decisions
-        item = current
+        view = SubscriberView.from_profile(phone, current)
     raise EngagementsKeptChanging("dynamodb.UpdateItem", "ConditionKeptFailing")
 
 
+def _count_outages(
+    decisions: Sequence[Decision], ports: EngagePorts, now: datetime
+) -> list[OutageMessage]:
+    """Count each subscriber crossing a threshold on its cell; signal the outages declared."""
+    rule = ports.policy.outage
+    signals = []
+    for decision in decisions:
+        if decision.replayed or decision.reason == "min_sessions":
+            continue
+        incident = decision.incident
+        window = window_start(parse_utc(incident.timestamp), rule.window_minutes)
+        count = ports.cells.count_subscriber(
+            incident.cell, window, subscriber_key(decision.phone_number)
+        )
+        if count == rule.min_subscribers:
+            signals.append(
+                OutageMessage(
+                    cell=incident.cell,
+                    window_start=format_utc(window),
+                    detected_at=format_utc(now),
+                    subscribers=count,
+                    min_subscribers=rule.min_subscribers,
+                    sample_size=rule.sample_size,
+                )
+            )
+    return signals
+
+
 def _send(
-    per_record: list[tuple[str, list[Decision]]],
+    per_record: list[tuple[str, list[Decision], list[OutageMessage]]],
     ports: EngagePorts,
     outcome: EngageOutcome,
     changes: Sequence[Change],
 ) -> None:
     updates, triggers = [], []
-    for sequence, decisions in per_record:
+    for sequence, decisions, outages in per_record:
+        updates.extend(OutgoingMessage(key=sequence, body=encode(outage)) for outage in outages)
         for decision in decisions:
             body = encode(decision.to_message())
             updates.append(OutgoingMessage(key=sequence, body=body))
@@ -154,9 +189,6 @@ def _send(
         failed = set(outcome.failed) | set(order[first:])
         outcome.failed = [sequence for sequence in order if sequence in failed]
     failed_set = set(outcome.failed)
-    outcome.decisions = [
-        decision
-        for sequence, decisions in per_record
-        if sequence not in failed_set
-        for decision in decisions
-    ]
+    done = [(decisions, outages) for seq, decisions, outages in per_record if seq not in failed_set]
+    outcome.decisions = [decision for decisions, _ in done for decision in decisions]
+    outcome.outages = [outage for _, outages in done for outage in outages]

@@ -23,10 +23,12 @@ from feedback_loop.contract import (
     LAST_FEEDBACK,
     Reason,
 )
+from feedback_loop.episodes import SMS, Episode
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.ports import RecordedAnswer, SubscriberStore
 from feedback_loop.sentiment import NEUTRAL, incident_weight, score, update_sentiment
+from feedback_loop.texts import reply_digits
 from feedback_loop.timeutil import format_utc, parse_utc
 
 RATED = "rated"
@@ -35,6 +37,9 @@ NO_RESPONSE = "no_response"
 INVALID = "invalid"
 
 OPT_OUT_KEY = "9"
+# What the flow passes as the input when nothing was pressed (a static empty parameter
+# value is not something Connect's flow validation is documented to accept).
+NO_INPUT = "none"
 RATING_KEYS = frozenset("12345")
 
 RECORDED = "recorded"
@@ -204,7 +209,7 @@ def classify_input(digits: str) -> Answer:
         return Answer(RATED, int(digits))
     if digits == OPT_OUT_KEY:
         return Answer(OPTED_OUT)
-    if digits == "":
+    if digits in ("", NO_INPUT):
         return Answer(NO_RESPONSE)
     return Answer(INVALID)
 
@@ -245,6 +250,30 @@ def record_feedback(
         lambda previous: answer_of(request, previous, alpha, received_at),
     )
     return FeedbackResult.of(recorded)
+
+
+def text_reply_request(
+    message_id: str, phone_number: str, body: str, episode: Episode | None
+) -> FeedbackRequest:
+    """A text reply as the feedback request of the episode it answers.
+
+    A text carries no attributes: the subscriber's last episode that was contacted by text
+    says what it answers (even after it closed: a late reply still counts). An opt-out
+    word is the voice menu's 9. Raises :class:`InvalidRecord` for a reply that answers
+    no text.
+    """
+    if episode is None or episode.channel != SMS:
+        raise InvalidRecord(Reason.NOT_AN_ENGAGEMENT, "no text was sent to this subscriber")
+    return FeedbackRequest(
+        contact_id=message_id,
+        phone_number=phone_number,
+        engagement_id=episode.engagement_id,
+        incident_type=episode.incident_type,
+        incident_time=episode.incident_time,
+        incident_id=episode.incident_id,
+        cell=episode.cell,
+        digits=reply_digits(body),
+    )
 
 
 def feedback_records(image: Any, key: bytes) -> LakeRecords:

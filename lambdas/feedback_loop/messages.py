@@ -62,10 +62,33 @@ class EngagementMessage:
     SCHEMA = "engagement"
 
 
-Message = TypeVar("Message", IncidentMessage, EngagementMessage)
+@dataclass(frozen=True)
+class OutageMessage:
+    """An outage declared on a cell (``engagement_update_queue``, to ``outages/``)."""
+
+    cell: str
+    window_start: str
+    detected_at: str
+    subscribers: int
+    min_subscribers: int
+    sample_size: int
+
+    SCHEMA = "outage"
 
 
-def encode(message: IncidentMessage | EngagementMessage) -> str:
+Message = TypeVar("Message", IncidentMessage, EngagementMessage, OutageMessage)
+
+
+def schema_of(body: str) -> object:
+    """The ``schema`` a message body names, if it is a JSON object (else ``None``)."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
+
+
+def encode(message: IncidentMessage | EngagementMessage | OutageMessage) -> str:
     """JSON body with the schema header first."""
     body = {"schema": message.SCHEMA, "version": SCHEMA_VERSION, **asdict(message)}
     return json.dumps(body, sort_keys=True)

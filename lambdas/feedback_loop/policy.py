@@ -9,9 +9,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from feedback_loop.contact_policy import WEEKDAYS, CallingHours, ContactRules
 from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.errors import ConfigError
 
@@ -32,18 +34,37 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 @dataclass(frozen=True)
 class QuietHours:
-    """Local-time interval in which nobody is called; ``start == end`` disables it."""
+    """Local-time interval in which nobody is contacted; ``start == end`` disables it."""
 
     start: str = "21:00"
     end: str = "08:00"
 
-    def contains(self, hhmm: str) -> bool:
-        """True when local time ``hhmm`` falls in the interval (which may wrap midnight)."""
-        if self.start == self.end:
-            return False
-        if self.start < self.end:
-            return self.start <= hhmm < self.end
-        return hhmm >= self.start or hhmm < self.end
+
+@dataclass(frozen=True)
+class OutageRule:
+    """When a cell's trouble is an outage, and how many of its subscribers to ask.
+
+    At least ``min_subscribers`` distinct subscribers of one cell crossing a threshold
+    within a ``window_minutes`` window is an outage: one cell-level signal, and at most
+    ``sample_size`` of them are contacted (a deterministic random sample); the others are
+    suppressed as ``cell_outage``.
+    """
+
+    min_subscribers: int = 20
+    window_minutes: int = 30
+    sample_size: int = 10
+
+
+@dataclass(frozen=True)
+class SmsRule:
+    """The second channel: a text asking for the same 1-5 rating (when ``enabled``).
+
+    It is used after ``voice_attempts`` unanswered calls, or first for subscribers whose
+    profile prefers it; a reply is awaited ``reply_wait_hours``.
+    """
+
+    enabled: bool = False
+    reply_wait_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -56,15 +77,37 @@ class Policy:
     )
     min_sessions: int = 3
     cooldown_minutes: int = 1440
-    max_calls_per_day: int = 3
+    max_contacts: int = 2
+    max_contacts_days: int = 7
+    gather_minutes: int = 10
     quiet_hours: QuietHours = field(default_factory=QuietHours)
+    blocked_days: tuple[str, ...] = ()
     timezone: str = "UTC"
+    max_incident_age_hours: int = 24
+    calls_per_minute: int = 6
+    voice_attempts: int = 2
+    retry_after_minutes: int = 120
+    answer_wait_minutes: int = 15
+    outage: OutageRule = field(default_factory=OutageRule)
+    sms: SmsRule = field(default_factory=SmsRule)
     max_recent_incidents: int = 20
     sentiment_alpha: float = 0.5
 
     def to_json(self) -> str:
         """Serialise for the ``POLICY_JSON`` environment variable."""
         return json.dumps(asdict(self), sort_keys=True)
+
+    @property
+    def contact_rules(self) -> ContactRules:
+        """The per-subscriber contact rules (``feedback_loop.contact_policy``)."""
+        return ContactRules(
+            cooldown=timedelta(minutes=self.cooldown_minutes),
+            max_contacts=self.max_contacts,
+            max_contacts_window=timedelta(days=self.max_contacts_days),
+            gather=timedelta(minutes=self.gather_minutes),
+            max_incident_age=timedelta(hours=self.max_incident_age_hours),
+            hours=CallingHours(self.quiet_hours.start, self.quiet_hours.end, self.blocked_days),
+        )
 
 
 POLICY_KEYS = tuple(Policy.__dataclass_fields__)
@@ -109,10 +152,60 @@ def _quiet_hours(value: Any) -> QuietHours:
 _SCALARS: dict[str, dict[str, Any]] = {
     "min_sessions": {"low": 1, "high": 1000, "integer": True},
     "cooldown_minutes": {"low": 0, "high": 90 * 24 * 60, "integer": True},
-    "max_calls_per_day": {"low": 1, "high": 100, "integer": True},
+    "max_contacts": {"low": 1, "high": 100, "integer": True},
+    "max_contacts_days": {"low": 1, "high": 365, "integer": True},
+    "gather_minutes": {"low": 0, "high": 24 * 60, "integer": True},
+    "max_incident_age_hours": {"low": 1, "high": 14 * 24, "integer": True},
+    "calls_per_minute": {"low": 1, "high": 10_000, "integer": True},
+    "voice_attempts": {"low": 1, "high": 5, "integer": True},
+    "retry_after_minutes": {"low": 1, "high": 7 * 24 * 60, "integer": True},
+    "answer_wait_minutes": {"low": 1, "high": 24 * 60, "integer": True},
     "max_recent_incidents": {"low": 1, "high": 200, "integer": True},
     "sentiment_alpha": {"low": 0.01, "high": 1.0},
 }
+_OUTAGE: dict[str, dict[str, Any]] = {
+    "min_subscribers": {"low": 2, "high": 100_000, "integer": True},
+    "window_minutes": {"low": 1, "high": 24 * 60, "integer": True},
+    "sample_size": {"low": 1, "high": 100_000, "integer": True},
+}
+
+
+def _blocked_days(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(d, str) for d in value):
+        raise ConfigError(f"blocked_days must be a list of {list(WEEKDAYS)}, got {value!r}")
+    days = tuple(day.lower() for day in value)
+    unknown = sorted(set(days) - set(WEEKDAYS))
+    if unknown:
+        raise ConfigError(f"blocked_days has unknown days {unknown}; expected {list(WEEKDAYS)}")
+    if len(set(days)) == len(WEEKDAYS):
+        raise ConfigError("blocked_days blocks every day: nobody could ever be contacted")
+    return tuple(day for day in WEEKDAYS if day in days)
+
+
+def _outage(value: Any) -> OutageRule:
+    if not isinstance(value, Mapping) or set(value) - set(_OUTAGE):
+        raise ConfigError(f"outage must be an object with keys {list(_OUTAGE)}, got {value!r}")
+    defaults = OutageRule()
+    return OutageRule(
+        **{
+            name: _number(f"outage.{name}", value.get(name, getattr(defaults, name)), **bounds)
+            for name, bounds in _OUTAGE.items()
+        }
+    )
+
+
+def _sms(value: Any) -> SmsRule:
+    if not isinstance(value, Mapping) or set(value) - {"enabled", "reply_wait_hours"}:
+        raise ConfigError(
+            f'sms must be {{"enabled": true|false, "reply_wait_hours": N}}, got {value!r}'
+        )
+    enabled = value.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"sms.enabled must be true or false, got {enabled!r}")
+    wait = _number(
+        "sms.reply_wait_hours", value.get("reply_wait_hours", 24), low=1, high=7 * 24, integer=True
+    )
+    return SmsRule(enabled=enabled, reply_wait_hours=wait)
 
 
 def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
@@ -147,7 +240,10 @@ def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
         quiet_hours=(
             _quiet_hours(raw["quiet_hours"]) if "quiet_hours" in raw else defaults.quiet_hours
         ),
+        blocked_days=_blocked_days(raw.get("blocked_days", [])),
         timezone=str(timezone),
+        outage=_outage(raw.get("outage", {})),
+        sms=_sms(raw.get("sms", {})),
         **scalars,
     )
 

@@ -5,13 +5,14 @@ Tests swap in memory fakes; the handlers wire the AWS adapters once per cold sta
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from feedback_loop.decision import EngagementState
 from feedback_loop.incidents import ProfileUpdate
 from feedback_loop.rates import Counts, Session
 
 if TYPE_CHECKING:
+    from feedback_loop.episodes import ContactState, SubscriberView
     from feedback_loop.feedback import Feedback
 
 
@@ -86,13 +87,36 @@ class ProfileStore(Protocol):
         ...
 
 
-class EngagementStore(Protocol):
-    """The ``Engagements`` state of subscriber profiles."""
+class ContactStore(Protocol):
+    """The subscriber's profile as the contact policy reads and writes it."""
 
-    def record(
-        self, phone_number: str, seen: Mapping[str, Any] | None, state: EngagementState
-    ) -> dict[str, Any] | None:
-        """Write ``state`` if the item still holds ``seen``; else return the current item."""
+    def load(self, phone_number: str) -> "SubscriberView | None":
+        """The subscriber now (``None``: no profile)."""
+        ...
+
+    def record(self, phone_number: str, state: "ContactState") -> dict[str, Any] | None:
+        """Write ``state`` if the profile is still at ``state.version``; else return the
+        current profile item (deserialised)."""
+        ...
+
+
+class CellStore(Protocol):
+    """Counters shared across subscribers: outages and the pacing budget."""
+
+    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> int:
+        """Add ``subscriber`` to the cell's window; the distinct subscribers in it."""
+        ...
+
+    def subscribers(self, cell: str, window: datetime) -> int:
+        """Distinct subscribers of the cell who crossed a threshold in the window."""
+        ...
+
+    def claim_sample(self, cell: str, window: datetime, subscriber: str, size: int) -> bool:
+        """Take one of an outage's ``size`` sample slots (idempotent per subscriber)."""
+        ...
+
+    def claim_pacing(self, minute: datetime, budget: int) -> bool:
+        """Take one of the minute's ``budget`` contacts."""
         ...
 
 

@@ -11,7 +11,14 @@ from typing import Any
 from feedback_loop.contract import LAKE_TABLES, Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
-from feedback_loop.messages import EngagementMessage, IncidentMessage, Message, decode
+from feedback_loop.messages import (
+    EngagementMessage,
+    IncidentMessage,
+    Message,
+    OutageMessage,
+    decode,
+    schema_of,
+)
 from feedback_loop.pseudonym import redact, subscriber_id
 from feedback_loop.timeutil import parse_utc
 
@@ -125,6 +132,23 @@ def incident_records(body: str, key: bytes) -> LakeRecords:
     return _message_records(body, IncidentMessage, "incidents", incident_record, key)
 
 
-def engagement_records(body: str, key: bytes) -> LakeRecords:
-    """An ``engagement`` message as its ``engagement/`` record."""
+def outage_record(message: OutageMessage, key: bytes) -> dict[str, Any]:
+    """``outages/`` record; partitioned by ``detected_at``. Cell-level: no subscriber in it."""
+    return LAKE_TABLES["outages"].record(
+        {
+            "cell": message.cell,
+            "window_start": message.window_start,
+            "detected_at": message.detected_at,
+            "subscribers": message.subscribers,
+            "min_subscribers": message.min_subscribers,
+            "sample_size": message.sample_size,
+        }
+    )
+
+
+def update_records(body: str, key: bytes) -> LakeRecords:
+    """An ``engagement_update_queue`` message as its lake record: a decision (``engagement/``)
+    or an outage signal (``outages/``)."""
+    if schema_of(body) == OutageMessage.SCHEMA:
+        return _message_records(body, OutageMessage, "outages", outage_record, key)
     return _message_records(body, EngagementMessage, "engagement", engagement_record, key)

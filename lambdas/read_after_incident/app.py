@@ -7,6 +7,7 @@ decision metrics and returns the partial batch response.
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -15,7 +16,8 @@ from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedback_loop.adapters.engagements import EngagementStore
+from feedback_loop.adapters.cell_state import CellState
+from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.engage import Change, EngageOutcome, EngagePorts, evaluate
@@ -28,6 +30,7 @@ class Settings:
     """Environment of this function (docs/ARCHITECTURE.md)."""
 
     subscriber_table: str
+    contact_state_table: str
     engagement_update_queue_url: str
     engagement_trigger_queue_url: str
     policy: Policy
@@ -37,9 +40,11 @@ class Settings:
 def _dependencies() -> EngagePorts:
     settings = load_settings(Settings)
     sqs = boto3.client("sqs")
+    dynamodb = boto3.client("dynamodb")
     return EngagePorts(
         policy=settings.policy,
-        engagements=EngagementStore(boto3.client("dynamodb"), settings.subscriber_table),
+        contacts=ContactStore(dynamodb, settings.subscriber_table),
+        cells=CellState(dynamodb, settings.contact_state_table),
         update_queue=Queue(sqs, settings.engagement_update_queue_url),
         trigger_queue=Queue(sqs, settings.engagement_trigger_queue_url),
     )
@@ -50,13 +55,18 @@ def _changes(event: dict[str, Any]) -> list[Change]:
     for record in DynamoDBStreamEvent(event).records:
         stream = record.dynamodb
         sequence = stream.sequence_number if stream else ""
+        # The record's creation time is the business time of the decisions it causes.
+        created = stream.approximate_creation_date_time if stream else None
+        created_at = datetime.fromtimestamp(created, UTC) if created else datetime.now(UTC)
         try:
             new_image = stream.new_image if stream else None
             old_image = stream.old_image if stream else None
         except (TypeError, ValueError, KeyError) as error:
-            changes.append(Change(str(sequence), None, None, f"undecodable image: {error}"))
+            changes.append(
+                Change(str(sequence), None, None, created_at, f"undecodable image: {error}")
+            )
             continue
-        changes.append(Change(str(sequence), new_image or None, old_image or None))
+        changes.append(Change(str(sequence), new_image or None, old_image or None, created_at))
     return changes
 
 
@@ -83,6 +93,12 @@ def _report(outcome: EngageOutcome) -> None:
         with single_metric(name="Decisions", unit=MetricUnit.Count, value=count) as metric:
             metric.add_dimension(name="decision", value=decision)
             metric.add_dimension(name="reason", value=reason)
+    if outcome.outages:
+        metrics.add_metric(name="CellOutages", unit=MetricUnit.Count, value=len(outcome.outages))
+        for outage in outcome.outages:
+            logger.warning(
+                "Cell outage declared", extra={"cell": outage.cell, "window": outage.window_start}
+            )
     if outcome.malformed:
         metrics.add_metric(
             name="MalformedStreamRecords", unit=MetricUnit.Count, value=len(outcome.malformed)

@@ -1,17 +1,17 @@
 """Trigger_Connect: SQS FIFO ``engagement_trigger_queue.fifo`` → ``feedback_loop.dial``.
 
-Exactly one call per engagement id: a Powertools idempotency record keyed by the
-engagement id (the call's ``ClientToken``) stops a redelivered message before it
-reaches Connect. It is kept for ``IDEMPOTENCY_TTL_SECONDS``, longer than any message
-can wait or be redriven (queue retention, then the DLQ's 14 days): Connect's own
-``ClientToken`` check only holds while the first call is still in progress.
+Each engagement message carries one episode; every delivery takes it one step further
+(see ``feedback_loop.dial``): a contact is made, the message is held back until a later
+moment (hidden with ``ChangeMessageVisibility``, keeping the subscriber's place in the
+FIFO queue), or the episode is closed and the message is done. Messages are handled in
+each subscriber's order (``SqsFifoPartialProcessor``, ``skip_group_on_error``).
 
-Per message, in each subscriber's order (``SqsFifoPartialProcessor``,
-``skip_group_on_error``): a placed call is done (``CallsStarted``); a call Connect
-refused for now waits with back-off, its message hidden until then
-(``ChangeMessageVisibility``, ``CallsThrottled``); a call refused for good is recorded
-as a failed engagement and done (``CallsFailed``). The batch stops before the function
-could time out, handing the rest back to the queue at once.
+Exactly one contact per attempt: a Powertools idempotency record keyed by the attempt's
+``ClientToken`` (``<engagement id>-<attempt>``; texts ``<engagement id>-sms``) stops a
+redelivered step before it reaches Connect. It is kept for ``IDEMPOTENCY_TTL_SECONDS``,
+longer than any message can wait or be redriven (queue retention, then the DLQ's 14
+days): Connect's own ``ClientToken`` check only holds while the first call is in progress.
+The batch stops before the function could time out, handing the rest back at once.
 """
 
 from collections.abc import Callable
@@ -31,14 +31,18 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from feedback_loop.adapters.cell_state import CellState
 from feedback_loop.adapters.connect import CALL_TIME_BUDGET_MS, CONNECT_CLIENT_CONFIG, ConnectCalls
+from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.settings import load_settings
+from feedback_loop.adapters.sms import TextSender
+from feedback_loop.calls import PERMANENT_ERRORS as PERMANENT_FAILURES
 from feedback_loop.calls import CallCentre
-from feedback_loop.dial import Deferred, DialPorts, Placed, dial
+from feedback_loop.dial import DialPorts, Done, dial
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.observability import MetricUnit, logger, metrics
-from feedback_loop.timeutil import format_utc
+from feedback_loop.policy import Policy
 
 # Longer than a message can live: 4 days on the queue, then 14 in its DLQ (redrive).
 IDEMPOTENCY_TTL_SECONDS = 21 * 24 * 60 * 60
@@ -55,7 +59,7 @@ clock: Callable[[], datetime] = _utc_now
 
 
 class NotNow(FeedbackLoopError):
-    """This message goes back to the queue without a call (deferred, or out of time)."""
+    """This message goes back to the queue for later (held, or out of time)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,12 @@ class Settings:
     contact_flow_id: str
     source_phone_number: str
     idempotency_table: str
+    subscriber_table: str
+    contact_state_table: str
     engagement_trigger_queue_url: str
     engagement_update_queue_url: str
+    policy: Policy
+    sms_origination_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,15 +101,32 @@ def _dependencies() -> Dependencies:
     )
     calls = ConnectCalls(boto3.client("connect", config=CONNECT_CLIENT_CONFIG))
     sqs = boto3.client("sqs")
-
-    @idempotent_function(
+    dynamodb = boto3.client("dynamodb")
+    once = idempotent_function(
         data_keyword_argument="request", persistence_store=persistence, config=config
     )
+
+    @once
     def start_once(request: dict[str, Any]) -> str:
         contact_id = calls.start(request)
         metrics.add_metric(name="CallsStarted", unit=MetricUnit.Count, value=1)
         logger.info("Call started", extra={"contact_id": contact_id})
         return contact_id
+
+    texts = None
+    if settings.policy.sms.enabled and settings.sms_origination_identity:
+        sender = TextSender(
+            boto3.client("pinpoint-sms-voice-v2"), settings.sms_origination_identity
+        )
+
+        @once
+        def text_once(request: dict[str, Any]) -> str:
+            message_id = sender.send(request["phone_number"], request["text"])
+            metrics.add_metric(name="TextsSent", unit=MetricUnit.Count, value=1)
+            return message_id
+
+        def texts(phone: str, text: str, key: str) -> str:
+            return text_once(request={"ClientToken": key, "phone_number": phone, "text": text})
 
     return Dependencies(
         ports=DialPorts(
@@ -111,7 +136,11 @@ def _dependencies() -> Dependencies:
                 source_phone_number=settings.source_phone_number,
             ),
             place=lambda request: start_once(request=dict(request)),
+            send_text=texts,
+            contacts=ContactStore(dynamodb, settings.subscriber_table),
+            cells=CellState(dynamodb, settings.contact_state_table),
             updates=Queue(sqs, settings.engagement_update_queue_url),
+            policy=settings.policy,
         ),
         calls=calls,
         triggers=Queue(sqs, settings.engagement_trigger_queue_url),
@@ -131,9 +160,9 @@ def _record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     if lambda_context.get_remaining_time_in_millis() < CALL_TIME_BUDGET_MS:
         _hand_back(deps, record, 0)
         raise NotNow("not enough time left in this invocation")
-    attempt = int(record.attributes.approximate_receive_count or 1)
+    delivery = int(record.attributes.approximate_receive_count or 1)
     try:
-        outcome = dial(record.body, attempt, deps.ports, format_utc(clock()))
+        outcome = dial(record.body, delivery, deps.ports, clock())
     except InvalidRecord as error:
         metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
         logger.error(
@@ -141,18 +170,21 @@ def _record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             extra={"reason": error.reason, "detail": error.detail, "message_id": record.message_id},
         )
         raise
-    if isinstance(outcome, Placed):
+    log_keys = {"engagement_id": outcome.engagement_id, "reason": outcome.reason}
+    if isinstance(outcome, Done):
+        if outcome.reason in PERMANENT_FAILURES:
+            metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
+            logger.error("Contact refused for good; the engagement is closed", extra=log_keys)
+        else:
+            logger.info("Episode done", extra=log_keys)
         return
-    log_keys = {"engagement_id": outcome.engagement_id, "reason": outcome.code}
-    if isinstance(outcome, Deferred):
+    if outcome.throttled:
         metrics.add_metric(name="CallsThrottled", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "Call deferred", extra={**log_keys, "retry_in_seconds": outcome.retry_in_seconds}
-        )
-        _hand_back(deps, record, outcome.retry_in_seconds)
-        raise NotNow(f"deferred: {outcome.code}")
-    metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
-    logger.error("Call refused by Connect; recorded as a failed engagement", extra=log_keys)
+        logger.warning("Contact refused for now", extra={**log_keys, "retry_in": outcome.seconds})
+    else:
+        logger.info("Episode held", extra={**log_keys, "seconds": outcome.seconds})
+    _hand_back(deps, record, outcome.seconds)
+    raise NotNow(f"held: {outcome.reason}")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,4 +1,4 @@
-"""write_engagement_to_S3: ``engagement_update_queue`` → ``engagement/`` in the lake.
+"""write_engagement_to_S3: ``engagement_update_queue`` → ``engagement/`` and ``outages/``.
 
 The use case is ``feedback_loop.lake_sink``: one gzip JSON Lines object per batch and
 date, phone numbers replaced by ``subscriber_id``. A message that does not decode is
@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from feedback_loop.adapters.lake_writer import LakeWriterDependencies, lake_writer_dependencies
 from feedback_loop.lake_sink import write_batch
 from feedback_loop.observability import logger, metrics, report_lake_batch
-from feedback_loop.records import engagement_records
+from feedback_loop.records import update_records
 
 
 @cache
@@ -29,6 +29,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS entry point; returns the partial batch response."""
     deps = _dependencies()
     messages = [(record.message_id, record.body) for record in SQSEvent(event).records]
-    outcome = write_batch(messages, partial(engagement_records, key=deps.pseudonym_key), deps.lake)
+    outcome = write_batch(messages, partial(update_records, key=deps.pseudonym_key), deps.lake)
     report_lake_batch(outcome, "EngagementsWritten")
     return {"batchItemFailures": [{"itemIdentifier": item} for item in outcome.records_failed]}

@@ -32,7 +32,7 @@ def test_database_and_one_table_per_analysed_prefix(default) -> None:
     (database,) = of_type(default.resources, "AWS::Glue::Database").values()
     assert database["Properties"]["DatabaseInput"]["Name"] == "sentimentdb"
     tables = _tables(default.resources)
-    assert set(tables) == {"incidents", "engagement", "feedback", "sentiment"}
+    assert set(tables) == {"incidents", "engagement", "feedback", "sentiment", "outages"}
     assert {t["DatabaseName"] for t in tables.values()} == {"sentimentdb"}
 
 

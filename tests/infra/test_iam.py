@@ -48,7 +48,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "Read_after_incident": RUNTIME
     | _pairs(STREAM_READ, "stream of Subscriber_table")
     | {("dynamodb:ListStreams", "*")}
-    | _pairs({"dynamodb:UpdateItem"}, "table Subscriber_table")
+    | _pairs({"dynamodb:UpdateItem"}, "table Subscriber_table", "table Contact_state")
     | _pairs(
         {"sqs:SendMessage"},
         "queue engagement_update_queue",
@@ -58,12 +58,15 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs(KMS_TABLE, "stack key"),
     "write_engagement_to_S3": RUNTIME
     | _pairs(SQS_CONSUME, "queue engagement_update_queue")
-    | _pairs({"s3:PutObject"}, "lake engagement/*")
+    | _pairs({"s3:PutObject"}, "lake engagement/*", "lake outages/*")
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
     | _pairs(KMS_WRITE, "stack key"),
     "Trigger_Connect": RUNTIME
     | _pairs(SQS_CONSUME, "queue engagement_trigger_queue.fifo")
     | _pairs({"sqs:SendMessage"}, "queue engagement_update_queue")
+    | _pairs(
+        {"dynamodb:GetItem", "dynamodb:UpdateItem"}, "table Subscriber_table", "table Contact_state"
+    )
     | _pairs(
         {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "table Idempotency_table",
@@ -91,6 +94,7 @@ WILDCARD_ALLOW_LIST = {
     "lake engagement/*": "object keys are generated per batch under the prefix",
     "lake feedback/*": "object keys are generated per batch under the prefix",
     "lake sentiment/*": "object keys are generated per batch under the prefix",
+    "lake outages/*": "object keys are generated per batch under the prefix",
     "glue crawler log group /aws-glue/crawlers*": "Glue names the crawler log group at run time",
     "contacts of the connect instance": "a contact id exists only once the call is placed",
 }

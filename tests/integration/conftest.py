@@ -172,7 +172,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         sqs = boto3.client("sqs", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        create_tables(dynamodb, "Subscriber_table", "Subscriber_counters")
+        create_tables(dynamodb, "Subscriber_table", "Subscriber_counters", "Contact_state")
         queues = _create_queues(sqs)
         bucket = "feedback-loop-lake-test"
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -180,6 +180,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         for name, value in {
             "SUBSCRIBER_TABLE": "Subscriber_table",
             "COUNTERS_TABLE": "Subscriber_counters",
+            "CONTACT_STATE_TABLE": "Contact_state",
             "INCIDENT_QUEUE_URL": queues["incident_update_queue"],
             "ENGAGEMENT_UPDATE_QUEUE_URL": queues["engagement_update_queue"],
             "ENGAGEMENT_TRIGGER_QUEUE_URL": queues["engagement_trigger_queue.fifo"],

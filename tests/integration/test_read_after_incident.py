@@ -66,7 +66,7 @@ class Calls:
     def __init__(self):
         self.calls: Counter[str] = Counter()
         deps = app._dependencies()
-        for client in (deps.engagements._dynamodb, deps.update_queue._sqs):
+        for client in (deps.contacts._dynamodb, deps.update_queue._sqs):
             client.meta.events.register("before-parameter-build.*.*", self._count)
 
     def _count(self, model, **kwargs):
@@ -99,9 +99,11 @@ def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambd
     assert update == trigger
     stored = profile(aws, phone)
     assert stored["LastChange"] == "engagement"
-    assert stored["Engagements"][newest["EventType"]] == newest["Timestamp"]
+    assert stored["Episode"]["EngagementId"] == expected_id
+    assert stored["Episode"]["Status"] == "open"
+    # No read: the stream image is enough. One write for the episode, one for the cell's count.
     assert calls.calls["dynamodb.GetItem"] == 0
-    assert calls.calls["dynamodb.UpdateItem"] == 1
+    assert calls.calls["dynamodb.UpdateItem"] == 2
 
 
 def test_a_below_threshold_incident_sends_nothing(aws, event, lambda_context):
@@ -116,7 +118,7 @@ def test_a_below_threshold_incident_sends_nothing(aws, event, lambda_context):
 
     assert aws.messages("engagement_update_queue") == []
     assert aws.messages("engagement_trigger_queue.fifo") == []
-    assert "Engagements" not in profile(aws, phone)
+    assert "Episode" not in profile(aws, phone)
 
 
 def test_an_opted_out_subscriber_gets_a_suppress_decision_and_no_call(aws, event, lambda_context):
@@ -132,7 +134,9 @@ def test_an_opted_out_subscriber_gets_a_suppress_decision_and_no_call(aws, event
     assert aws.messages("engagement_trigger_queue.fifo") == []
 
 
-def test_two_incidents_within_five_minutes_are_both_called_in_order(aws, event, lambda_context):
+def test_two_problems_within_minutes_become_one_engagement_asking_about_both(
+    aws, event, lambda_context
+):
     template = event("dynamodb_stream_incident.json")["Records"][0]
     phone = phone_of(template)
     first = stored_incident(phone, "LOW_BITRATE", "2026-11-25T10:16:00Z", 10, 2)
@@ -142,32 +146,48 @@ def test_two_incidents_within_five_minutes_are_both_called_in_order(aws, event, 
 
     app.handler({"Records": [record]}, lambda_context)
 
-    triggers = engagements(aws, "engagement_trigger_queue.fifo")
-    assert [m.incident_type for _, m in triggers] == ["LOW_BITRATE", "VIDEO_STALLING"]
-    assert {raw["Attributes"]["MessageGroupId"] for raw, _ in triggers} == {phone}
-    assert set(profile(aws, phone)["Engagements"]) >= {"LOW_BITRATE", "VIDEO_STALLING"}
+    [(raw, trigger)] = engagements(aws, "engagement_trigger_queue.fifo")
+    assert (trigger.incident_type, raw["Attributes"]["MessageGroupId"]) == ("LOW_BITRATE", phone)
+    decisions = [
+        (m.decision, m.incident_type) for _, m in engagements(aws, "engagement_update_queue")
+    ]
+    assert decisions == [("engage", "LOW_BITRATE"), ("merged", "VIDEO_STALLING")]
+    assert profile(aws, phone)["Episode"]["IncidentTypes"] == ["LOW_BITRATE", "VIDEO_STALLING"]
 
 
-def test_a_concurrent_engagement_wins_and_this_delivery_suppresses(aws, event, lambda_context):
-    # Given another delivery already engaged CALL_DROP, after this image was captured
+def test_a_concurrent_engagement_wins_and_this_incident_joins_its_episode(
+    aws, event, lambda_context
+):
+    # Given another delivery already opened an episode, after this image was captured
     stream = event("dynamodb_stream_incident.json")
     record = stream["Records"][0]
-    put_profile(
-        aws,
-        record,
-        Engagements={
-            "CALL_DROP": "2026-11-25T10:05:00Z",
-            "CallsDay": "2026-11-25",
-            "CallsToday": 1,
-        },
-    )
+    other = {
+        "EngagementId": "e" * 32,
+        "IncidentId": "i" * 32,
+        "IncidentType": "CALL_QUALITY",
+        "IncidentTime": "2026-11-25T10:14:00Z",
+        "Cell": "LDN-0042",
+        "IncidentTypes": ["CALL_QUALITY"],
+        "IncidentKeys": ["i" * 16],
+        "Status": "open",
+        "Attempts": 0,
+    }
+    put_profile(aws, record, Episode=other, ContactVersion=1)
 
     response = app.handler(stream, lambda_context)
 
+    # Then this delivery re-reads and joins it: no second engagement for the subscriber
     assert response == {"batchItemFailures": []}
     [(_, update)] = engagements(aws, "engagement_update_queue")
-    assert (update.decision, update.reason) == ("suppress", "cooldown")
+    assert (update.decision, update.reason, update.engagement_id) == (
+        "merged",
+        "same_episode",
+        "e" * 32,
+    )
     assert aws.messages("engagement_trigger_queue.fifo") == []
+    stored = profile(aws, phone_of(record))
+    assert stored["Episode"]["IncidentTypes"] == ["CALL_QUALITY", "CALL_DROP"]
+    assert stored["ContactVersion"] == 2
 
 
 def test_a_redelivered_record_resends_the_same_engagement(aws, event, lambda_context):
@@ -182,7 +202,7 @@ def test_a_redelivered_record_resends_the_same_engagement(aws, event, lambda_con
     again = engagements(aws, "engagement_update_queue")
     assert [m for _, m in again] == [m for _, m in first]
     assert again[0][1].decision == "engage"
-    assert profile(aws, phone_of(stream["Records"][0]))["Engagements"]["CallsToday"] == 1
+    assert profile(aws, phone_of(stream["Records"][0]))["ContactVersion"] == 1
 
 
 def test_a_malformed_image_is_dropped_and_its_neighbour_is_processed(aws, event, lambda_context):
@@ -218,7 +238,7 @@ def test_a_failed_write_fails_that_record_and_the_ones_after_it(aws, event, lamb
     other["dynamodb"]["SequenceNumber"] = "111100000000012345679999"
     put_profile(aws, template)
     put_profile(aws, other)
-    dynamodb = app._dependencies().engagements._dynamodb
+    dynamodb = app._dependencies().contacts._dynamodb
 
     def throttle(params, **kwargs):
         if params["Key"]["PhoneNumber"]["S"] == phone:
@@ -233,7 +253,7 @@ def test_a_failed_write_fails_that_record_and_the_ones_after_it(aws, event, lamb
         other["dynamodb"]["SequenceNumber"],
     ]
     assert aws.messages("engagement_trigger_queue.fifo") == []
-    assert "Engagements" not in profile(aws, other_phone)
+    assert "Episode" not in profile(aws, other_phone)
 
 
 def _second_subscriber(template, phone="+447700900456", sequence="111100000000012345679999"):
@@ -275,7 +295,7 @@ def test_a_refused_trigger_message_fails_its_record_and_the_later_ones_and_the_r
     assert sorted(raw["Attributes"]["MessageGroupId"] for raw, _ in triggers) == sorted(
         [phone_of(first), phone_of(second)]
     )
-    assert profile(aws, phone_of(first))["Engagements"]["CallsToday"] == 1
+    assert profile(aws, phone_of(first))["ContactVersion"] == 1
 
 
 def test_a_failed_send_call_fails_every_record_whose_messages_were_in_it(

@@ -1,7 +1,9 @@
-"""Trigger_Connect under moto: who gets called, once, in order, and what is retried.
+"""Trigger_Connect under moto: who gets called, once, in order, and what waits.
 
-moto does not implement StartOutboundVoiceContact, so a fake Connect answers
-through botocore's before-call hook on the handler's own client.
+moto does not implement StartOutboundVoiceContact, so a fake Connect answers through
+botocore's before-call hook on the handler's own client. Each subscriber of the event
+fixture has an open episode on its profile (as Read_after_incident leaves it), and the
+clock stands after the gathering delay, in calling hours.
 """
 
 import copy
@@ -9,6 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -16,17 +19,21 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
+from feedback_loop.adapters.dynamodb import from_item
 from feedback_loop.dial import backoff_seconds
 from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import metrics
 from tests.integration.conftest import SendFaults
 from tests.moto_tables import create_tables
+from tests.profiles import open_episode_item
 from trigger_connect import app
 
 EVENT = json.loads(
     (Path(__file__).parents[1] / "events" / "sqs_fifo_engagement_trigger.json").read_text()
 )
 REGION = "eu-west-2"
+NOW = datetime(2026, 11, 25, 10, 40, tzinfo=UTC)  # after every fixture incident's gathering
+ANSWER_WAIT = 15 * 60
 OPERATION = "connect.StartOutboundVoiceContact"
 
 
@@ -89,6 +96,8 @@ def env(monkeypatch):
         "CONTACT_FLOW_ID": "c1f3a7e2-5b4d-4e8f-9a0b-1c2d3e4f5a6b",
         "SOURCE_PHONE_NUMBER": "+442079460000",
         "IDEMPOTENCY_TABLE": "Idempotency_table",
+        "SUBSCRIBER_TABLE": "Subscriber_table",
+        "CONTACT_STATE_TABLE": "Contact_state",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(metrics, "namespace", "SubscriberFeedbackLoop")
@@ -97,7 +106,9 @@ def env(monkeypatch):
 @pytest.fixture
 def connect(env, monkeypatch):
     with mock_aws():
-        create_tables(boto3.client("dynamodb"), "Idempotency_table")
+        create_tables(
+            boto3.client("dynamodb"), "Idempotency_table", "Subscriber_table", "Contact_state"
+        )
         sqs = boto3.client("sqs")
         for name, variable in (
             ("engagement_trigger_queue.fifo", "ENGAGEMENT_TRIGGER_QUEUE_URL"),
@@ -106,8 +117,11 @@ def connect(env, monkeypatch):
             attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             monkeypatch.setenv(variable, url)
+        monkeypatch.setattr(app, "clock", lambda: NOW)
         app._dependencies.cache_clear()
         deps = app._dependencies()
+        for record in RECORDS[:1] + RECORDS[2:]:  # the first message of each subscriber
+            _open_episode(decode(record["body"], EngagementMessage))
         yield FakeConnect(deps.calls._connect, deps.triggers._sqs)
         app._dependencies.cache_clear()
 
@@ -120,10 +134,23 @@ def _invoke(event, remaining_ms: int = 30_000):
     return app.handler(event, LambdaContext(remaining_ms=remaining_ms))
 
 
-def _failed_engagements() -> list[EngagementMessage]:
+def _lake_steps() -> list[EngagementMessage]:
     url = app._dependencies().ports.updates.url
     messages = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
     return [decode(m["Body"], EngagementMessage) for m in messages.get("Messages", [])]
+
+
+def _open_episode(message: EngagementMessage, **profile) -> None:
+    """The subscriber's profile with the episode the message belongs to, still open."""
+    item = open_episode_item(message, **profile)
+    boto3.client("dynamodb").put_item(TableName="Subscriber_table", Item=item)
+
+
+def _episode(phone: str) -> dict:
+    item = boto3.client("dynamodb").get_item(
+        TableName="Subscriber_table", Key={"PhoneNumber": {"S": phone}}
+    )["Item"]
+    return from_item(item)["Episode"]
 
 
 def _failed_ids(response):
@@ -137,43 +164,73 @@ def _message(record) -> EngagementMessage:
 RECORDS = EVENT["Records"]
 
 
-def test_each_engagement_calls_its_subscriber_with_token_and_attributes(connect):
+def test_each_subscriber_is_called_once_with_token_and_attributes_and_waits_for_the_answer(
+    connect,
+):
     response = _invoke(_event(*RECORDS))
 
-    assert _failed_ids(response) == []
+    # The two subscribers' first messages are called; the same group's second one waits
     messages = [_message(record) for record in RECORDS]
+    called = [messages[0], messages[2]]
     assert [call["DestinationPhoneNumber"] for call in connect.started] == [
-        m.phone_number for m in messages
+        m.phone_number for m in called
     ]
-    for call, message in zip(connect.started, messages, strict=True):
-        assert call["ClientToken"] == message.engagement_id
+    for call, message in zip(connect.started, called, strict=True):
+        assert call["ClientToken"] == f"{message.engagement_id}-1"
         assert call["Attributes"] == {
             "engagement_id": message.engagement_id,
             "incident_type": message.incident_type,
             "incident_time": message.incident_time,
             "incident_id": message.incident_id,
+            "incident_types": message.incident_type,
             "cell": message.cell,
+            "attempt": "1",
         }
         centre = app._dependencies().ports.centre
         assert call["InstanceId"] == centre.instance_id
         assert call["ContactFlowId"] == centre.contact_flow_id
         assert call["SourcePhoneNumber"] == centre.source_phone_number
+        assert _episode(message.phone_number)["Status"] == "contacted"
+    # Each called message stays on the queue, hidden while the subscriber answers
+    assert sorted(_failed_ids(response)) == sorted(r["messageId"] for r in RECORDS)
+    assert connect.hidden == {
+        RECORDS[0]["receiptHandle"]: ANSWER_WAIT,
+        RECORDS[2]["receiptHandle"]: ANSWER_WAIT,
+    }
+    assert [(s.decision, s.reason) for s in _lake_steps()] == [("contacted", "voice")] * 2
 
 
-def test_redelivery_in_a_later_invocation_places_one_call(connect):
+def test_a_redelivered_message_after_the_call_does_not_call_again(connect):
     record = RECORDS[0]
     redelivered = copy.deepcopy(record)
     redelivered["attributes"]["ApproximateReceiveCount"] = "2"
 
-    first = _invoke(_event(record))
-    second = _invoke(_event(redelivered))
+    _invoke(_event(record))
+    _invoke(_event(redelivered))
 
-    assert _failed_ids(first) == _failed_ids(second) == []
     assert len(connect.attempts) == 1
-    assert connect.started[0]["ClientToken"] == _message(record).engagement_id
+    assert connect.started[0]["ClientToken"] == f"{_message(record).engagement_id}-1"
 
 
-def test_idempotency_record_outlives_any_redrive_of_the_message(connect):
+def test_the_answer_closes_the_episode_and_the_message_is_done(connect):
+    record = RECORDS[0]
+    message = _message(record)
+    _invoke(_event(record))
+    boto3.client("dynamodb").update_item(
+        TableName="Subscriber_table",
+        Key={"PhoneNumber": {"S": message.phone_number}},
+        UpdateExpression="SET AnsweredEngagement = :e",
+        ExpressionAttributeValues={":e": {"S": message.engagement_id}},
+    )
+
+    response = _invoke(_event(record))
+
+    assert _failed_ids(response) == []
+    assert _episode(message.phone_number)["Status"] == "closed"
+    assert [(s.decision, s.reason) for s in _lake_steps()][-1] == ("closed", "answered")
+
+
+def test_idempotency_records_outlive_any_redrive_of_the_message(connect):
     before = time.time()
 
     _invoke(_event(RECORDS[0]))
@@ -184,15 +241,14 @@ def test_idempotency_record_outlives_any_redrive_of_the_message(connect):
     assert app.IDEMPOTENCY_TTL_SECONDS - 5 <= ttl <= app.IDEMPOTENCY_TTL_SECONDS + 5
 
 
-def test_same_engagement_twice_in_one_batch_places_one_call(connect):
+def test_the_same_message_twice_in_one_batch_places_one_call(connect):
     duplicate = copy.deepcopy(RECORDS[0])
     duplicate["messageId"] = str(uuid.uuid4())
 
-    response = _invoke(_event(RECORDS[0], duplicate))
+    _invoke(_event(RECORDS[0], duplicate))
 
-    assert _failed_ids(response) == []
     assert [call["ClientToken"] for call in connect.attempts] == [
-        _message(RECORDS[0]).engagement_id
+        f"{_message(RECORDS[0]).engagement_id}-1"
     ]
 
 
@@ -200,30 +256,27 @@ def test_throttling_holds_back_that_subscribers_group_only(connect, capsys):
     throttled_phone = _message(RECORDS[0]).phone_number
     connect.fail_with[throttled_phone] = "ThrottlingException"
 
-    response = _invoke(_event(*RECORDS))
+    _invoke(_event(*RECORDS))
 
-    same_group = [r["messageId"] for r in RECORDS if _message(r).phone_number == throttled_phone]
-    assert len(same_group) == 2
-    assert _failed_ids(response) == same_group
     assert [call["DestinationPhoneNumber"] for call in connect.started] == [
-        _message(r).phone_number for r in RECORDS if r["messageId"] not in same_group
+        _message(RECORDS[2]).phone_number
     ]
     assert [call["DestinationPhoneNumber"] for call in connect.attempts].count(throttled_phone) == 1
     assert '"CallsThrottled"' in capsys.readouterr().out
     # The throttled message waits out its back-off; the one behind it waits behind it.
-    head, behind = (r for r in RECORDS if r["messageId"] in same_group)
-    assert connect.hidden == {
-        head["receiptHandle"]: backoff_seconds(1, _message(head).engagement_id)
-    }
-    assert behind["receiptHandle"] not in connect.hidden
+    head = RECORDS[0]
+    assert connect.hidden[head["receiptHandle"]] == backoff_seconds(1, _message(head).engagement_id)
+    assert RECORDS[1]["receiptHandle"] not in connect.hidden
+    assert _episode(throttled_phone)["Status"] == "open"
 
 
-def test_the_back_off_grows_with_each_refusal_up_to_fifteen_minutes(connect):
+def test_the_back_off_grows_with_each_refusal_up_to_fifteen_minutes(connect, monkeypatch):
     record = copy.deepcopy(RECORDS[2])
     connect.fail_with[_message(record).phone_number] = "LimitExceededException"
     waits = []
     for attempt in range(1, 9):
         record["attributes"]["ApproximateReceiveCount"] = str(attempt)
+        monkeypatch.setattr(app, "clock", lambda a=attempt: NOW + timedelta(minutes=a))
         _invoke(_event(record))
         waits.append(connect.hidden[record["receiptHandle"]])
 
@@ -231,22 +284,6 @@ def test_the_back_off_grows_with_each_refusal_up_to_fifteen_minutes(connect):
     assert 24 <= waits[0] <= 36
     assert all(720 <= wait <= 900 for wait in waits[5:])
     assert connect.started == []
-
-
-def test_throttled_messages_are_called_in_order_when_retried(connect):
-    throttled_phone = _message(RECORDS[0]).phone_number
-    connect.fail_with[throttled_phone] = "ThrottlingException"
-    first = _invoke(_event(*RECORDS))
-    connect.fail_with.clear()
-
-    retried = [r for r in RECORDS if r["messageId"] in _failed_ids(first)]
-    second = _invoke(_event(*retried))
-
-    assert _failed_ids(second) == []
-    assert [call["ClientToken"] for call in connect.started[-2:]] == [
-        _message(r).engagement_id for r in retried
-    ]
-    assert len(connect.started) == len(RECORDS)
 
 
 @pytest.mark.parametrize(
@@ -259,12 +296,13 @@ def test_throttled_messages_are_called_in_order_when_retried(connect):
 )
 def test_malformed_message_is_reported_alone(connect, capsys, caplog, body):
     bad = copy.deepcopy(RECORDS[2])
-    bad.update(messageId=str(uuid.uuid4()), body=body)
+    bad.update(messageId=str(uuid.uuid4()), body=body, receiptHandle="bad-receipt-handle")
     bad["attributes"]["MessageGroupId"] = "+447700900999"
 
     response = _invoke(_event(RECORDS[0], bad, RECORDS[2]))
 
-    assert _failed_ids(response) == [bad["messageId"]]
+    assert bad["messageId"] in _failed_ids(response)
+    assert bad["receiptHandle"] not in connect.hidden
     assert len(connect.started) == 2
     assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
         "Engagement message rejected"
@@ -283,6 +321,17 @@ def test_suppressed_decision_on_the_trigger_queue_is_not_called(connect):
     assert connect.attempts == []
 
 
+def test_an_opt_out_pressed_since_the_decision_stops_the_call(connect):
+    message = _message(RECORDS[0])
+    _open_episode(message, OptedOut=True)
+
+    response = _invoke(_event(RECORDS[0]))
+
+    assert _failed_ids(response) == []
+    assert connect.attempts == []
+    assert [(s.decision, s.reason) for s in _lake_steps()] == [("suppress", "opted_out")]
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -297,28 +346,30 @@ def test_a_permanent_refusal_is_recorded_once_as_a_failed_engagement_and_not_ret
     refused = _message(RECORDS[2]).phone_number
     connect.fail_with[refused] = code
 
-    response = _invoke(_event(*RECORDS))
+    response = _invoke(_event(RECORDS[2]))
 
     assert _failed_ids(response) == []
     assert connect.hidden == {}
-    [failed] = _failed_engagements()
+    [failed] = _lake_steps()
     assert (failed.engagement_id, failed.decision, failed.reason) == (
         _message(RECORDS[2]).engagement_id,
         "failed",
         code,
     )
+    assert _episode(refused)["Status"] == "closed"
     assert [getattr(r, "reason", None) for r in caplog.records if r.levelname == "ERROR"] == [code]
     assert '"CallsFailed"' in capsys.readouterr().out
 
 
-def test_a_refusal_that_cannot_be_recorded_is_retried(connect):
+def test_a_step_that_cannot_be_recorded_is_retried(connect):
     connect.fail_with[_message(RECORDS[2]).phone_number] = "DestinationNotAllowedException"
     SendFaults(app._dependencies().ports.updates._sqs).failing_calls = 1
 
     response = _invoke(_event(RECORDS[2]))
 
     assert _failed_ids(response) == [RECORDS[2]["messageId"]]
-    assert _failed_engagements() == []
+    assert _lake_steps() == []
+    assert _episode(_message(RECORDS[2]).phone_number)["Status"] == "open"
 
 
 def test_an_unknown_error_is_treated_as_one_that_may_pass(connect):
@@ -328,7 +379,7 @@ def test_an_unknown_error_is_treated_as_one_that_may_pass(connect):
 
     assert _failed_ids(response) == [RECORDS[2]["messageId"]]
     assert RECORDS[2]["receiptHandle"] in connect.hidden
-    assert _failed_engagements() == []
+    assert _lake_steps() == []
 
 
 def test_the_batch_stops_before_the_function_could_time_out(connect):
@@ -339,22 +390,10 @@ def test_the_batch_stops_before_the_function_could_time_out(connect):
     assert set(connect.hidden.values()) == {0}
 
 
-def test_failed_call_is_not_remembered_as_done(connect):
-    phone = _message(RECORDS[2]).phone_number
-    connect.fail_with[phone] = "InternalServiceException"
+def test_a_night_time_message_is_held_until_the_morning(connect, monkeypatch):
+    monkeypatch.setattr(app, "clock", lambda: NOW.replace(hour=22, minute=0))
+
     _invoke(_event(RECORDS[2]))
-    connect.fail_with.clear()
 
-    response = _invoke(_event(RECORDS[2]))
-
-    assert _failed_ids(response) == []
-    assert [call["DestinationPhoneNumber"] for call in connect.started] == [phone]
-
-
-def test_a_batch_where_everything_fails_still_answers_with_item_failures(connect):
-    for record in RECORDS:
-        connect.fail_with[_message(record).phone_number] = "LimitExceededException"
-
-    response = _invoke(_event(*RECORDS))
-
-    assert sorted(_failed_ids(response)) == sorted(r["messageId"] for r in RECORDS)
+    assert connect.attempts == []
+    assert connect.hidden[RECORDS[2]["receiptHandle"]] == 10 * 3600  # 22:00 → 08:00 UTC

@@ -88,6 +88,7 @@ def estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Estate]:
             "SUBSCRIBER_TABLE": "Subscriber_table",
             "COUNTERS_TABLE": "Subscriber_counters",
             "IDEMPOTENCY_TABLE": "Idempotency_table",
+            "CONTACT_STATE_TABLE": "Contact_state",
             "INCIDENT_QUEUE_URL": queues["incident_update_queue"],
             "ENGAGEMENT_UPDATE_QUEUE_URL": queues["engagement_update_queue"],
             "ENGAGEMENT_TRIGGER_QUEUE_URL": queues["engagement_trigger_queue.fifo"],

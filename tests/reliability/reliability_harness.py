@@ -148,9 +148,14 @@ class FakeContext:
         return 60_000
 
 
+def handler_module(package: str) -> Any:
+    """The ``app`` module of one Lambda folder (imported lazily, after moto is up)."""
+    return importlib.import_module(f"{package}.app")
+
+
 def handler_of(package: str) -> Callable[[dict[str, Any], Any], Any]:
-    """The real ``handler`` of one Lambda folder (imported lazily, after moto is up)."""
-    return importlib.import_module(f"{package}.app").handler
+    """The real ``handler`` of one Lambda folder."""
+    return handler_module(package).handler
 
 
 @dataclass
@@ -368,7 +373,8 @@ class ConnectCalls:
     throttle: bool = False
 
     def engagement_ids(self) -> list[str]:
-        return [request["ClientToken"] for request in self.requests]
+        """The engagement of every call placed (one entry per call)."""
+        return [request["Attributes"]["engagement_id"] for request in self.requests]
 
 
 @dataclass

@@ -12,6 +12,7 @@ from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage, decode
 
 EVENTS = Path(__file__).parents[1] / "events"
+KPIS = ("CALL_DROP", "VIDEO_STALLING")
 CENTRE = CallCentre(
     instance_id="instance-1", contact_flow_id="flow-1", source_phone_number="+442079460000"
 )
@@ -24,7 +25,7 @@ def engagement() -> EngagementMessage:
 
 
 def test_request_calls_the_subscriber_from_the_configured_instance(engagement):
-    request = outbound_call_request(engagement, CENTRE)
+    request = outbound_call_request(engagement, CENTRE, KPIS, 1)
 
     assert request["DestinationPhoneNumber"] == engagement.phone_number
     assert request["InstanceId"] == CENTRE.instance_id
@@ -32,19 +33,24 @@ def test_request_calls_the_subscriber_from_the_configured_instance(engagement):
     assert request["SourcePhoneNumber"] == CENTRE.source_phone_number
 
 
-def test_client_token_is_the_engagement_id(engagement):
-    assert outbound_call_request(engagement, CENTRE)["ClientToken"] == engagement.engagement_id
+def test_each_attempt_has_its_own_client_token(engagement):
+    first = outbound_call_request(engagement, CENTRE, KPIS, 1)["ClientToken"]
+    second = outbound_call_request(engagement, CENTRE, KPIS, 2)["ClientToken"]
+
+    assert (first, second) == (f"{engagement.engagement_id}-1", f"{engagement.engagement_id}-2")
 
 
 def test_attributes_tell_the_flow_why_it_calls_as_strings(engagement):
-    attributes = outbound_call_request(engagement, CENTRE)["Attributes"]
+    attributes = outbound_call_request(engagement, CENTRE, KPIS, 1)["Attributes"]
 
     assert attributes == {
         "engagement_id": engagement.engagement_id,
         "incident_type": engagement.incident_type,
         "incident_time": engagement.incident_time,
         "incident_id": engagement.incident_id,
+        "incident_types": "CALL_DROP,VIDEO_STALLING",
         "cell": engagement.cell,
+        "attempt": "1",
     }
     assert all(isinstance(value, str) for value in attributes.values())
     assert engagement.phone_number not in attributes.values()
@@ -52,14 +58,14 @@ def test_attributes_tell_the_flow_why_it_calls_as_strings(engagement):
 
 def test_a_suppressed_decision_never_becomes_a_call(engagement):
     with pytest.raises(InvalidRecord) as raised:
-        outbound_call_request(replace(engagement, decision="suppress"), CENTRE)
+        outbound_call_request(replace(engagement, decision="suppress"), CENTRE, KPIS, 1)
 
     assert raised.value.reason == "not_an_engagement"
 
 
 def test_an_engagement_without_id_is_refused(engagement):
     with pytest.raises(InvalidRecord):
-        outbound_call_request(replace(engagement, engagement_id=""), CENTRE)
+        outbound_call_request(replace(engagement, engagement_id=""), CENTRE, KPIS, 1)
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,24 @@
-"""Engagement decision and contact policy boundaries."""
+"""The decision on each above-threshold incident: thresholds, opt-outs, episodes, gap and cap."""
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback_loop.decision import (
-    ENGAGE,
-    SUPPRESS,
-    EngagementState,
-    decide,
-    decide_all,
-)
+from feedback_loop.decision import ENGAGE, MERGED, SUPPRESS, decide, decide_all
+from feedback_loop.episodes import CLOSED, ContactState, Episode, SubscriberView
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.incidents import Incident
-from feedback_loop.policy import Policy, load_policy
+from feedback_loop.policy import load_policy
+from feedback_loop.timeutil import format_utc
 
 PHONE = "+447700900123"
 POLICY = load_policy({"quiet_hours": {"start": "21:00", "end": "08:00"}, "timezone": "UTC"})
+NOW = datetime(2026, 11, 25, 10, 20, tzinfo=UTC)
 
 
-def incident(kpi="CALL_DROP", time="2026-11-25T10:15:03Z", sessions=8, failures=2):
-    record_id = f"shardId-000000000000:{time}"
+def incident(kpi="CALL_DROP", time="2026-11-25T10:15:03Z", sessions=8, failures=2, position=0):
+    record_id = f"shardId-000000000000:{time}:{position}"
     return Incident(
         incident_id=incident_id(PHONE, kpi, time, record_id),
         phone_number=PHONE,
@@ -37,8 +35,12 @@ def incident(kpi="CALL_DROP", time="2026-11-25T10:15:03Z", sessions=8, failures=
     )
 
 
-def outcome(item, state=None, opted_out=False, policy: Policy = POLICY):
-    decision, _ = decide(PHONE, item, state or EngagementState(), opted_out, policy)
+def view(**changes) -> SubscriberView:
+    return replace(SubscriberView(PHONE), **changes)
+
+
+def outcome(item, subscriber=None, policy=POLICY, now=NOW):
+    decision, _ = decide(item, subscriber or view(), policy, now)
     return None if decision is None else (decision.decision, decision.reason)
 
 
@@ -47,8 +49,13 @@ def test_a_rate_exactly_at_the_threshold_does_not_engage():
     assert outcome(incident(sessions=25, failures=4)) is None
 
 
-def test_a_rate_just_above_the_threshold_engages():
-    assert outcome(incident(sessions=24, failures=4)) == (ENGAGE, "above_threshold")
+def test_a_rate_just_above_the_threshold_engages_and_opens_an_episode():
+    decision, after = decide(incident(sessions=24, failures=4), view(), POLICY, NOW)
+
+    assert (decision.decision, decision.reason) == (ENGAGE, "above_threshold")
+    episode = after.contact.episode
+    assert episode.engagement_id == decision.engagement_id
+    assert (episode.incident_types, episode.status) == (("CALL_DROP",), "open")
 
 
 def test_each_kpi_uses_its_own_threshold():
@@ -57,105 +64,99 @@ def test_each_kpi_uses_its_own_threshold():
     assert outcome(incident("VIDEO_STALLING", sessions=10, failures=1)) is None
 
 
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"opted_out": True}, "opted_out"),
+        ({"do_not_contact": True}, "do_not_contact"),
+    ],
+)
+def test_an_opted_out_or_do_not_contact_subscriber_is_never_engaged(changes, reason):
+    decision, after = decide(incident(), view(**changes), POLICY, NOW)
+
+    assert (decision.decision, decision.reason) == (SUPPRESS, reason)
+    assert after.contact.episode is None
+
+
 def test_too_few_sessions_suppresses():
     policy = replace(POLICY, min_sessions=5)
-
     assert outcome(incident(sessions=4, failures=2), policy=policy) == (SUPPRESS, "min_sessions")
     assert outcome(incident(sessions=5, failures=2), policy=policy) == (ENGAGE, "above_threshold")
 
 
-def test_an_opted_out_subscriber_is_never_engaged():
-    assert outcome(incident(), opted_out=True) == (SUPPRESS, "opted_out")
+def test_an_incident_decided_after_its_age_limit_is_stale():
+    late = NOW + timedelta(hours=25)
+    assert outcome(incident(), now=late) == (SUPPRESS, "stale")
 
 
-@pytest.mark.parametrize(
-    ("time", "quiet"),
-    [
-        ("2026-11-25T20:59:59Z", False),
-        ("2026-11-25T21:00:00Z", True),
-        ("2026-11-25T23:30:00Z", True),
-        ("2026-11-26T03:00:00Z", True),
-        ("2026-11-26T07:59:00Z", True),
-        ("2026-11-26T08:00:00Z", False),
-    ],
-)
-def test_quiet_hours_wrap_past_midnight(time, quiet):
-    expected = (SUPPRESS, "quiet_hours") if quiet else (ENGAGE, "above_threshold")
+def test_incidents_of_several_kpis_in_one_episode_become_one_engagement():
+    # Given a subscriber whose calls drop and whose video stalls within minutes
+    drop = incident("CALL_DROP", "2026-11-25T10:15:03Z")
+    stall = incident("VIDEO_STALLING", "2026-11-25T10:17:40Z", sessions=10, failures=3)
 
-    assert outcome(incident(time=time)) == expected
+    decisions, after = decide_all([stall, drop], view(), POLICY, NOW)
 
-
-def test_quiet_hours_are_in_the_policy_time_zone():
-    tokyo = replace(POLICY, timezone="Asia/Tokyo")  # UTC+9: 13:00Z is 22:00 local
-
-    assert outcome(incident(time="2026-11-25T13:00:00Z"))[0] == ENGAGE
-    assert outcome(incident(time="2026-11-25T13:00:00Z"), policy=tokyo) == (SUPPRESS, "quiet_hours")
-
-
-def test_the_cooldown_is_per_kpi():
-    state = EngagementState({"CALL_DROP": "2026-11-25T09:00:00Z"}, "2026-11-25", 1)
-    policy = replace(POLICY, cooldown_minutes=120)
-
-    assert outcome(incident(time="2026-11-25T10:59:59Z"), state, policy=policy) == (
-        SUPPRESS,
-        "cooldown",
-    )
-    assert outcome(incident(time="2026-11-25T11:00:00Z"), state, policy=policy)[0] == ENGAGE
-    assert (
-        outcome(incident("CALL_QUALITY", time="2026-11-25T10:00:00Z"), state, policy=policy)[0]
-        == ENGAGE
-    )
-
-
-def test_the_daily_cap_counts_engagements_of_the_local_day():
-    policy = replace(POLICY, max_calls_per_day=2, cooldown_minutes=0)
-    state = EngagementState({"CALL_QUALITY": "2026-11-25T09:00:00Z"}, "2026-11-25", 2)
-
-    assert outcome(incident(time="2026-11-25T12:00:00Z"), state, policy=policy) == (
-        SUPPRESS,
-        "daily_cap",
-    )
-    assert outcome(incident(time="2026-11-26T12:00:00Z"), state, policy=policy)[0] == ENGAGE
-
-
-def test_two_incidents_within_five_minutes_are_both_engaged_in_time_order():
-    later = incident("LOW_BITRATE", time="2026-11-25T10:19:00Z", sessions=10, failures=2)
-    earlier = incident("CALL_DROP", time="2026-11-25T10:15:03Z")
-
-    decisions, state = decide_all(PHONE, [later, earlier], EngagementState(), False, POLICY)
-
-    assert [(d.incident.event_type, d.decision) for d in decisions] == [
-        ("CALL_DROP", ENGAGE),
-        ("LOW_BITRATE", ENGAGE),
-    ]
-    assert state.calls_today == 2
-    assert state.last_by_kpi == {"CALL_DROP": earlier.timestamp, "LOW_BITRATE": later.timestamp}
-
-
-def test_a_second_incident_of_the_same_kpi_in_one_update_is_in_cooldown():
-    first = incident(time="2026-11-25T10:15:03Z")
-    second = incident(time="2026-11-25T10:18:00Z")
-
-    decisions, _ = decide_all(PHONE, [first, second], EngagementState(), False, POLICY)
-
+    # Then the first opens the episode and the second joins it: one contact for both
     assert [(d.decision, d.reason) for d in decisions] == [
         (ENGAGE, "above_threshold"),
-        (SUPPRESS, "cooldown"),
+        (MERGED, "same_episode"),
     ]
+    assert decisions[0].engagement_id == decisions[1].engagement_id
+    assert after.contact.episode.incident_types == ("CALL_DROP", "VIDEO_STALLING")
 
 
-def test_a_decision_already_recorded_is_replayed_as_engage_without_changing_state():
-    item = incident()
-    _, state = decide(PHONE, item, EngagementState(), False, POLICY)
+def test_two_failed_sessions_in_the_same_second_join_one_episode():
+    first, second = incident(position=0), incident(position=1)
 
-    decision, again = decide(PHONE, item, state, False, POLICY)
+    decisions, after = decide_all([first, second], view(), POLICY, NOW)
 
-    assert (decision.decision, decision.replayed) == (ENGAGE, True)
-    assert again == state
+    assert [d.decision for d in decisions] == [ENGAGE, MERGED]
+    assert len(after.contact.episode.incident_keys) == 2
+
+
+def test_a_closed_episode_does_not_absorb_a_new_incident():
+    _, opened = decide(incident(), view(), POLICY, NOW)
+    closed = opened.contact.with_episode(replace(opened.contact.episode, status=CLOSED))
+
+    later = incident("CALL_QUALITY", "2026-11-25T10:30:00Z")
+    decision, _ = decide(later, view(contact=closed), POLICY, NOW + timedelta(minutes=15))
+
+    assert (decision.decision, decision.reason) == (ENGAGE, "above_threshold")
+
+
+def test_a_contact_the_gap_would_push_past_the_age_limit_is_suppressed_now():
+    # Contacted an hour ago: the next contact may come in 23 h, the incident is stale in 24 h
+    history = (format_utc(NOW - timedelta(hours=1)),)
+    subscriber = view(contact=ContactState(history=history))
+    assert outcome(incident(), subscriber) == (ENGAGE, "above_threshold")
+
+    # With a 12-hour age limit it could never be asked about: suppressed as contact_gap
+    short = replace(POLICY, max_incident_age_hours=12)
+    assert outcome(incident(), subscriber, policy=short) == (SUPPRESS, "contact_gap")
+
+
+def test_the_cap_suppresses_when_it_cannot_reopen_in_time():
+    history = (format_utc(NOW - timedelta(days=2)), format_utc(NOW - timedelta(days=1)))
+    capped = view(contact=ContactState(history=history))
+    assert outcome(incident(), capped) == (SUPPRESS, "contact_cap")
+
+
+def test_a_replayed_incident_is_decided_the_same_without_changing_the_state():
+    drop, stall = incident(), incident("VIDEO_STALLING", "2026-11-25T10:17:40Z", 10, 3)
+    decisions, after = decide_all([drop, stall], view(), POLICY, NOW)
+
+    again, unchanged = decide_all([drop, stall], after, POLICY, NOW)
+
+    assert [(d.decision, d.reason, d.replayed) for d in again] == [
+        (ENGAGE, "above_threshold", True),
+        (MERGED, "same_episode", True),
+    ]
+    assert [d.engagement_id for d in again] == [d.engagement_id for d in decisions]
+    assert unchanged == after
 
 
 def test_the_engagement_id_is_deterministic_and_in_the_message():
-    decision, _ = decide(PHONE, incident(), EngagementState(), False, POLICY)
+    decision, _ = decide(incident(), view(), POLICY, NOW)
     message = decision.to_message()
 
     item = incident()
@@ -163,11 +164,13 @@ def test_the_engagement_id_is_deterministic_and_in_the_message():
         PHONE, "CALL_DROP", "2026-11-25T10:15:03Z", item.incident_id
     )
     assert message.engagement_id != message.incident_id
-    assert (message.threshold, message.decided_at) == (0.16, message.incident_time)
+    assert (message.threshold, message.decided_at) == (0.16, format_utc(NOW))
 
 
-def test_the_engagement_state_round_trips_through_the_item():
-    state = EngagementState({"CALL_DROP": "2026-11-25T10:15:03Z"}, "2026-11-25", 2)
+def test_the_episode_round_trips_through_the_profile_item():
+    _, after = decide(incident(), view(), POLICY, NOW)
+    episode = after.contact.episode
 
-    assert EngagementState.from_item(state.to_item()) == state
-    assert EngagementState.from_item(None) == EngagementState()
+    assert Episode.from_item(episode.to_item()) == episode
+    profile = {"Episode": episode.to_item(), "ContactHistory": [], "ContactVersion": 3}
+    assert ContactState.from_profile(profile) == ContactState(episode, (), 3)

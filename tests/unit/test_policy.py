@@ -1,11 +1,13 @@
 """The policy is the one place thresholds and contact rules are validated."""
 
 import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from feedback_loop.errors import ConfigError
-from feedback_loop.policy import Policy, QuietHours, load_policy, policy_from_json
+from feedback_loop.policy import OutageRule, Policy, load_policy, policy_from_json
 
 
 def test_defaults_are_the_reference_design_thresholds_and_windows():
@@ -69,22 +71,52 @@ def test_absent_environment_variable_means_defaults_and_bad_json_is_named():
         policy_from_json("{not json")
 
 
-def test_null_quiet_hours_disables_them():
+def test_null_quiet_hours_disable_them():
     policy = load_policy({"quiet_hours": None})
 
-    assert not any(policy.quiet_hours.contains(f"{hour:02d}:00") for hour in range(24))
+    hours = policy.contact_rules.hours
+    zone = ZoneInfo("UTC")
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    assert all(hours.allows(day + timedelta(hours=h), zone) for h in range(24))
     assert json.loads(policy.to_json())["quiet_hours"] == {"start": "00:00", "end": "00:00"}
 
 
+def test_the_contact_policy_keys_have_their_documented_defaults():
+    policy = Policy()
+    assert (policy.cooldown_minutes, policy.max_contacts, policy.max_contacts_days) == (1440, 2, 7)
+    assert (policy.gather_minutes, policy.max_incident_age_hours) == (10, 24)
+    assert (policy.voice_attempts, policy.retry_after_minutes, policy.answer_wait_minutes) == (
+        2,
+        120,
+        15,
+    )
+    assert policy.outage == OutageRule(min_subscribers=20, window_minutes=30, sample_size=10)
+    assert (policy.sms.enabled, policy.calls_per_minute, policy.blocked_days) == (False, 6, ())
+
+
 @pytest.mark.parametrize(
-    ("start", "end", "inside", "outside"),
+    ("raw", "named"),
     [
-        ("21:00", "08:00", ["21:00", "23:59", "00:00", "07:59"], ["08:00", "12:00", "20:59"]),
-        ("12:00", "14:00", ["12:00", "13:59"], ["11:59", "14:00", "00:00"]),
+        ({"max_contacts": 0}, "max_contacts"),
+        ({"gather_minutes": 2000}, "gather_minutes"),
+        ({"blocked_days": ["sunday"]}, "blocked_days"),
+        ({"blocked_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}, "blocked_days"),
+        ({"outage": {"min_subscribers": 1}}, "outage.min_subscribers"),
+        ({"outage": {"size": 3}}, "outage"),
+        ({"sms": {"enabled": "yes"}}, "sms.enabled"),
+        ({"voice_attempts": 6}, "voice_attempts"),
+        ({"calls_per_minute": 0}, "calls_per_minute"),
     ],
 )
-def test_quiet_hours_include_start_exclude_end_and_may_wrap_midnight(start, end, inside, outside):
-    hours = QuietHours(start=start, end=end)
+def test_bad_contact_policy_values_fail_naming_the_key(raw, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_policy(raw)
 
-    assert all(hours.contains(t) for t in inside)
-    assert not any(hours.contains(t) for t in outside)
+
+def test_the_nested_keys_round_trip_through_the_environment_variable():
+    policy = load_policy(
+        {"blocked_days": ["Sun", "sat"], "outage": {"sample_size": 5}, "sms": {"enabled": True}}
+    )
+
+    assert policy.blocked_days == ("sat", "sun")
+    assert policy_from_json(policy.to_json()) == policy

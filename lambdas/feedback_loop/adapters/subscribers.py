@@ -25,6 +25,7 @@ from feedback_loop.contract import (
     LastChange,
     Reason,
 )
+from feedback_loop.episodes import ANSWERED
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import OPTED_OUT, Feedback
 from feedback_loop.ports import RecordedAnswer
@@ -84,11 +85,14 @@ class DynamoSubscriberStore:
             f"{FEEDBACK_CONTACTS} = :contacts",
             f"{LAST_FEEDBACK} = :feedback",
             f"{LAST_CHANGE} = :change",
+            f"{ANSWERED} = :engagement",
         ]
         values: dict[str, Any] = {
             ":contacts": to_attribute([*entries, entry][-MAX_FEEDBACK_CONTACTS:]),
             ":feedback": to_attribute(feedback.to_item()),
             ":change": {"S": LastChange.FEEDBACK},
+            # Tells the dialler the episode's contact was answered.
+            ":engagement": {"S": feedback.engagement_id},
         }
         if feedback.sentiment is not None:
             sets.append("Sentiment = :sentiment")

@@ -1,0 +1,109 @@
+"""``Contact_state``: counters the contact policy shares across subscribers.
+
+Two kinds of item, keyed ``(Key, Window)`` and expiring by TTL (``ExpiresAt``):
+
+* ``cell#<cell>`` / window start: the distinct subscribers of a cell who crossed a
+  threshold in that window (``Subscribers``, a string set, so a replay adds nothing) and
+  the ones sampled to be contacted during an outage (``Sampled``);
+* ``pacing`` / minute: the contacts started in that minute, against the budget.
+
+Every change is one atomic ``UpdateItem``; a budget or a sample is claimed with a
+condition, so concurrent diallers never exceed it.
+"""
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from feedback_loop.adapters.aws import aws_error, translated
+from feedback_loop.adapters.dynamodb import condition_failed
+from feedback_loop.timeutil import format_utc
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+
+# Items outlive their window by a day: long enough for any late decision or dial.
+RETENTION = timedelta(days=1)
+
+
+class CellState:
+    """Outage counts, outage samples and the pacing budget."""
+
+    def __init__(self, dynamodb: "DynamoDBClient", table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    def _key(self, key: str, window: datetime) -> dict[str, Any]:
+        return {"Key": {"S": key}, "Window": {"S": format_utc(window)}}
+
+    def _expires(self, window: datetime) -> dict[str, str]:
+        return {"N": str(int((window + RETENTION).timestamp()))}
+
+    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> int:
+        """Add ``subscriber`` to the cell's window; returns the distinct subscribers in it."""
+        with translated("dynamodb.UpdateItem"):
+            response = self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._key(f"cell#{cell}", window),
+                UpdateExpression="ADD Subscribers :s SET ExpiresAt = :exp",
+                ExpressionAttributeValues={
+                    ":s": {"SS": [subscriber]},
+                    ":exp": self._expires(window),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        return len(response["Attributes"]["Subscribers"]["SS"])
+
+    def subscribers(self, cell: str, window: datetime) -> int:
+        """Distinct subscribers of the cell who crossed a threshold in the window."""
+        with translated("dynamodb.GetItem"):
+            response = self._dynamodb.get_item(
+                TableName=self._table,
+                Key=self._key(f"cell#{cell}", window),
+                ConsistentRead=True,
+                ProjectionExpression="Subscribers",
+            )
+        return len(response.get("Item", {}).get("Subscribers", {}).get("SS", []))
+
+    def claim_sample(self, cell: str, window: datetime, subscriber: str, size: int) -> bool:
+        """Take one of the outage's ``size`` sample slots (idempotent for the subscriber)."""
+        return self._claim(
+            self._key(f"cell#{cell}", window),
+            "ADD Sampled :s SET ExpiresAt = :exp",
+            "attribute_not_exists(Sampled) OR size(Sampled) < :size OR contains(Sampled, :one)",
+            {
+                ":s": {"SS": [subscriber]},
+                ":one": {"S": subscriber},
+                ":size": {"N": str(size)},
+                ":exp": self._expires(window),
+            },
+        )
+
+    def claim_pacing(self, minute: datetime, budget: int) -> bool:
+        """Take one of the minute's ``budget`` contacts."""
+        return self._claim(
+            self._key("pacing", minute),
+            "ADD Contacts :one SET ExpiresAt = :exp",
+            "attribute_not_exists(Contacts) OR Contacts < :budget",
+            {":one": {"N": "1"}, ":budget": {"N": str(budget)}, ":exp": self._expires(minute)},
+        )
+
+    def _claim(
+        self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise aws_error("dynamodb.UpdateItem", error) from error
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.UpdateItem", error) from error
+        return True

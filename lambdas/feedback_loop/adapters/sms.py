@@ -1,0 +1,27 @@
+"""AWS End User Messaging SMS (``pinpoint-sms-voice-v2``): send the rating request as a text."""
+
+from typing import TYPE_CHECKING
+
+from feedback_loop.adapters.aws import translated
+
+if TYPE_CHECKING:
+    from types_boto3_pinpoint_sms_voice_v2.client import PinpointSMSVoiceV2Client
+
+
+class TextSender:
+    """``SendTextMessage`` from one origination identity (a phone number or a pool)."""
+
+    def __init__(self, client: "PinpointSMSVoiceV2Client", origination_identity: str) -> None:
+        self._client = client
+        self._origination = origination_identity
+
+    def send(self, phone_number: str, text: str) -> str:
+        """Send ``text`` to ``phone_number`` as a transactional message; returns its id."""
+        with translated("pinpoint-sms-voice-v2.SendTextMessage"):
+            response = self._client.send_text_message(
+                DestinationPhoneNumber=phone_number,
+                OriginationIdentity=self._origination,
+                MessageBody=text,
+                MessageType="TRANSACTIONAL",
+            )
+        return response["MessageId"]

@@ -1,0 +1,174 @@
+"""The contact policy: when, how often and whether a subscriber may be contacted.
+
+One set of rules, evaluated twice: when an incident is decided (``Read_after_incident``)
+and again right before the subscriber is contacted (``Trigger_Connect``), because a
+queued engagement can wait long enough for the answer to change (an opt-out pressed
+meanwhile, the night falling, the incident growing stale).
+
+* **Episodes, not incidents.** Incidents of any KPI that arrive while an engagement is
+  open join it: one contact per episode, explaining each problem. Dialling waits
+  ``gather_minutes`` after the first incident, so problems that come together are asked
+  about together.
+* **Per subscriber, across all KPIs:** at least ``cooldown_minutes`` between two
+  contacts (episodes), and at most ``max_contacts`` contacts in ``max_contacts_days``.
+* **The subscriber's own hours:** quiet hours and blocked week days in the subscriber's
+  time zone: the profile's ``TimeZone`` when the operator supplied one, else the zone of
+  the number's area (the ``phonenumbers`` library), else the deployment's ``timezone``.
+  Zone arithmetic goes through ``zoneinfo``, so daylight-saving changes are honoured.
+* **Deferred, not dropped:** a contact that may not happen now is scheduled for the next
+  allowed moment; it is dropped as ``stale`` only when its first incident would by then
+  be older than ``max_incident_age_hours``.
+
+Every function here is pure: times come in as arguments, nothing reads a clock.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as number_zones
+
+from feedback_loop.timeutil import parse_utc
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+UNKNOWN_ZONE = "Etc/Unknown"
+# How many local days ahead the next allowed moment is looked for (a week of blocked
+# days is refused by the config, so a week and a day always finds one).
+_SEARCH_DAYS = 8
+
+
+@dataclass(frozen=True)
+class CallingHours:
+    """When a subscriber may be contacted, in their local time.
+
+    ``quiet_start``/``quiet_end`` (``HH:MM``) bound the quiet interval, which may wrap
+    midnight; equal values mean no quiet hours. ``blocked_days`` are week days
+    (``mon``..``sun``) on which nobody is contacted.
+    """
+
+    quiet_start: str = "21:00"
+    quiet_end: str = "08:00"
+    blocked_days: tuple[str, ...] = ()
+
+    def _quiet(self, local: datetime) -> bool:
+        if self.quiet_start == self.quiet_end:
+            return False
+        hhmm = local.strftime("%H:%M")
+        if self.quiet_start < self.quiet_end:
+            return self.quiet_start <= hhmm < self.quiet_end
+        return hhmm >= self.quiet_start or hhmm < self.quiet_end
+
+    def allows(self, moment: datetime, zone: ZoneInfo) -> bool:
+        """True when ``moment`` (aware) falls in the subscriber's calling hours."""
+        local = moment.astimezone(zone)
+        return WEEKDAYS[local.weekday()] not in self.blocked_days and not self._quiet(local)
+
+    def next_allowed(self, moment: datetime, zone: ZoneInfo) -> datetime:
+        """The first moment at or after ``moment`` that the calling hours allow (aware UTC)."""
+        if self.allows(moment, zone):
+            return moment
+        local_day = moment.astimezone(zone).date()
+        for offset in range(_SEARCH_DAYS):
+            candidate = _local_moment(local_day + timedelta(days=offset), self.quiet_end, zone)
+            if candidate > moment and self.allows(candidate, zone):
+                return candidate
+            # A blocked day ends at local midnight; quiet hours ending at midnight too.
+            midnight = _local_moment(local_day + timedelta(days=offset + 1), "00:00", zone)
+            if midnight > moment and self.allows(midnight, zone):
+                return midnight
+        raise ValueError("calling hours allow no moment in a week")
+
+
+def _local_moment(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
+    """``hhmm`` on local ``day`` as an aware datetime; a time skipped by a DST change
+    (spring forward) becomes the first valid moment after the gap."""
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    naive = datetime.combine(day, time(hour, minute))
+    local = naive.replace(tzinfo=zone)
+    # zoneinfo gives a skipped wall time an offset anyway; round-tripping through UTC
+    # moves it past the gap, which is when that clock reading first really exists.
+    return local.astimezone(ZoneInfo("UTC")).astimezone(zone)
+
+
+@lru_cache(maxsize=4096)
+def zone_of_number(phone_number: str) -> str | None:
+    """The time zone of the number's area when the numbering plan pins it to one."""
+    try:
+        parsed = phonenumbers.parse(phone_number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = [z for z in number_zones.time_zones_for_number(parsed) if z != UNKNOWN_ZONE]
+    return zones[0] if len(zones) == 1 else None
+
+
+def subscriber_zone(profile_zone: str | None, phone_number: str, default: str) -> ZoneInfo:
+    """The zone whose hours apply: the profile's, else the number's, else ``default``."""
+    for candidate in (profile_zone, zone_of_number(phone_number)):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo(default)
+
+
+@dataclass(frozen=True)
+class ContactRules:
+    """The per-subscriber contact rules of the policy (see the module docstring)."""
+
+    cooldown: timedelta = timedelta(hours=24)
+    max_contacts: int = 2
+    max_contacts_window: timedelta = timedelta(days=7)
+    gather: timedelta = timedelta(minutes=10)
+    max_incident_age: timedelta = timedelta(hours=24)
+    hours: CallingHours = CallingHours()
+
+
+@dataclass(frozen=True)
+class NextContact:
+    """When a contact may happen, and which rule set that time (``None``: nothing waits)."""
+
+    at: datetime
+    reason: str | None
+
+
+def contacts_in_window(history: Sequence[str], moment: datetime, window: timedelta) -> int:
+    """Contacts of ``history`` (ISO times) within ``window`` before ``moment``."""
+    return sum(1 for made in history if moment - window < parse_utc(made) <= moment)
+
+
+def next_contact(
+    now: datetime,
+    first_incident: datetime,
+    history: Sequence[str],
+    rules: ContactRules,
+    zone: ZoneInfo,
+) -> NextContact:
+    """The earliest moment an episode that started at ``first_incident`` may be contacted.
+
+    The gathering delay, the gap after the last contact, the cap and the calling hours
+    each push it later; the last one to push it names the reason.
+    """
+    candidates = [(now, None), (first_incident + rules.gather, "gathering")]
+    made = sorted(parse_utc(moment) for moment in history)
+    if made:
+        candidates.append((made[-1] + rules.cooldown, "contact_gap"))
+        recent = [m for m in made if m > now - rules.max_contacts_window]
+        if len(recent) >= rules.max_contacts:
+            # The cap reopens when the oldest contact that fills it leaves the window.
+            candidates.append(
+                (recent[-rules.max_contacts] + rules.max_contacts_window, "contact_cap")
+            )
+    at, reason = max(candidates, key=lambda pair: pair[0])
+    allowed = rules.hours.next_allowed(at, zone)
+    if allowed > at:
+        return NextContact(allowed, "quiet_hours")
+    return NextContact(at, reason)
+
+
+def is_stale(first_incident: datetime, at: datetime, rules: ContactRules) -> bool:
+    """True when a contact at ``at`` would be about an incident older than the policy allows."""
+    return at - first_incident > rules.max_incident_age

@@ -1,0 +1,198 @@
+"""A subscriber's contact state: the open episode, if any, and the recent contacts.
+
+An *episode* is one engagement: it starts with an above-threshold incident, gathers the
+incidents of any KPI that follow while it is open, is contacted (one or more attempts,
+on one channel or two) and closes. ``ContactHistory`` keeps the times of the episodes'
+first contacts within the cap window; the gap and the cap are counted from it. The
+state is one map on the profile, written whole with a version check, so the decision
+and the dialler never interleave their changes.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from feedback_loop.contract import EVENT_TYPES, Reason
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.timeutil import format_utc, parse_utc
+
+OPEN = "open"  # decided, not contacted yet
+CONTACTED = "contacted"  # an attempt was made; waiting for the answer
+CLOSED = "closed"
+STATUSES = (OPEN, CONTACTED, CLOSED)
+
+VOICE = "voice"
+SMS = "sms"
+CHANNELS = (VOICE, SMS)
+
+EPISODE = "Episode"
+CONTACT_HISTORY = "ContactHistory"
+CONTACT_VERSION = "ContactVersion"
+ANSWERED = "AnsweredEngagement"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """The subscriber's current (or last) engagement.
+
+    The first incident names it (``engagement_id``, ``incident_*``); ``incident_types``
+    lists every KPI it asks about, in the order they joined; ``incident_keys`` are the
+    short ids of its incidents (a replayed incident is recognised).
+    """
+
+    engagement_id: str
+    incident_id: str
+    incident_type: str
+    incident_time: str
+    cell: str
+    incident_types: tuple[str, ...]
+    incident_keys: tuple[str, ...]
+    status: str = OPEN
+    attempts: int = 0
+    channel: str | None = None
+    last_attempt_at: str | None = None
+    deferred_until: str | None = None
+
+    @property
+    def first_incident(self) -> datetime:
+        """When the episode's first incident happened."""
+        return parse_utc(self.incident_time)
+
+    @property
+    def is_open(self) -> bool:
+        """True until the episode is closed: new incidents join it."""
+        return self.status != CLOSED
+
+    def joined(self, kpi: str, key: str) -> "Episode":
+        """The episode with one more incident."""
+        kpis = self.incident_types if kpi in self.incident_types else (*self.incident_types, kpi)
+        return replace(self, incident_types=kpis, incident_keys=(*self.incident_keys, key))
+
+    def to_item(self) -> dict[str, Any]:
+        """The ``Episode`` map (empty fields left out)."""
+        item: dict[str, Any] = {
+            "EngagementId": self.engagement_id,
+            "IncidentId": self.incident_id,
+            "IncidentType": self.incident_type,
+            "IncidentTime": self.incident_time,
+            "Cell": self.cell,
+            "IncidentTypes": list(self.incident_types),
+            "IncidentKeys": list(self.incident_keys),
+            "Status": self.status,
+            "Attempts": self.attempts,
+        }
+        for name, value in (
+            ("Channel", self.channel),
+            ("LastAttemptAt", self.last_attempt_at),
+            ("DeferredUntil", self.deferred_until),
+        ):
+            if value is not None:
+                item[name] = value
+        return item
+
+    @classmethod
+    def from_item(cls, item: Any) -> "Episode":
+        """Read the ``Episode`` map; a malformed one raises :class:`InvalidRecord`."""
+        if not isinstance(item, Mapping):
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, "Episode is not a map")
+        try:
+            episode = cls(
+                engagement_id=_text(item, "EngagementId"),
+                incident_id=_text(item, "IncidentId"),
+                incident_type=_text(item, "IncidentType"),
+                incident_time=_text(item, "IncidentTime"),
+                cell=_text(item, "Cell"),
+                incident_types=tuple(str(k) for k in item["IncidentTypes"]),
+                incident_keys=tuple(str(k) for k in item["IncidentKeys"]),
+                status=_text(item, "Status"),
+                attempts=int(item.get("Attempts", 0)),
+                channel=_optional(item, "Channel"),
+                last_attempt_at=_optional(item, "LastAttemptAt"),
+                deferred_until=_optional(item, "DeferredUntil"),
+            )
+            parse_utc(episode.incident_time)
+            if episode.status not in STATUSES or episode.channel not in (None, *CHANNELS):
+                raise ValueError(f"status {episode.status!r}, channel {episode.channel!r}")
+            if not set(episode.incident_types) <= set(EVENT_TYPES):
+                raise ValueError(f"incident types {episode.incident_types!r}")
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad Episode: {error}") from error
+        return episode
+
+
+def _text(item: Mapping[str, Any], name: str) -> str:
+    value = item[name]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Episode without {name}")
+    return value
+
+
+def _optional(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """The open (or last) episode, the recent contacts, and the version they were read at."""
+
+    episode: Episode | None = None
+    history: tuple[str, ...] = ()
+    version: int = 0
+
+    @classmethod
+    def from_profile(cls, profile: Mapping[str, Any]) -> "ContactState":
+        """Read the state from a (deserialised) profile item or stream image."""
+        raw_history = profile.get(CONTACT_HISTORY) or []
+        if not isinstance(raw_history, list):
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, "ContactHistory is not a list")
+        try:
+            history = tuple(format_utc(parse_utc(str(made))) for made in raw_history)
+            version = int(profile.get(CONTACT_VERSION) or 0)
+        except (TypeError, ValueError) as error:
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad contact state: {error}") from error
+        episode = profile.get(EPISODE)
+        return cls(None if episode is None else Episode.from_item(episode), history, version)
+
+    def contacted(self, at: datetime, window: timedelta) -> "ContactState":
+        """The state after an episode's first contact at ``at`` (history kept to ``window``)."""
+        kept = [made for made in self.history if parse_utc(made) > at - window]
+        return replace(self, history=(*kept, format_utc(at)))
+
+    def with_episode(self, episode: Episode | None) -> "ContactState":
+        """The state with ``episode`` as the current one."""
+        return replace(self, episode=episode)
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """What the contact policy needs of a subscriber's profile."""
+
+    phone_number: str
+    opted_out: bool = False
+    do_not_contact: bool = False
+    time_zone: str | None = None
+    prefers_sms: bool = False
+    answered_engagement: str | None = None
+    contact: ContactState = field(default_factory=ContactState)
+
+    @classmethod
+    def from_profile(cls, phone_number: str, profile: Mapping[str, Any]) -> "SubscriberView":
+        """Read the view from a (deserialised) profile item or stream image."""
+        zone = profile.get("TimeZone")
+        answered = profile.get(ANSWERED)
+        return cls(
+            phone_number=phone_number,
+            opted_out=profile.get("OptedOut") is True,
+            do_not_contact=profile.get("DoNotContact") is True,
+            time_zone=zone if isinstance(zone, str) and zone else None,
+            prefers_sms=profile.get("PreferredChannel") == SMS,
+            answered_engagement=answered if isinstance(answered, str) else None,
+            contact=ContactState.from_profile(profile),
+        )
+
+
+def history_times(history: Sequence[str]) -> list[datetime]:
+    """The contact history as datetimes, oldest first."""
+    return sorted(parse_utc(made) for made in history)

@@ -1,0 +1,143 @@
+"""The contact policy's rules at their boundaries: zones, DST, gap, cap, gathering, staleness."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from feedback_loop.contact_policy import (
+    CallingHours,
+    ContactRules,
+    contacts_in_window,
+    is_stale,
+    next_contact,
+    subscriber_zone,
+    zone_of_number,
+)
+from feedback_loop.timeutil import format_utc
+
+LONDON = ZoneInfo("Europe/London")
+NEW_YORK = ZoneInfo("America/New_York")
+HOURS = CallingHours("21:00", "08:00")
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "allowed"),
+    [
+        ("2026-11-25T07:59:59Z", False),
+        ("2026-11-25T08:00:00Z", True),
+        ("2026-11-25T20:59:59Z", True),
+        ("2026-11-25T21:00:00Z", False),
+        ("2026-11-25T23:30:00Z", False),
+    ],
+)
+def test_quiet_hours_include_their_start_exclude_their_end_and_wrap_midnight(moment, allowed):
+    assert HOURS.allows(utc(moment), LONDON) is allowed  # November: London is UTC
+
+
+def test_an_evening_incident_is_contacted_at_the_end_of_quiet_hours_next_morning():
+    assert HOURS.next_allowed(utc("2026-11-25T21:05:00Z"), LONDON) == utc("2026-11-26T08:00:00Z")
+
+
+def test_a_moment_after_midnight_is_contacted_the_same_morning():
+    assert HOURS.next_allowed(utc("2026-11-26T01:00:00Z"), LONDON) == utc("2026-11-26T08:00:00Z")
+
+
+def test_calling_hours_follow_the_subscribers_zone():
+    # 14:00 UTC is 09:00 in New York (allowed) but 05:00 in Honolulu (quiet).
+    moment = utc("2026-11-25T14:00:00Z")
+    honolulu = ZoneInfo("Pacific/Honolulu")
+    assert HOURS.allows(moment, NEW_YORK)
+    assert not HOURS.allows(moment, honolulu)
+    assert HOURS.next_allowed(moment, honolulu) == utc("2026-11-25T18:00:00Z")  # 08:00 HST
+
+
+def test_daylight_saving_moves_the_utc_time_of_the_morning_not_the_local_one():
+    # London: 08:00 is 07:00 UTC in summer (BST) and 08:00 UTC in winter (GMT).
+    before = HOURS.next_allowed(utc("2026-03-28T22:00:00Z"), LONDON)  # night before the change
+    after = HOURS.next_allowed(utc("2026-10-24T22:00:00Z"), LONDON)  # night before it ends
+    assert before == utc("2026-03-29T07:00:00Z")
+    assert after == utc("2026-10-25T08:00:00Z")
+    assert before.astimezone(LONDON).hour == after.astimezone(LONDON).hour == 8
+
+
+def test_quiet_hours_ending_in_a_skipped_hour_end_when_the_clock_reads_it_again():
+    hours = CallingHours("00:30", "01:30")  # 01:00-02:00 does not exist on 29 March in London
+    moment = utc("2026-03-29T00:40:00Z")  # 00:40 GMT: quiet
+    allowed = hours.next_allowed(moment, LONDON)
+    assert allowed > moment
+    assert hours.allows(allowed, LONDON)
+
+
+def test_blocked_days_move_the_contact_to_the_next_open_morning():
+    weekdays_only = CallingHours("21:00", "08:00", ("sat", "sun"))
+    saturday_noon = utc("2026-11-28T12:00:00Z")
+    assert not weekdays_only.allows(saturday_noon, LONDON)
+    assert weekdays_only.next_allowed(saturday_noon, LONDON) == utc("2026-11-30T08:00:00Z")
+
+
+def test_equal_start_and_end_mean_no_quiet_hours():
+    assert CallingHours("00:00", "00:00").allows(utc("2026-11-25T03:00:00Z"), LONDON)
+
+
+def test_the_zone_comes_from_the_profile_then_the_number_then_the_default():
+    assert subscriber_zone("Asia/Tokyo", "+14155550123", "UTC") == ZoneInfo("Asia/Tokyo")
+    assert subscriber_zone(None, "+14155550123", "UTC") == ZoneInfo("America/Los_Angeles")
+    assert subscriber_zone(None, "+18085550123", "UTC") == ZoneInfo("Pacific/Honolulu")
+    # Ranges reserved for fiction map to no zone: the deployment default applies.
+    assert zone_of_number("+447700900123") is None
+    assert subscriber_zone(None, "+447700900123", "Europe/London") == LONDON
+    assert subscriber_zone("Not/AZone", "+447700900123", "UTC") == ZoneInfo("UTC")
+
+
+RULES = ContactRules(
+    cooldown=timedelta(hours=24),
+    max_contacts=2,
+    max_contacts_window=timedelta(days=7),
+    gather=timedelta(minutes=10),
+    max_incident_age=timedelta(hours=24),
+    hours=CallingHours("00:00", "00:00"),
+)
+
+
+def test_dialling_waits_the_gathering_delay_after_the_first_incident():
+    first = utc("2026-11-25T10:00:00Z")
+    nxt = next_contact(first + timedelta(minutes=3), first, [], RULES, LONDON)
+    assert (nxt.at, nxt.reason) == (first + timedelta(minutes=10), "gathering")
+    assert next_contact(first + timedelta(minutes=10), first, [], RULES, LONDON).reason is None
+
+
+@pytest.mark.parametrize(("gap_hours", "waits"), [(23.99, True), (24, False)])
+def test_the_gap_counts_from_the_last_contact_whatever_the_kpi(gap_hours, waits):
+    last = utc("2026-11-24T10:00:00Z")
+    now = last + timedelta(hours=gap_hours)
+    nxt = next_contact(now, now - timedelta(minutes=30), [format_utc(last)], RULES, LONDON)
+    assert (nxt.reason == "contact_gap") is waits
+    assert nxt.at == max(now, last + timedelta(hours=24))
+
+
+def test_the_cap_reopens_when_the_oldest_contact_leaves_the_window():
+    contacts = ["2026-11-18T12:00:00Z", "2026-11-23T12:00:00Z"]
+    now = utc("2026-11-25T09:00:00Z")
+    nxt = next_contact(now, now - timedelta(hours=1), contacts, RULES, LONDON)
+    assert (nxt.at, nxt.reason) == (utc("2026-11-25T12:00:00Z"), "contact_cap")
+    assert contacts_in_window(contacts, now, timedelta(days=7)) == 2
+    assert contacts_in_window(contacts, utc("2026-11-25T12:00:00Z"), timedelta(days=7)) == 1
+
+
+def test_calling_hours_apply_after_the_gap_and_name_the_reason():
+    rules = ContactRules(hours=HOURS)
+    last = utc("2026-11-24T22:30:00Z")  # the gap ends at 22:30 the next day: quiet
+    now = utc("2026-11-25T21:00:00Z")
+    nxt = next_contact(now, now - timedelta(minutes=30), [format_utc(last)], rules, LONDON)
+    assert (nxt.at, nxt.reason) == (utc("2026-11-26T08:00:00Z"), "quiet_hours")
+
+
+@pytest.mark.parametrize(("hours", "stale"), [(24, False), (24.01, True)])
+def test_an_incident_is_stale_past_the_age_limit(hours, stale):
+    first = utc("2026-11-25T10:00:00Z")
+    assert is_stale(first, first + timedelta(hours=hours), RULES) is stale
