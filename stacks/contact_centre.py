@@ -195,7 +195,9 @@ class ContactCentre(Construct):
             invoked_by="the sms_replies SNS topic (asynchronous, with an on-failure queue)",
             environment={"SUBSCRIBER_TABLE": state.subscribers.table_name},
         )
-        function.configure_async_invoke(retry_attempts=2, on_failure=QueueDestination(dlq, lake.key))
+        function.configure_async_invoke(
+            retry_attempts=2, on_failure=QueueDestination(dlq, lake.key)
+        )
         topic.add_subscription(subscriptions.LambdaSubscription(function, dead_letter_queue=dlq))
         state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self.sms_replies, self.sms_feedback, self.sms_failures_dlq = topic, function, dlq

@@ -125,7 +125,7 @@ class QueueDestination:
         _scope: Construct,
         fn: lambda_.IFunction,
         *,
-        type: lambda_.DestinationType | None = None,  # noqa: A002 (the interface's name)
+        type: lambda_.DestinationType | None = None,
     ) -> lambda_.DestinationConfig:
         """Grant the function's role what Lambda needs to send the failed event."""
         self._queue.grant(fn, "sqs:SendMessage")
