@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= eu-west-2
 export CDK_DEFAULT_REGION ?= eu-west-2
 
-.PHONY: setup demo test test-fast synth lint format bench deploy pr clean
+.PHONY: setup demo test test-fast synth lint format bench cost cost-inputs deploy pr clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,20 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m simulator bench
+	$(PY) -m simulator bench --dense --out out/dense
+
+# The monthly estimate at 1M and 10M subscribers (README "Cost"); cost.json in out/cost-*.
+cost: $(STAMP)
+	$(PY) -m simulator cost --subscribers 1000000 --out out/cost-1m
+	$(PY) -m simulator cost --subscribers 10000000 --out out/cost-10m
+
+# Re-measure simulator/cost_inputs.json: the dense bench, then a twin day at 50 records per
+# subscriber-day (~10 min), then the measurement.
+cost-inputs: $(STAMP)
+	$(PY) -m simulator bench --dense --out out/dense
+	$(PY) -m simulator bench --write-day out/day50-scenario.json --subscribers 400 --records-per-subscriber-day 50
+	$(PY) -m simulator run --scenario out/day50-scenario.json --out out/day50
+	$(PY) -m simulator cost --measure out/day50 --scenario out/day50-scenario.json --dense out/dense/dense.json
 
 deploy: $(STAMP)
 	npx --yes aws-cdk@2 deploy --all
