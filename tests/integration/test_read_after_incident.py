@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.messages import EngagementMessage, decode
 from read_after_incident import app
+from tests.integration.conftest import SendFaults
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -19,9 +20,12 @@ def images(record):
 
 
 def stored_incident(phone, kpi, time, sessions, failures):
+    record_id = f"shardId-000000000000:{time}"
     return _serialize(
         {
-            "IncidentId": incident_id(phone, kpi, time),
+            "IncidentId": incident_id(phone, kpi, time, record_id),
+            "RecordId": record_id,
+            "WindowMinutes": 60,
             "EventType": kpi,
             "Timestamp": time,
             "Cell": "LDN-0042",
@@ -35,10 +39,10 @@ def stored_incident(phone, kpi, time, sessions, failures):
 
 
 def with_new_incidents(template, *incidents, sequence="111100000000012345678999"):
-    """A stream record whose NEW image adds ``incidents`` to the OLD image's list."""
+    """A stream record whose NEW image was written by an ingest that added ``incidents``."""
     record = copy.deepcopy(template)
-    old, new = images(record)
-    new["RecentIncidents"] = {"L": [*old["RecentIncidents"]["L"], *incidents]}
+    _, new = images(record)
+    new["NewIncidents"] = {"L": list(incidents)}
     record["dynamodb"]["SequenceNumber"] = sequence
     return record
 
@@ -62,7 +66,7 @@ class Calls:
     def __init__(self):
         self.calls: Counter[str] = Counter()
         deps = app._dependencies()
-        for client in (deps.engagements._dynamodb, deps.sqs):
+        for client in (deps.engagements._dynamodb, deps.update_queue._sqs):
             client.meta.events.register("before-parameter-build.*.*", self._count)
 
     def _count(self, model, **kwargs):
@@ -78,14 +82,16 @@ def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambd
     [record] = stream["Records"]
     put_profile(aws, record)
     phone = phone_of(record)
-    newest = _deserialize(images(record)[1]["RecentIncidents"])[-1]
+    newest = _deserialize(images(record)[1]["NewIncidents"])[-1]
     calls = Calls()
 
     response = app.handler(stream, lambda_context)
 
     assert response == {"batchItemFailures": []}
     [(raw, trigger)] = engagements(aws, "engagement_trigger_queue.fifo")
-    expected_id = engagement_id(phone, newest["EventType"], newest["Timestamp"])
+    expected_id = engagement_id(
+        phone, newest["EventType"], newest["Timestamp"], newest["IncidentId"]
+    )
     assert (trigger.decision, trigger.engagement_id) == ("engage", expected_id)
     assert raw["Attributes"]["MessageGroupId"] == phone
     assert raw["Attributes"]["MessageDeduplicationId"] == expected_id
@@ -131,9 +137,7 @@ def test_two_incidents_within_five_minutes_are_both_called_in_order(aws, event, 
     phone = phone_of(template)
     first = stored_incident(phone, "LOW_BITRATE", "2026-11-25T10:16:00Z", 10, 2)
     second = stored_incident(phone, "VIDEO_STALLING", "2026-11-25T10:20:00Z", 10, 2)
-    base = copy.deepcopy(template)
-    images(base)[1]["RecentIncidents"] = images(base)[0]["RecentIncidents"]
-    record = with_new_incidents(base, second, first)
+    record = with_new_incidents(template, second, first)
     put_profile(aws, record)
 
     app.handler({"Records": [record]}, lambda_context)
@@ -185,7 +189,7 @@ def test_a_malformed_image_is_dropped_and_its_neighbour_is_processed(aws, event,
     good = event("dynamodb_stream_incident.json")["Records"][0]
     bad = copy.deepcopy(good)
     bad["dynamodb"]["SequenceNumber"] = "111100000000012345678800"
-    del images(bad)[1]["RecentIncidents"]["L"][-1]["M"]["Sessions"]
+    del images(bad)[1]["NewIncidents"]["L"][-1]["M"]["Sessions"]
     put_profile(aws, good)
 
     response = app.handler({"Records": [bad, good]}, lambda_context)
@@ -230,3 +234,60 @@ def test_a_failed_write_fails_that_record_and_the_ones_after_it(aws, event, lamb
     ]
     assert aws.messages("engagement_trigger_queue.fifo") == []
     assert "Engagements" not in profile(aws, other_phone)
+
+
+def _second_subscriber(template, phone="+447700900456", sequence="111100000000012345679999"):
+    other = copy.deepcopy(template)
+    for image in images(other):
+        image["PhoneNumber"] = {"S": phone}
+    other["dynamodb"]["Keys"]["PhoneNumber"]["S"] = phone
+    other["dynamodb"]["SequenceNumber"] = sequence
+    return other
+
+
+def test_a_refused_trigger_message_fails_its_record_and_the_later_ones_and_the_retry_calls_once(
+    aws, event, lambda_context
+):
+    # Given two subscribers' records and SQS refusing the first one's trigger message
+    first = event("dynamodb_stream_incident.json")["Records"][0]
+    second = _second_subscriber(first)
+    put_profile(aws, first)
+    put_profile(aws, second)
+    faults = SendFaults(app._dependencies().trigger_queue._sqs)
+    faults.refuse = lambda entry: entry.get("MessageGroupId") == phone_of(first)
+
+    # When
+    response = app.handler({"Records": [first, second]}, lambda_context)
+
+    # Then Lambda retries from the first record (stream order), both records included
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        first["dynamodb"]["SequenceNumber"],
+        second["dynamodb"]["SequenceNumber"],
+    ]
+
+    # When the retry arrives with SQS healthy again
+    faults.refuse = lambda entry: False
+    assert app.handler({"Records": [first, second]}, lambda_context) == {"batchItemFailures": []}
+
+    # Then each subscriber has exactly one engagement on the trigger queue (FIFO dedup on the
+    # engagement id absorbs the resend of the second one) and one engage decision recorded
+    triggers = engagements(aws, "engagement_trigger_queue.fifo")
+    assert sorted(raw["Attributes"]["MessageGroupId"] for raw, _ in triggers) == sorted(
+        [phone_of(first), phone_of(second)]
+    )
+    assert profile(aws, phone_of(first))["Engagements"]["CallsToday"] == 1
+
+
+def test_a_failed_send_call_fails_every_record_whose_messages_were_in_it(
+    aws, event, lambda_context
+):
+    first = event("dynamodb_stream_incident.json")["Records"][0]
+    second = _second_subscriber(first)
+    put_profile(aws, first)
+    put_profile(aws, second)
+    SendFaults(app._dependencies().update_queue._sqs).failing_calls = 1
+
+    response = app.handler({"Records": [first, second]}, lambda_context)
+
+    assert len(response["batchItemFailures"]) == 2
+    assert aws.messages("engagement_update_queue") == []

@@ -85,7 +85,7 @@ def connect(env):
     with mock_aws():
         create_tables(boto3.client("dynamodb"), "Idempotency_table")
         app._dependencies.cache_clear()
-        yield FakeConnect(app._dependencies().connect)
+        yield FakeConnect(app._dependencies().calls._connect)
         app._dependencies.cache_clear()
 
 
@@ -122,6 +122,7 @@ def test_each_engagement_calls_its_subscriber_with_token_and_attributes(connect)
             "engagement_id": message.engagement_id,
             "incident_type": message.incident_type,
             "incident_time": message.incident_time,
+            "incident_id": message.incident_id,
             "cell": message.cell,
         }
         assert call["InstanceId"] == app._dependencies().centre.instance_id
