@@ -14,7 +14,7 @@ slice of the busiest hour of a stream's shards at production density:
 * **State.** A subscriber at that density is not new: before the slice, each one gets
   the counter items its earlier sessions of the day left (the same bursts model as the
   default day, folded with ``feedback_loop.rates``) and a profile holding the incidents
-  of ``history_days`` earlier days (``feedback_loop.incidents.merge_recent``, capped as
+  of ``history_days`` earlier days (``feedback_loop.incidents.profile_update``, capped as
   the handler caps it). Feedback and engagement attributes are not seeded, so frequently
   called subscribers' profiles are slightly smaller than in production.
 * **Metering.** Hooks on boto3's default session record, per function, every AWS call,
@@ -52,10 +52,21 @@ from unittest import mock
 
 from boto3.dynamodb.types import TypeSerializer
 
-from feedback_loop.contract import COUNTERS_TABLE, EVENT_TYPES, SUBSCRIBER_TABLE, LastChange
+from feedback_loop.contract import (
+    COUNTERS_TABLE,
+    EVENT_TYPES,
+    INCIDENTS_VERSION,
+    LAST_CHANGE,
+    NEW_INCIDENTS,
+    PHONE_NUMBER,
+    SEEN_INCIDENTS,
+    SUBSCRIBER_TABLE,
+    LastChange,
+)
 from feedback_loop.ids import incident_id
-from feedback_loop.incidents import Incident, merge_recent
+from feedback_loop.incidents import Incident, incident_item, profile_update
 from feedback_loop.policy import load_policy
+from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, attribute_names, fold
 from simulator.scenario import (
     BURST_MINUTES,
@@ -149,6 +160,9 @@ class DenseSlice:
     records: list[dict[str, Any]]
     counters: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    # Size each profile would have if it kept its recent incidents in full (the reference
+    # pattern's subscriber item, and this repo's before the profile held only ids).
+    history_profile_bytes: list[int] = field(default_factory=list)
     start: datetime = DEFAULT_DAY
 
 
@@ -157,6 +171,21 @@ class DenseSlice:
 
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _probe(
+    moment: datetime, phone: str, cell: str, kpi: str, failed: bool, device: str, vendor: str
+) -> dict[str, Any]:
+    """A probe record in the section 4 format."""
+    return {
+        "timestamp": _stamp(moment),
+        "phone_number": phone,
+        "cell": cell,
+        "event_type": kpi,
+        "success": not failed,
+        "device": device,
+        "vendor": vendor,
+    }
 
 
 class _City:
@@ -275,19 +304,26 @@ def _profile_item(
     now: datetime,
     cap: int,
     windows: Mapping[str, int],
-) -> dict[str, Any] | None:
-    """The subscriber's profile with ``earlier`` incidents of past days (capped), or None."""
+) -> tuple[dict[str, Any], int] | None:
+    """The profile ``earlier`` incidents of past days left, laid out as ingest writes it.
+
+    ``feedback_loop.incidents.profile_update`` builds it: the last batch's incident as
+    ``NewIncidents``, the short ids of the ``cap`` most recent ones as ``SeenIncidents``.
+    Also returns the size the item would have with all of them in full. None when the
+    subscriber never had an incident.
+    """
     if earlier == 0:
         return None
     incidents = []
-    for _ in range(min(earlier, cap)):
+    for index in range(min(earlier, cap)):
         kpi = rng.choice(EVENT_TYPES)
         moment = _stamp(now - timedelta(seconds=rng.randrange(3600, 30 * 86400)))
         sessions = rng.randint(1, 12)
         failures = rng.randint(1, sessions)
+        record_id = f"shardId-000000000000:{index:056d}"
         incidents.append(
             Incident(
-                incident_id=incident_id(phone, kpi, moment),
+                incident_id=incident_id(phone, kpi, moment, record_id),
                 phone_number=phone,
                 event_type=kpi,
                 timestamp=moment,
@@ -298,24 +334,40 @@ def _profile_item(
                 sessions=sessions,
                 failures=failures,
                 window_minutes=windows[kpi],
+                record_id=record_id,
             )
         )
-    recent = merge_recent([], incidents, cap)
-    latest = recent[-1]
+    incidents.sort(key=lambda incident: incident.timestamp)
+    last = ProbeRecord(
+        phone_number=phone,
+        event_type=incidents[-1].event_type,
+        timestamp=incidents[-1].timestamp,
+        cell=cell,
+        success=False,
+        device=device,
+        vendor=vendor,
+    )
+    earlier_batches = profile_update(phone, [], incidents[:-1], last, cap)
+    seen = earlier_batches.seen_incidents if earlier_batches else []
+    update = profile_update(phone, seen, incidents[-1:], last, cap)
+    assert update is not None  # a fresh incident is always new
     item = {
-        "PhoneNumber": phone,
-        "RecentIncidents": recent,
-        "LatestIncidentId": latest["IncidentId"],
-        "LatestIncidentType": latest["EventType"],
-        "LatestIncidentTime": latest["Timestamp"],
+        PHONE_NUMBER: phone,
+        NEW_INCIDENTS: update.new_incidents,
+        SEEN_INCIDENTS: update.seen_incidents,
         "Cell": cell,
         "Device": device,
         "Vendor": vendor,
-        "IncidentsVersion": len(recent),
+        INCIDENTS_VERSION: len(incidents),
         # Last touched by something the stream filter ignores, so seeding wakes nobody.
-        "LastChange": str(LastChange.FEEDBACK),
+        LAST_CHANGE: str(LastChange.FEEDBACK),
     }
-    # DynamoDB numbers are decimals: floats go through JSON into Decimal.
+    in_full = {**item, NEW_INCIDENTS: [incident_item(incident) for incident in incidents]}
+    return _low_level(item), item_size(_low_level(in_full))
+
+
+def _low_level(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB JSON; numbers are decimals, so floats go through JSON into Decimal."""
     exact = json.loads(json.dumps(item), parse_float=Decimal)
     return {name: _serializer.serialize(value) for name, value in exact.items()}
 
@@ -362,17 +414,7 @@ def dense_slice(
         earlier = burst + _earlier_sessions(rng, settings, moment, lookback, cell, device, city)
         kpi = burst[-1][1] if burst else rng.choice(EVENT_TYPES)
         failed = rng.random() < city.p_fail(cell, device, kpi)
-        result.records.append(
-            {
-                "timestamp": _stamp(moment),
-                "phone_number": phone,
-                "cell": cell,
-                "event_type": kpi,
-                "success": not failed,
-                "device": device,
-                "vendor": vendor,
-            }
-        )
+        result.records.append(_probe(moment, phone, cell, kpi, failed, device, vendor))
         result.counters += _counter_items(phone, earlier, shard_of(phone, shards), moment, windows)
         daily_failures = (
             sum(city.p_fail(cell, device, k) for k in EVENT_TYPES)
@@ -391,7 +433,8 @@ def dense_slice(
             windows,
         )
         if profile is not None:
-            result.profiles.append(profile)
+            result.profiles.append(profile[0])
+            result.history_profile_bytes.append(profile[1])
     return result
 
 
@@ -421,17 +464,7 @@ def dense_day(
         device = rng.choices(list(DEVICES), weights=list(DEVICES.values()))[0]
         people.append(Subscriber(phone, cell, device, city.vendor[cell]))
         for moment, kpi, failed in _earlier_sessions(rng, settings, end, 23, cell, device, city):
-            records.append(
-                {
-                    "timestamp": _stamp(moment),
-                    "phone_number": phone,
-                    "cell": cell,
-                    "event_type": kpi,
-                    "success": not failed,
-                    "device": device,
-                    "vendor": city.vendor[cell],
-                }
-            )
+            records.append(_probe(moment, phone, cell, kpi, failed, device, city.vendor[cell]))
     records.sort(key=lambda record: record["timestamp"])
     return Scenario(
         probe_events=records,
@@ -489,14 +522,17 @@ class Meter:
 
     The function is the one whose sandbox is active (Lambda's ``AWS_LAMBDA_FUNCTION_NAME``
     in the environment); calls made outside a handler (the twin's own) are not seen,
-    because the twin's clients come from another session.
+    because the twin's clients come from another session. Times are this process's CPU
+    time (``time.process_time``), so other load on the machine does not inflate them;
+    the time inside AWS calls (moto) and in the meter itself is taken out of a function's
+    compute, and its first invocation (imports, clients: a cold start) is kept apart.
     """
 
     def __init__(self) -> None:
         self.calls: dict[str, Counter[str]] = defaultdict(Counter)
         self.aws_seconds: Counter[str] = Counter()
         self.meter_seconds: Counter[str] = Counter()  # the meter's own bookkeeping
-        self.wall_seconds: Counter[str] = Counter()
+        self.compute_seconds: dict[str, list[float]] = defaultdict(list)
         self.invocations: Counter[str] = Counter()
         self.tables: dict[tuple[str, str], TableUse] = defaultdict(TableUse)
         self.batch_calls: Counter[tuple[str, str]] = Counter()
@@ -515,11 +551,14 @@ class Meter:
 
         def timed(name_or_arn: str, event: dict[str, Any]) -> Any:
             name = runtime.function(name_or_arn).spec.name
-            started = time.perf_counter()
+            before = (time.process_time(), self.aws_seconds[name], self.meter_seconds[name])
             try:
                 return invoke(name_or_arn, event)
             finally:
-                self.wall_seconds[name] += time.perf_counter() - started
+                spent = time.process_time() - before[0]
+                spent -= self.aws_seconds[name] - before[1]
+                spent -= self.meter_seconds[name] - before[2]
+                self.compute_seconds[name].append(spent)
                 self.invocations[name] += 1
 
         runtime.invoke = timed
@@ -535,7 +574,7 @@ class Meter:
         function = self._function()
         if function is None:
             return
-        entered = time.perf_counter()
+        entered = time.process_time()
         service, operation = model.service_model.service_name, model.name
         self.calls[function][f"{service}.{operation}"] += 1
         params = context.get("dense_params", {})
@@ -550,7 +589,7 @@ class Meter:
             self.batch_calls[queue] += 1
             self.batch_entries[queue] += len(params["Entries"])
             self.batch_bytes[queue] += sum(len(e["MessageBody"]) for e in params["Entries"])
-        context["dense_started"] = time.perf_counter()
+        context["dense_started"] = time.process_time()
         self.meter_seconds[function] += context["dense_started"] - entered
 
     def _after(
@@ -559,7 +598,7 @@ class Meter:
         function = self._function()
         if function is None or "dense_started" not in context:
             return
-        entered = time.perf_counter()
+        entered = time.process_time()
         self.aws_seconds[function] += entered - context["dense_started"]
         if "dense_write" in context:
             table, key, before = context["dense_write"]
@@ -570,7 +609,7 @@ class Meter:
             use.written_bytes.append(after)
             if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 use.failed_conditions += 1
-        self.meter_seconds[function] += time.perf_counter() - entered
+        self.meter_seconds[function] += time.process_time() - entered
 
     def _reads(self, function: str, operation: str, params: Mapping[str, Any]) -> None:
         if operation == "GetItem":
@@ -767,8 +806,9 @@ def _figures(
     for name in sorted(meter.invocations):
         invocations = meter.invocations[name]
         calls = {op: round(n / invocations, 4) for op, n in sorted(meter.calls[name].items())}
-        own = meter.wall_seconds[name] - meter.aws_seconds[name] - meter.meter_seconds[name]
-        compute = 1000 * own / invocations
+        spent = meter.compute_seconds[name]
+        warm = spent[1:] or spent
+        compute = 1000 * sum(warm) / len(warm)
         functions[name] = {
             "invocations": invocations,
             "records_per_invocation": round(
@@ -776,6 +816,7 @@ def _figures(
             ),
             "calls_per_invocation": calls,
             "compute_ms_per_invocation": round(compute, 2),
+            "first_invocation_compute_ms": round(1000 * spent[0], 2),
             "memory_mb": memory[name],
             "billed_ms_per_invocation": round(billed_ms(compute, memory[name], calls), 1),
         }
@@ -790,6 +831,9 @@ def _figures(
         "seeded": {
             "counter_items_per_subscriber": round(len(slice_.counters) / records, 3),
             "profiles_per_subscriber": round(len(slice_.profiles) / records, 3),
+            "full_history_profile_bytes": round(
+                _per(sum(slice_.history_profile_bytes), len(slice_.history_profile_bytes))
+            ),
         },
         "health": {
             "function_errors": sum(s["function_errors"] for s in sources.values()),
@@ -880,7 +924,8 @@ def _print(figures: Mapping[str, Any], stream: TextIO) -> None:
         f"{ingest['batch_ms']:.0f} ms per batch = "
         f"{ingest['records_per_second_per_shard']} records/s",
         "",
-        "Per function: invocations, records per invocation, compute ms (local), billed ms (model)",
+        "Per function: invocations, records per invocation, compute ms (CPU here, warm), "
+        "billed ms (model)",
     ]
     for name, f in figures["functions"].items():
         lines.append(

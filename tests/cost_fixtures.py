@@ -66,7 +66,7 @@ def tiny_inputs() -> dict[str, Any]:
                 "engagements": 10,
                 "feedback_invocations": 10,
             },
-            "seeded": {"counter_items_per_subscriber": 2.0},
+            "seeded": {"counter_items_per_subscriber": 2.0, "full_history_profile_bytes": 3996},
             "dynamodb": {
                 "by_function": {
                     "Ingest_probe_events": {

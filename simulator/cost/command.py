@@ -62,6 +62,7 @@ def _measure(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     inputs["provenance"] = {
+        "regenerate": "make cost-inputs",
         "run": str(args.measure),
         "scenario": args.scenario.as_posix() if args.scenario else f"default day, seed {args.seed}",
         "dense": args.dense.as_posix(),

@@ -57,10 +57,11 @@ def test_counter_items_are_laid_out_as_ingest_writes_them(slice_) -> None:
         assert buckets and all(int(name[1:]) % 300 == 0 for name in buckets)
 
 
-def test_profiles_hold_at_most_the_capped_history_and_wake_nobody(slice_) -> None:
+def test_profiles_hold_the_capped_history_ingest_leaves_and_wake_nobody(slice_) -> None:
     assert slice_.profiles
     for item in slice_.profiles:
-        assert 1 <= len(item["RecentIncidents"]["L"]) <= 20
+        assert len(item["NewIncidents"]["L"]) == 1  # the last batch's incident
+        assert 1 <= len(item["SeenIncidents"]["L"]) <= 20
         assert item["LastChange"] == {"S": "feedback"}
 
 
