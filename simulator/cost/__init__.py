@@ -154,6 +154,7 @@ def policy_effects(
                 "suppressed_per_measured_day": {
                     k: round(v, 1) for k, v in result.calls.suppressed.items()
                 },
+                "largest_lines": [line.to_json() for line in result.lines[:3]],
             }
         )
     return rows
