@@ -17,10 +17,10 @@ slice of the busiest hour of a stream's shards at production density:
   of ``history_days`` earlier days (``feedback_loop.incidents.profile_update``, capped as
   the handler caps it). Feedback and engagement attributes are not seeded, so frequently
   called subscribers' profiles are slightly smaller than in production.
-* **Metering.** Hooks on boto3's default session record, per function, every AWS call,
-  the time spent inside it, and for DynamoDB writes the item's size before and after
-  (read from moto) so write units follow DynamoDB's rule (the larger of the two, per
-  KB); reads are metered on the whole item, as DynamoDB meters them.
+* **Metering.** ``simulator.meter.Meter`` records, per function, every AWS call, the
+  time spent inside it, and for DynamoDB writes the item's size before and after (read
+  from moto) so write units follow DynamoDB's rule (the larger of the two, per KB);
+  reads are metered on the whole item, as DynamoDB meters them.
 
 Printed (and written to ``DIR/dense.json``): DynamoDB writes and write units per probe
 record by table, item sizes, requests per engagement per function, records per lake
@@ -52,6 +52,7 @@ from unittest import mock
 
 from boto3.dynamodb.types import TypeSerializer
 
+from feedback_loop.adapters.counters import padded
 from feedback_loop.contract import (
     COUNTERS_TABLE,
     EVENT_TYPES,
@@ -68,6 +69,7 @@ from feedback_loop.incidents import Incident, incident_item, profile_update
 from feedback_loop.policy import load_policy
 from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, attribute_names, fold
+from simulator.meter import Meter, TableUse, moto_table
 from simulator.scenario import (
     BURST_MINUTES,
     DATA,
@@ -84,7 +86,7 @@ from simulator.scenario import (
     Scenario,
     Subscriber,
 )
-from simulator.units import item_size, kinesis_billed_kib, read_units, write_units
+from simulator.units import item_size, kinesis_billed_kib
 
 # Per-call latency of the AWS APIs in the throughput model (assumed: typical in-region
 # figures for small requests; DynamoDB's "single-digit millisecond" writes).
@@ -99,14 +101,12 @@ CALL_LATENCY_MS = {
 # memory and computing power", https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
 # The bench assumes one core of the machine it runs on is worth one such vCPU.
 MB_PER_VCPU = 1769
-SEQUENCE_WIDTH = 128
 ENGAGEMENT_PATH = (
     "Read_after_incident",
     "write_engagement_to_S3",
     "Trigger_Connect",
     "Collect_feedback_from_Connect",
 )
-_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 _serializer = TypeSerializer()
 
 
@@ -282,7 +282,7 @@ def _counter_items(
         item: dict[str, Any] = {
             "PhoneNumber": {"S": phone},
             "Kpi": {"S": kpi},
-            f"Seq_{shard_id}": {"S": "0".zfill(SEQUENCE_WIDTH)},
+            f"Seq_{shard_id}": {"S": padded("0")},
             "ExpiresAt": {"N": str(int((now + timedelta(days=8)).timestamp()))},
         }
         for start, counts in fold(kept).items():
@@ -477,155 +477,6 @@ def dense_day(
     )
 
 
-# --- metering ----------------------------------------------------------------------------------
-
-
-def _moto_table(name: str) -> Any:
-    from moto.dynamodb.models import dynamodb_backends
-
-    from simulator.provision import ACCOUNT_ID, REGION
-
-    return dynamodb_backends[ACCOUNT_ID][REGION].get_table(name)
-
-
-def stored_item(table_name: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The item moto holds under ``key`` (low-level JSON), or None."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    table = _moto_table(table_name)
-    hash_key = DynamoType(key[table.hash_key_attr])
-    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-    item = table.get_item(hash_key, range_key)
-    return None if item is None else item.to_json()["Attributes"]
-
-
-def _key_of(table_name: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    table = _moto_table(table_name)
-    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
-    return {name: item[name] for name in names}
-
-
-@dataclass
-class TableUse:
-    """What the handlers did to one table."""
-
-    writes: int = 0
-    write_units: int = 0
-    failed_conditions: int = 0
-    reads: int = 0
-    read_units: float = 0.0
-    written_bytes: list[int] = field(default_factory=list)
-
-
-class Meter:
-    """Hooks on boto3's default session: per-function calls and the units they consume.
-
-    The function is the one whose sandbox is active (Lambda's ``AWS_LAMBDA_FUNCTION_NAME``
-    in the environment); calls made outside a handler (the twin's own) are not seen,
-    because the twin's clients come from another session. Times are this process's CPU
-    time (``time.process_time``), so other load on the machine does not inflate them;
-    the time inside AWS calls (moto) and in the meter itself is taken out of a function's
-    compute, and its first invocation (imports, clients: a cold start) is kept apart.
-    """
-
-    def __init__(self) -> None:
-        self.calls: dict[str, Counter[str]] = defaultdict(Counter)
-        self.aws_seconds: Counter[str] = Counter()
-        self.meter_seconds: Counter[str] = Counter()  # the meter's own bookkeeping
-        self.compute_seconds: dict[str, list[float]] = defaultdict(list)
-        self.invocations: Counter[str] = Counter()
-        self.tables: dict[tuple[str, str], TableUse] = defaultdict(TableUse)
-        self.batch_calls: Counter[tuple[str, str]] = Counter()
-        self.batch_entries: Counter[tuple[str, str]] = Counter()
-        self.batch_bytes: Counter[tuple[str, str]] = Counter()
-
-    def install(self, events: Any) -> None:
-        """Register on a boto3 session's event system."""
-        events.register("before-parameter-build", self._params)
-        events.register("before-call", self._before)
-        events.register("after-call", self._after)
-
-    def time_invocations(self, runtime: Any) -> None:
-        """Time every invocation ``runtime`` makes (the twin's Lambda runtime)."""
-        invoke = runtime.invoke
-
-        def timed(name_or_arn: str, event: dict[str, Any]) -> Any:
-            name = runtime.function(name_or_arn).spec.name
-            before = (time.process_time(), self.aws_seconds[name], self.meter_seconds[name])
-            try:
-                return invoke(name_or_arn, event)
-            finally:
-                spent = time.process_time() - before[0]
-                spent -= self.aws_seconds[name] - before[1]
-                spent -= self.meter_seconds[name] - before[2]
-                self.compute_seconds[name].append(spent)
-                self.invocations[name] += 1
-
-        runtime.invoke = timed
-
-    @staticmethod
-    def _function() -> str | None:
-        return os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-
-    def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["dense_params"] = params
-
-    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        function = self._function()
-        if function is None:
-            return
-        entered = time.process_time()
-        service, operation = model.service_model.service_name, model.name
-        self.calls[function][f"{service}.{operation}"] += 1
-        params = context.get("dense_params", {})
-        if service == "dynamodb" and operation in _WRITES:
-            table = params["TableName"]
-            key = params.get("Key") or _key_of(table, params["Item"])
-            context["dense_write"] = (table, key, item_size(stored_item(table, key)))
-        elif service == "dynamodb":
-            self._reads(function, operation, params)
-        elif service == "sqs" and operation == "SendMessageBatch":
-            queue = (function, params["QueueUrl"].rsplit("/", 1)[-1])
-            self.batch_calls[queue] += 1
-            self.batch_entries[queue] += len(params["Entries"])
-            self.batch_bytes[queue] += sum(len(e["MessageBody"]) for e in params["Entries"])
-        context["dense_started"] = time.process_time()
-        self.meter_seconds[function] += context["dense_started"] - entered
-
-    def _after(
-        self, model: Any, parsed: Mapping[str, Any], context: dict[str, Any], **_: Any
-    ) -> None:
-        function = self._function()
-        if function is None or "dense_started" not in context:
-            return
-        entered = time.process_time()
-        self.aws_seconds[function] += entered - context["dense_started"]
-        if "dense_write" in context:
-            table, key, before = context["dense_write"]
-            after = item_size(stored_item(table, key))
-            use = self.tables[(function, table)]
-            use.writes += 1
-            use.write_units += write_units(before, after)
-            use.written_bytes.append(after)
-            if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                use.failed_conditions += 1
-        self.meter_seconds[function] += time.process_time() - entered
-
-    def _reads(self, function: str, operation: str, params: Mapping[str, Any]) -> None:
-        if operation == "GetItem":
-            requests = {params["TableName"]: {**params, "Keys": [params["Key"]]}}
-        elif operation == "BatchGetItem":
-            requests = params["RequestItems"]
-        else:
-            return
-        for table, request in requests.items():
-            use = self.tables[(function, table)]
-            for key in request["Keys"]:
-                use.reads += 1
-                size = item_size(stored_item(table, key))
-                use.read_units += read_units(size, bool(request.get("ConsistentRead")))
-
-
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -651,7 +502,7 @@ def _seed(table_name: str, items: list[dict[str, Any]]) -> None:
     They stand for earlier days: on AWS their stream records are long gone, and reading
     them back through moto would only cost the bench minutes of serialisation.
     """
-    table = _moto_table(table_name)
+    table = moto_table(table_name)
     stream, table.stream_shard = table.stream_shard, None
     try:
         for item in items:

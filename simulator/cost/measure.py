@@ -27,25 +27,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from feedback_loop.contract import Verdict
 from feedback_loop.lake import encode_jsonl_gz
 from feedback_loop.timeutil import parse_utc
 from simulator.cost.calls import pattern_of
 from simulator.scenario import Scenario
 
 INPUTS = Path(__file__).resolve().parents[1] / "cost_inputs.json"
+# Decisions a different contact policy could turn into calls: the engagements, and the
+# suppressions by the rules calls_per_day replays (not opt-outs, not min_sessions).
 CANDIDATE_REASONS = {
-    ("engage", "above_threshold"),
-    ("suppress", "quiet_hours"),
-    ("suppress", "cooldown"),
-    ("suppress", "daily_cap"),
-}
-# Which lake prefix each writer fills, and the volume that drives it.
-PREFIX_DRIVERS = {
-    "incidents": "incidents",
-    "engagement": "decisions",
-    "feedback": "feedback_invocations",
-    "sentiment": "ratings",
-    "rejected": "rejected",
+    (Verdict.ENGAGE, "above_threshold"),
+    (Verdict.SUPPRESS, "quiet_hours"),
+    (Verdict.SUPPRESS, "cooldown"),
+    (Verdict.SUPPRESS, "daily_cap"),
 }
 
 

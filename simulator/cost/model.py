@@ -43,7 +43,7 @@ from simulator.cost.calls import (
     calls_per_day,
 )
 from simulator.cost.prices import PriceTable
-from simulator.dense import CALL_LATENCY_MS, billed_ms
+from simulator.dense import billed_ms
 from simulator.units import STORAGE_OVERHEAD_BYTES, read_units, write_units
 
 HOURS_PER_MONTH = 730
@@ -692,7 +692,6 @@ def total(lines: Sequence[Line]) -> float:
 
 
 __all__ = [
-    "CALL_LATENCY_MS",
     "Assumptions",
     "Line",
     "Profile",

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from simulator.dense import Meter
+from simulator.meter import Meter
 from simulator.units import item_size
 
 REGION = "eu-west-2"
