@@ -201,9 +201,16 @@ def report(
 
     here = at(subscribers)
     even = scale.break_even(at)
+    dense = inputs["dense"]
+    counter_units = (
+        dense["dynamodb"]["by_function"]["Ingest_probe_events"]["Subscriber_counters"][
+            "write_units"
+        ]
+        / dense["drivers"]["records"]
+    )
     measured_density = inputs["day"]["records_per_subscriber_day"]
     document = {
-        "subscribers": subscribers,
+        "subscribers": int(subscribers) if subscribers == int(subscribers) else subscribers,
         "records_per_subscriber_day": records_per_subscriber_day,
         "region": prices.region,
         "prices_compiled": prices.compiled,
@@ -235,6 +242,9 @@ def report(
             "break_even_subscribers": None if even is None else round(even),
             "records_per_kpu_second": scale.RECORDS_PER_KPU_SECOND,
         },
+        "capacity_options": scale.capacity_options(
+            volumes.records, counter_units, result.lines, prices
+        ),
         "assumptions": asdict(assumptions),
         "assumed_prices": prices.assumed,
         "measured": {
@@ -302,6 +312,15 @@ def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> Non
         f"counters, {_usd(scale_out['flink_path_monthly_usd'])} with Managed Service for Apache "
         f"Flink ({scale_out['flink_kpus']} KPU); break-even at "
         + (f"{even:,} subscribers" if even is not None else "no size up to 100M"),
+    ]
+    options = document["capacity_options"]
+    counters = options["counters_table_provisioned"]
+    probe = options["probe_stream_provisioned"]
+    out += [
+        f"Provisioned capacity (auto scaling at {scale.TARGET_UTILIZATION:.0%} utilization): "
+        f"counters table {_usd(counters['monthly_usd'])} (on-demand "
+        f"{_usd(counters['on_demand_monthly_usd'])}); probe stream {probe['shards']} shards "
+        f"{_usd(probe['monthly_usd'])} (on-demand {_usd(probe['on_demand_monthly_usd'])})",
     ]
     measured = document["measured"]["records_per_subscriber_day"]
     if abs(measured - document["records_per_subscriber_day"]) > 0.25 * measured:

@@ -94,6 +94,57 @@ def break_even(
     return high
 
 
+TARGET_UTILIZATION = 0.7  # assumed auto-scaling target for provisioned capacity
+
+
+def capacity_options(
+    records_per_day: float,
+    counter_units_per_record: float,
+    lines: list[Line],
+    prices: PriceTable,
+) -> dict[str, dict[str, float]]:
+    """Provisioned capacity priced against the on-demand lines it would replace.
+
+    * ``Subscriber_counters`` on provisioned write capacity with auto scaling that follows
+      the day's hourly profile at ``TARGET_UTILIZATION`` (read capacity is not needed:
+      ingest reads nothing from the counters);
+    * ``probe_events`` in provisioned mode, sized for the peak hour at that utilization
+      (resharding is limited per day, so the peak stays provisioned), plus one 25 KB PUT
+      payload unit per record.
+    """
+    hourly = [records_per_day * weight / sum(HOURLY_ACTIVITY) for weight in HOURLY_ACTIVITY]
+    unit_hours = sum(n / 3600 * counter_units_per_record / TARGET_UTILIZATION for n in hourly)
+    days = HOURS_PER_MONTH / 24
+    counters = unit_hours * days * prices["dynamodb.provisioned_wcu_hour"].value
+    shards = max(1, math.ceil(max(hourly) / 3600 / (1000 * TARGET_UTILIZATION)))
+    kinesis = shards * HOURS_PER_MONTH * prices["kinesis.provisioned_shard_hour"].value
+    kinesis += (
+        records_per_day
+        * days
+        / 1e6
+        * prices["kinesis.provisioned_put_payload_units_per_million"].value
+    )
+
+    def on_demand(match: Callable[[Line], bool]) -> float:
+        return sum(line.monthly_usd for line in lines if match(line))
+
+    return {
+        "counters_table_provisioned": {
+            "monthly_usd": round(counters, 2),
+            "on_demand_monthly_usd": round(
+                on_demand(lambda line: line.item == "write request units Subscriber_counters"), 2
+            ),
+        },
+        "probe_stream_provisioned": {
+            "monthly_usd": round(kinesis, 2),
+            "shards": shards,
+            "on_demand_monthly_usd": round(
+                on_demand(lambda line: line.service == "Amazon Kinesis Data Streams"), 2
+            ),
+        },
+    }
+
+
 def to_json(result: ScaleOut) -> Mapping[str, Any]:
     """The ``cost.json`` form."""
     return {

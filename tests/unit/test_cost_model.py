@@ -16,6 +16,7 @@ from simulator.cost.model import (
     usage,
 )
 from simulator.cost.prices import PriceTable, load_prices
+from simulator.cost.scale import capacity_options
 from tests.cost_fixtures import tiny_flow, tiny_inputs
 
 MONTH = 730 / 24
@@ -151,3 +152,14 @@ def test_reference_pattern_rewrites_the_subscriber_item_per_record() -> None:
     assert bill["Amazon S3: lake storage (10 days kept)"] == pytest.approx(
         (1000 * 400 + 1000 * 300) * 10 / 1024**3
     )
+
+
+def test_provisioned_capacity_follows_the_day_at_the_target_utilization() -> None:
+    # 60,480 records a day at 1 unit each: 0.7 units a second on average, so auto scaling
+    # at 70% keeps 1 unit provisioned on average: 24 unit-hours a day
+    options = capacity_options(86_400 * 0.7, 1.0, [], _unit_prices())
+    assert options["counters_table_provisioned"]["monthly_usd"] == pytest.approx(24 * MONTH, 0.01)
+    # the busiest hour is far below one shard: 1 shard all month, and a PUT unit per record
+    stream = options["probe_stream_provisioned"]
+    assert stream["shards"] == 1
+    assert stream["monthly_usd"] == pytest.approx(730 + 60_480 * MONTH / 1e6, 0.01)
