@@ -106,6 +106,7 @@ ENGAGEMENT_PATH = (
     "write_engagement_to_S3",
     "Trigger_Connect",
     "Collect_feedback_from_Connect",
+    "write_feedback_to_S3",
 )
 _serializer = TypeSerializer()
 

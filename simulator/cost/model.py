@@ -58,6 +58,8 @@ DRIVER_OF = {
     "write_engagement_to_S3": "decisions",
     "Trigger_Connect": "engagements",
     "Collect_feedback_from_Connect": "feedback_invocations",
+    # woken by the profile's stream once per recorded answer (LastChange = feedback)
+    "write_feedback_to_S3": "feedback_invocations",
 }
 # Lake prefix -> the volume of records written under it.
 LAKE_DRIVERS = {
@@ -69,12 +71,6 @@ LAKE_DRIVERS = {
 }
 # Tables sql/*.sql read, each query in full (the queries have no dt filter).
 ANALYTICS_PREFIXES = ("incidents", "engagement", "feedback", "sentiment")
-SECRET_READERS = (
-    "Ingest_probe_events",
-    "write_incident_to_S3",
-    "write_engagement_to_S3",
-    "Collect_feedback_from_Connect",
-)
 
 
 @dataclass(frozen=True)
@@ -420,6 +416,8 @@ def reference_profile(inputs: Mapping[str, Any], volumes: Volumes) -> Profile:
     acting["Read_after_incident"] *= volumes.decisions / volumes.records if volumes.records else 0.0
     billed: dict[str, float] = {}
     for function, figures in dense["functions"].items():
+        if function not in calls:  # a function the pattern does not have
+            continue
         per_invocation = {op: n * acting[function] for op, n in calls[function].items()}
         scale = acting[function] / max(figures["records_per_invocation"], 1e-9)
         billed[function] = billed_ms(
@@ -624,9 +622,13 @@ def _operations(
         rate = n / 86400
         reservoir = min(rate, assumptions.xray_reservoir_per_second)
         traces += (reservoir + assumptions.xray_rate * max(rate - reservoir, 0.0)) * 86400
-    cold_starts = (
-        sum(invocations.get(f, 0.0) for f in SECRET_READERS) * assumptions.cold_start_share
-    )
+    # Functions that read the pseudonym key read it once per cold start (as the bench saw).
+    readers = [
+        function
+        for function, figures in inputs["dense"]["functions"].items()
+        if "secretsmanager.GetSecretValue" in figures["calls_per_invocation"]
+    ]
+    cold_starts = sum(invocations.get(f, 0.0) for f in readers) * assumptions.cold_start_share
     kms = template["kms_encrypted_resources"] * assumptions.kms_requests_per_resource_hour * 24
     return [
         Usage("Amazon CloudWatch", "logs ingested", logged * month / GIB, "GB",
