@@ -260,6 +260,8 @@ def design_profile(inputs: Mapping[str, Any]) -> Profile:
     drivers = dense["drivers"]
     demands: list[Demand] = []
     for function, figures in dense["functions"].items():
+        if function not in DRIVER_OF:
+            raise KeyError(f"the bench measured {function}: say in DRIVER_OF what drives it")
         driver = DRIVER_OF[function]
         units = drivers[driver]
         invocations = figures["invocations"]
