@@ -12,6 +12,7 @@ import html
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates
 import matplotlib.pyplot as plt
 import squarify
 from matplotlib.colors import TwoSlopeNorm
@@ -239,14 +241,16 @@ def render_trends(trends: Sequence[Mapping[str, Any]], cells: Sequence[str]) -> 
         return None
     fig, (affected, change) = plt.subplots(1, 2, figsize=(13, 4.2), dpi=110)
     by_cell = {(t["cell"], t["dt"]): t for t in trends}
+    dates = [date.fromisoformat(day) for day in days]  # a day without records keeps its gap
     for cell in cells:
         rows = [by_cell.get((cell, day), {}) for day in days]
-        affected.plot(days, [r.get("subscribers", 0) for r in rows], marker="o", label=cell)
-        change.plot(days, [r.get("mean_change") for r in rows], marker="o", label=cell)
+        affected.plot(dates, [r.get("subscribers", 0) for r in rows], marker="o", label=cell)
+        change.plot(dates, [r.get("mean_change") for r in rows], marker="o", label=cell)
     affected.set_title("Subscribers affected per day", loc="left", fontsize=12)
     change.set_title("Mean change in sentiment of the day's answers", loc="left", fontsize=12)
     change.axhline(0, color="#888", linewidth=0.8)
     for ax in (affected, change):
+        ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%Y-%m-%d"))
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax.grid(alpha=0.3)
     affected.legend(fontsize=8)
@@ -416,8 +420,10 @@ def _verdict(fix: Mapping[str, Any]) -> str:
 
 
 def _fixes(rows: Sequence[Mapping[str, Any]]) -> str:
-    def before_after(before: str, after: str) -> Callable[[Mapping[str, Any]], str]:
-        return lambda row: f"{_number(row.get(before))} &rarr; {_number(row.get(after))}"
+    def before_after(
+        before: str, after: str, fmt: Callable[[Any], str] = _number
+    ) -> Callable[[Mapping[str, Any]], str]:
+        return lambda row: f"{fmt(row.get(before))} &rarr; {fmt(row.get(after))}"
 
     def ratio(row: Mapping[str, Any]) -> str:
         value = row.get("incident_ratio")
@@ -444,8 +450,11 @@ def _fixes(rows: Sequence[Mapping[str, Any]]) -> str:
             ),
         ),
         ("Incidents vs controls", ratio),
-        ("Rating score", before_after("score_before", "score_after")),
-        ("Controls' score", before_after("control_score_before", "control_score_after")),
+        ("Rating score", before_after("score_before", "score_after", _signed)),
+        (
+            "Controls' score",
+            before_after("control_score_before", "control_score_after", _signed),
+        ),
         ("Score effect (90% interval)", _estimate("score_effect")),
         ("Verdict", _verdict),
     ]
