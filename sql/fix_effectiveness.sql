@@ -119,7 +119,8 @@ per_fix AS (
     SELECT
         f.cell, f.fixed_at, f.note,
         COALESCE(MAX(cc.cells), 0) AS control_cells,
-        COALESCE(MAX(CASE WHEN x.grp = 'fixed' AND x.side = 'before' THEN x.incidents END), 0) AS fb,
+        COALESCE(MAX(CASE WHEN x.grp = 'fixed' AND x.side = 'before' THEN x.incidents END), 0)
+            AS fb,
         COALESCE(MAX(CASE WHEN x.grp = 'fixed' AND x.side = 'after' THEN x.incidents END), 0) AS fa,
         COALESCE(MAX(CASE WHEN x.grp = 'control' AND x.side = 'before' THEN x.incidents END), 0)
             AS cb,
@@ -153,8 +154,9 @@ effects AS (
         t.period_seconds / CAST(86400 AS DOUBLE) AS period_days,
         LN((p.fa + s.half) / (p.fb + s.half)) - LN((p.ca + s.half) / (p.cb + s.half))
             AS log_ratio,
-        SQRT(1 / (p.fa + s.half) + 1 / (p.fb + s.half) + 1 / (p.ca + s.half) + 1 / (p.cb + s.half))
-            AS log_ratio_error,
+        SQRT(
+            1 / (p.fa + s.half) + 1 / (p.fb + s.half) + 1 / (p.ca + s.half) + 1 / (p.cb + s.half)
+        ) AS log_ratio_error,
         (p.fa_score - p.fb_score) - (p.ca_score - p.cb_score) AS score_effect,
         s.z
     FROM per_fix AS p

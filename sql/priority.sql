@@ -19,7 +19,8 @@
 --   change_sentiment, change_low, change_high
 --                 the estimated mean change per affected subscriber and its 90% interval
 --   estimated_loss = -subscribers x change_sentiment (positive = sentiment lost), with
---                 estimated_loss_low = -subscribers x change_high and _high = -subscribers x change_low
+--                 estimated_loss_low = -subscribers x change_high,
+--                 estimated_loss_high = -subscribers x change_low
 --
 -- Method: Bayesian shrinkage toward the network-wide mean (normal model, plain SQL). For an item
 -- with n answers y_1..y_n (sample mean ybar, sample variance s2), where the whole breakdown's
