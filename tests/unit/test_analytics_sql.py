@@ -56,10 +56,12 @@ class Lake:
         kpi: str = "CALL_DROP",
     ) -> None:
         for n in range(count):
+            incident_id = self._id("inc")
             self.objects["incidents", day].append(
                 LAKE_TABLES["incidents"].record(
                     {
-                        "incident_id": self._id("inc"),
+                        "incident_id": incident_id,
+                        "record_id": f"shardId-000000000000:{incident_id}",
                         "subscriber_id": subscriber,
                         "event_type": kpi,
                         "timestamp": f"{day}T{hour:02d}:{n % 60:02d}:00Z",
