@@ -69,6 +69,25 @@ INCIDENT_ATTRIBUTES = {
     "window_minutes": "WindowMinutes",
     "record_id": "RecordId",
 }
+# The last answer recorded on the profile (``LastFeedback``): field → map key. The table's
+# stream takes it to the lake, so every answer reaches ``feedback/`` (and a rating
+# ``sentiment/``) even when the lake was unreachable during the call.
+LAST_FEEDBACK = "LastFeedback"
+FEEDBACK_CONTACTS = "FeedbackContacts"
+FEEDBACK_ATTRIBUTES = {
+    "contact_id": "ContactId",
+    "engagement_id": "EngagementId",
+    "incident_id": "IncidentId",
+    "incident_type": "IncidentType",
+    "incident_time": "IncidentTime",
+    "cell": "Cell",
+    "outcome": "Outcome",
+    "rating": "Rating",
+    "previous_sentiment": "PreviousSentiment",
+    "sentiment": "Sentiment",
+    "change_sentiment": "ChangeSentiment",
+    "received_at": "At",
+}
 
 # --- reasons ---------------------------------------------------------------------------------
 

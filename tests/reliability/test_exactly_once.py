@@ -23,6 +23,7 @@ from feedback_loop.messages import EngagementMessage, encode
 from feedback_loop.policy import Policy
 from feedback_loop.sentiment import update_sentiment
 from ops.redrive import redrive
+from tests.moto_tables import TableStream
 
 TRIGGER = "engagement_trigger_queue.fifo"
 TRIGGER_DLQ = "engagement_trigger_dlq.fifo"
@@ -224,10 +225,12 @@ def test_a_replayed_contact_updates_sentiment_once(estate, invoke, figures):
     _subscriber(estate, phone)
     first_contact, second_contact = str(uuid.uuid4()), str(uuid.uuid4())
     deliveries = [first_contact, first_contact, second_contact, first_contact, second_contact]
+    stream = TableStream(estate.dynamodb)
     responses = [
         invoke("collect_feedback_from_connect", _feedback_event(contact, phone, "1"))[0]
         for contact in deliveries
     ]
+    invoke("write_feedback_to_s3", stream.changes("feedback"))
 
     alpha = Policy().sentiment_alpha
     once = update_sentiment(None, 1, alpha)
