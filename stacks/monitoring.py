@@ -53,6 +53,9 @@ class HandlerSearch:
 INGEST, WRITE_INCIDENT = "Ingest_probe_events", "write_incident_to_S3"
 READ, WRITE_ENGAGEMENT = "Read_after_incident", "write_engagement_to_S3"
 TRIGGER, FEEDBACK = "Trigger_Connect", "Collect_feedback_from_Connect"
+WRITE_FEEDBACK = "write_feedback_to_S3"
+# Functions fed by a stream (Kinesis, DynamoDB): their IteratorAge is the lag.
+STREAM_CONSUMERS = (INGEST, READ, WRITE_FEEDBACK)
 
 # The loop's own metrics, graph by graph (title -> what it plots).
 LOOP_GRAPHS: dict[str, tuple[HandlerMetric | HandlerSearch, ...]] = {
@@ -61,12 +64,14 @@ LOOP_GRAPHS: dict[str, tuple[HandlerMetric | HandlerSearch, ...]] = {
         HandlerMetric(INGEST, "Incidents", "incidents recorded"),
         HandlerMetric(WRITE_INCIDENT, "IncidentsWritten", "incidents written to the lake"),
         HandlerMetric(WRITE_ENGAGEMENT, "EngagementsWritten", "decisions written to the lake"),
+        HandlerMetric(WRITE_FEEDBACK, "FeedbackWritten", "answers written to the lake"),
     ),
     "Rejections by reason": (
         HandlerSearch(INGEST, "RejectedRecords", ("reason",)),
         HandlerMetric(READ, "MalformedStreamRecords", "malformed stream records"),
         HandlerMetric(WRITE_INCIDENT, "RejectedMessages", "incident messages rejected"),
         HandlerMetric(WRITE_ENGAGEMENT, "RejectedMessages", "engagement messages rejected"),
+        HandlerMetric(WRITE_FEEDBACK, "RejectedMessages", "answers not writable (dropped)"),
         HandlerMetric(FEEDBACK, "FeedbackRejected", "feedback requests rejected"),
     ),
     "Decisions by reason": (HandlerSearch(READ, "Decisions", ("decision", "reason")),),
@@ -189,7 +194,7 @@ class Monitoring(Construct):
                 *(
                     function.metric("IteratorAge", statistic="Maximum", period=PERIOD, label=name)
                     for name, function in self._functions.items()
-                    if name in (INGEST, READ)
+                    if name in STREAM_CONSUMERS
                 ),
             ],
         )

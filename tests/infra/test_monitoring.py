@@ -284,6 +284,7 @@ def test_the_emitted_metric_check_is_not_vacuous(default) -> None:
     assert "CallsStarted" not in emitted
     assert _emitted_by(default.resources, "Ingest_probe_events")["RejectedRecords"] == {"reason"}
     assert "IncidentsWritten" in _emitted_by(default.resources, "write_incident_to_S3")
+    assert "FeedbackWritten" in _emitted_by(default.resources, "write_feedback_to_S3")
 
 
 def test_dashboard_shows_each_part_of_the_loop(default) -> None:
@@ -329,7 +330,7 @@ def test_dashboard_shows_every_dlq_every_functions_errors_and_the_stream_lag(def
     assert ("GetRecords.IteratorAgeMilliseconds", f"<{stream}>") in {(m[1], m[3]) for m in lag}
     assert {m[3] for m in lag if m[1] == "IteratorAge"} == {
         f"<{function_id(default.resources, name)}>"
-        for name in ("Ingest_probe_events", "Read_after_incident")
+        for name in ("Ingest_probe_events", "Read_after_incident", "write_feedback_to_S3")
     }
     (status,) = [w for w in _dashboard(default.resources)["widgets"] if w["type"] == "alarm"]
     assert len(status["properties"]["alarms"]) == len(_alarms(default.resources))
