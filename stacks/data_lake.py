@@ -40,11 +40,13 @@ class DataLake(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         stack = Stack.of(self)
-        # CloudWatch Logs (Lambda and Glue crawler log groups) encrypt with the key.
+        # CloudWatch Logs (Lambda and Glue crawler log groups) encrypt with the key. No
+        # kms:DescribeKey here: it carries no encryption context, so under this condition it
+        # could never be allowed (the IAM catalogue check, tests/infra/test_iam_catalogue.py).
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={
                     "ArnLike": {
