@@ -85,7 +85,7 @@ class Monitoring(Construct):
         )
 
     def _alarm(
-        self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str
+        self, construct_id: str, metric: cloudwatch.Metric, *, threshold: float, description: str
     ) -> None:
         alarm = metric.create_alarm(
             self,

@@ -18,12 +18,16 @@ Run on a template file: ``python tests/infra/iam_catalogue.py cdk.out/<stack>.te
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parliament import analyze_policy_string
+with warnings.catch_warnings():
+    # parliament 1.6 imports pkg_resources, deprecated in setuptools 81 (pinned below 82).
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+    from parliament import analyze_policy_string
 
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-2", "111122223333"
 PSEUDO = {

@@ -9,7 +9,7 @@ from infra_lookup import of_type, referenced_id
 from stacks.analytics import sql_files
 from stacks.config import REPO_ROOT
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 
 def _architecture_lake_columns() -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 import pytest
 from infra_lookup import FUNCTION_NAMES, function_id, of_type, referenced_id
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 
 def _dead_letter_queues(resources: dict) -> set[str]:
