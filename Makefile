@@ -51,17 +51,15 @@ $(STAMP): requirements.lock requirements-dev.lock | $(NODE)
 $(CLI_STAMP): package.json package-lock.json | $(NODE)
 	npm ci --no-audit --no-fund
 
+NODE_NEEDED := Node.js $(NODE_VERSION) (.nvmrc) is needed
 .tools/node/node_modules/.bin/node: .nvmrc
-	@command -v npm >/dev/null || { echo "Node.js $(NODE_VERSION) (.nvmrc) is needed and npm \
-		was not found to fetch it: install Node.js $(NODE_VERSION), e.g. nvm install" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "$(NODE_NEEDED); no npm to fetch it: install it" >&2; exit 1; }
 	@os=$$(uname -s | tr '[:upper:]' '[:lower:]'); arch=$$(uname -m); \
 	case $$arch in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; esac; \
-	echo "Node.js $(NODE_VERSION) (.nvmrc) into .tools/node (this machine has: $(or \
-		$(SYSTEM_NODE_MAJOR),none))"; \
+	echo "$(NODE_NEEDED) (this machine: $(or $(SYSTEM_NODE_MAJOR),none)); into .tools/node"; \
 	npm install --prefix .tools/node --no-save --no-package-lock --no-audit --no-fund \
-		"node-$$os-$$arch@$(NODE_VERSION)" || { echo "No Node.js $(NODE_VERSION) for \
-		$$os-$$arch on the npm registry: install Node.js $(NODE_VERSION) yourself (.nvmrc, \
-		e.g. nvm install)" >&2; exit 1; }
+		"node-$$os-$$arch@$(NODE_VERSION)" || { echo "$(NODE_NEEDED); the npm registry has \
+	no build for $$os-$$arch: install it (e.g. nvm install)" >&2; exit 1; }
 	@touch $@
 
 demo: $(STAMP)
