@@ -10,14 +10,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from feedback_loop.contract import Reason
 from feedback_loop.errors import InvalidRecord, UnknownSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
 class IncidentMessage:
-    """A failed session recorded as an incident (``incident_update_queue``)."""
+    """A failed session recorded as an incident (``incident_update_queue``).
+
+    This is the one definition of an incident: ingest builds it, the profile stores it
+    (``feedback_loop.incidents``), the queue carries it and the lake records it.
+    ``record_id`` is the failed session's position on the probe stream.
+    """
 
     incident_id: str
     phone_number: str
@@ -30,6 +36,7 @@ class IncidentMessage:
     sessions: int
     failures: int
     window_minutes: int
+    record_id: str
 
     SCHEMA = "incident"
 
@@ -70,19 +77,19 @@ def decode(body: str | Mapping[str, Any], kind: type[Message]) -> Message:
         try:
             data = json.loads(body)
         except json.JSONDecodeError as error:
-            raise InvalidRecord("not_json", str(error)) from error
+            raise InvalidRecord(Reason.NOT_JSON, str(error)) from error
     else:
         data = dict(body)
     if not isinstance(data, dict):
-        raise InvalidRecord("not_an_object", type(data).__name__)
+        raise InvalidRecord(Reason.NOT_AN_OBJECT, type(data).__name__)
     if data.get("schema") != kind.SCHEMA or data.get("version") != SCHEMA_VERSION:
         raise UnknownSchema(
-            "unknown_schema",
+            Reason.UNKNOWN_SCHEMA,
             f"expected {kind.SCHEMA} v{SCHEMA_VERSION}, "
             f"got {data.get('schema')!r} v{data.get('version')!r}",
         )
     names = [f.name for f in fields(kind)]
     missing = [name for name in names if name not in data]
     if missing:
-        raise InvalidRecord("missing_field", ", ".join(missing))
+        raise InvalidRecord(Reason.MISSING_FIELD, ", ".join(missing))
     return kind(**{name: data[name] for name in names})

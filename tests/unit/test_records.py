@@ -2,7 +2,7 @@
 
 import json
 
-from feedback_loop.contract import LakeTable
+from feedback_loop.contract import LakeTable, Reason
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import write_batch
 from feedback_loop.messages import EngagementMessage, IncidentMessage
@@ -17,7 +17,18 @@ from feedback_loop.records import (
 KEY = b"unit-test-key"
 PHONE = "+447700900123"
 INCIDENT = IncidentMessage(
-    "i1", PHONE, "CALL_DROP", "2026-11-25T10:15:03Z", "LDN-0042", "Pixel 8", None, 0.25, 8, 2, 60
+    "i1",
+    PHONE,
+    "CALL_DROP",
+    "2026-11-25T10:15:03Z",
+    "LDN-0042",
+    "Pixel 8",
+    None,
+    0.25,
+    8,
+    2,
+    60,
+    "shardId-000000000000:49590338271490256608559692538361571095921575989136580000",
 )
 ENGAGEMENT = EngagementMessage(
     "e1",
@@ -51,6 +62,7 @@ def test_incident_record_has_the_lake_fields_and_a_pseudonym():
         "sessions",
         "failures",
         "window_minutes",
+        "record_id",
     }
     assert record["subscriber_id"] == subscriber_id(KEY, PHONE)
     assert PHONE not in json.dumps(record)
@@ -106,7 +118,7 @@ DAY = LakeTable("incidents", "day", (("day", "string"),))
 def _records(body: str) -> list:
     data = json.loads(body)
     if "day" not in data:
-        raise InvalidRecord("missing_field", "day")
+        raise InvalidRecord(Reason.MISSING_FIELD, "day")
     return [(DAY, {"day": data["day"]})]
 
 
