@@ -20,7 +20,7 @@ from stacks.analytics import (
 )
 from stacks.config import REPO_ROOT
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 PARTITIONED = ["incidents", "engagement", "feedback", "sentiment"]
 

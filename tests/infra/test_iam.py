@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from infra_lookup import FUNCTION_NAMES, as_list, function_props, of_type, role_statements
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 KINESIS_READ = {
     "kinesis:DescribeStream", "kinesis:DescribeStreamConsumer", "kinesis:DescribeStreamSummary",

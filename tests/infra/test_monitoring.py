@@ -12,7 +12,7 @@ from infra_lookup import FUNCTION_NAMES, function_id, function_props, of_type, r
 
 from stacks.config import REPO_ROOT
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 LAMBDAS = REPO_ROOT / "lambdas"
 SHARED_METRICS_MODULE = LAMBDAS / "feedback_loop" / "observability.py"
