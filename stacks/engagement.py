@@ -17,10 +17,15 @@ READ_TIMEOUT = Duration.seconds(30)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
 TRIGGER_TIMEOUT = Duration.seconds(30)
-# A throttled engagement is received again after each back-off (Trigger_Connect extends its
-# visibility), and every receive counts: enough receives for a burst to be called at the
-# pace Connect's quotas allow, while a message that keeps failing still reaches the DLQ.
+# An engagement's message stays on the queue for its whole episode: Trigger_Connect hides
+# it (ChangeMessageVisibility) while it gathers, waits for calling hours, the pacing
+# budget or an answer, and after each throttle's back-off. Every receive counts: enough
+# for an episode with two calls and a text through a saturated budget, while a message
+# that keeps failing still reaches the DLQ.
 TRIGGER_MAX_RECEIVE_COUNT = 50
+# The longest episode (max_incident_age_hours 168 + an SMS reply wait of 72 h) fits the
+# queue's retention with days to spare; SQS's maximum.
+TRIGGER_RETENTION = Duration.days(14)
 
 
 class Engagement(Construct):
@@ -54,6 +59,7 @@ class Engagement(Construct):
             consumer_timeout=TRIGGER_TIMEOUT,
             fifo=True,
             max_receive_count=TRIGGER_MAX_RECEIVE_COUNT,
+            retention=TRIGGER_RETENTION,
         )
         self._updates, self._triggers = updates, triggers
         self.update_queue, self.update_dlq = updates.queue, updates.dlq

@@ -1,6 +1,6 @@
-"""One factory for the defaults all six functions share.
+"""One factory for the defaults all the functions share.
 
-Runtime, architecture, Powertools layer, tracing, an encrypted log group with the
+Runtime, architecture, the Powertools and dependency layers, tracing, an encrypted log group with the
 configured retention and a role of its own: every function gets them the same way,
 so each construct only states what differs (name, handler folder, environment, grants).
 """
@@ -17,6 +17,7 @@ from constructs import Construct
 
 from feedback_loop.contract import METRICS_NAMESPACE
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
+from stacks.dependency_layer import DependencyLayer
 from stacks.nag import acknowledge, logical_id
 
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
@@ -64,7 +65,7 @@ class FunctionFactory(Construct):
         self._config = config
         self._key = key
         self._code = lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES)
-        self._layer = lambda_.LayerVersion.from_layer_version_arn(
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "PowertoolsLayer",
             Stack.of(self).format_arn(
@@ -75,6 +76,7 @@ class FunctionFactory(Construct):
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             ),
         )
+        self._layers = [powertools, DependencyLayer(self, "Dependencies").layer]
 
     def create(
         self,
@@ -115,7 +117,7 @@ class FunctionFactory(Construct):
             architecture=lambda_.Architecture.ARM_64,
             handler=f"{folder}.app.handler",
             code=self._code,
-            layers=[self._layer],
+            layers=self._layers,
             role=role,
             timeout=timeout,
             memory_size=memory_size,

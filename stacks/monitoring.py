@@ -75,10 +75,15 @@ LOOP_GRAPHS: dict[str, tuple[HandlerMetric | HandlerSearch, ...]] = {
         HandlerMetric(FEEDBACK, "FeedbackRejected", "feedback requests rejected"),
     ),
     "Decisions by reason": (HandlerSearch(READ, "Decisions", ("decision", "reason")),),
-    "Calls started, throttled, failed": (
+    "Contact steps by reason (deferred, contacted, closed, suppressed at dial time)": (
+        HandlerSearch(TRIGGER, "ContactSteps", ("decision", "reason")),
+    ),
+    "Cell outages declared": (HandlerMetric(READ, "CellOutages", "outages (one per cell window)"),),
+    "Calls started, throttled, failed; texts sent": (
         HandlerMetric(TRIGGER, "CallsStarted", "started"),
         HandlerMetric(TRIGGER, "CallsThrottled", "throttled by Connect (retried)"),
         HandlerMetric(TRIGGER, "CallsFailed", "failed"),
+        HandlerMetric(TRIGGER, "TextsSent", "texts sent"),
     ),
     "Feedback by outcome": (
         HandlerMetric(FEEDBACK, "FeedbackRated", "rated"),

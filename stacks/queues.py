@@ -49,6 +49,7 @@ def queue_with_dlq(
     consumer_timeout: Duration,
     fifo: bool = False,
     max_receive_count: int = MAX_RECEIVE_COUNT,
+    retention: Duration | None = None,
 ) -> QueuePair:
     """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), by default maxReceiveCount 5."""
     stem = name.removesuffix(".fifo").removesuffix("_queue")
@@ -63,6 +64,7 @@ def queue_with_dlq(
         visibility_timeout=Duration.seconds(consumer_timeout.to_seconds() * VISIBILITY_FACTOR),
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
         content_based_deduplication=True if fifo else None,
+        retention_period=retention,
         **fifo_props,
     )
     return QueuePair(queue=queue, dlq=dlq, max_receive_count=max_receive_count)

@@ -47,6 +47,7 @@ class LastChange(StrEnum):
     INCIDENT = "incident"
     ENGAGEMENT = "engagement"
     FEEDBACK = "feedback"
+    OPERATOR = "operator"  # contact preferences set by ops.contact_preferences
 
 
 LAST_CHANGE = "LastChange"

@@ -28,7 +28,7 @@ from typing import Any
 from feedback_loop.calls import CallCentre, check_engagement, is_permanent, outbound_call_request
 from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
-from feedback_loop.episodes import CLOSED, CONTACTED, SMS, VOICE, Episode
+from feedback_loop.episodes import CLOSED, CONTACTED, DIALLING, SMS, VOICE, ContactState, Episode
 from feedback_loop.errors import AwsError
 from feedback_loop.messages import EngagementMessage, decode, encode
 from feedback_loop.outages import eligible_for_sample, subscriber_key, window_start
@@ -66,12 +66,17 @@ class DialPorts:
 
 @dataclass(frozen=True)
 class Hold:
-    """Keep the message, hidden for ``seconds``: the episode goes on later."""
+    """Keep the message, hidden for ``seconds``: the episode goes on later.
+
+    ``recorded`` is the step this delivery wrote to ``engagement/`` (decision, reason),
+    if any.
+    """
 
     engagement_id: str
     reason: str
     seconds: int
     throttled: bool = False
+    recorded: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Done:
 
     engagement_id: str
     reason: str
+    recorded: tuple[str, str] | None = None
 
 
 DialOutcome = Hold | Done
@@ -121,7 +127,7 @@ def dial(body: str, delivery: int, ports: DialPorts, now: datetime) -> DialOutco
         step = _Step(message, delivery, ports, now)
         outcome = step.run()
         if outcome is not None:
-            return outcome
+            return replace(outcome, recorded=step.recorded)
     raise StateKeptChanging("dynamodb.UpdateItem", "ConditionKeptFailing")
 
 
@@ -135,6 +141,7 @@ class _Step:
         self.ports = ports
         self.policy = ports.policy
         self.now = now
+        self.recorded: tuple[str, str] | None = None
 
     def run(self) -> DialOutcome | None:
         view = self.ports.contacts.load(self.message.phone_number)
@@ -148,6 +155,9 @@ class _Step:
             return self._close(episode, Verdict.SUPPRESS, "opted_out")
         if view.do_not_contact:
             return self._close(episode, Verdict.SUPPRESS, "do_not_contact")
+        if episode.status == DIALLING:
+            # The run that marked it ended before recording the attempt: taken as made.
+            return self._contacted(view.contact)
         if episode.status == CONTACTED:
             return self._follow_up(episode)
         return self._first_contact(episode)
@@ -215,45 +225,65 @@ class _Step:
     def _contact(self, episode: Episode, channel: str) -> DialOutcome | None:
         minute = self.now.replace(second=0, microsecond=0)
         if not self.ports.cells.claim_pacing(minute, self.policy.calls_per_minute):
-            wait = (
+            # The next minute at the earliest; longer the more often this message has been
+            # received, so a budget full for hours does not spend its receive count.
+            next_minute = (
                 60
                 - self.now.second
                 + round(5 * (1 + _spread(self.message.engagement_id, minute.minute)))
             )
+            wait = max(next_minute, backoff_seconds(self.delivery, self.message.engagement_id))
             return Hold(self.message.engagement_id, "pacing", wait)
         attempt = episode.attempts + 1 if channel == VOICE else episode.attempts
-        try:
-            if channel == VOICE:
-                self.ports.place(
-                    outbound_call_request(
-                        self.message, self.ports.centre, episode.incident_types, attempt
-                    )
-                )
-            else:
-                assert self.ports.send_text is not None
-                self.ports.send_text(
-                    self.message.phone_number,
-                    rating_request(episode.incident_types),
-                    f"{self.message.engagement_id}-{SMS}",
-                )
-        except AwsError as error:
-            if is_permanent(error.code):
-                return self._close(episode, Verdict.FAILED, error.code)
-            wait = backoff_seconds(self.delivery, self.message.engagement_id)
-            return Hold(self.message.engagement_id, error.code, wait, throttled=True)
-        contacted = replace(
+        dialling = replace(
             episode,
-            status=CONTACTED,
+            status=DIALLING,
             attempts=attempt,
             channel=channel,
             last_attempt_at=format_utc(self.now),
             deferred_until=None,
         )
-        state = self.view.contact.with_episode(contacted)
+        state = self.view.contact.with_episode(dialling)
         if episode.status != CONTACTED:  # the episode's first contact counts for gap and cap
             state = state.contacted(self.now, self.policy.contact_rules.max_contacts_window)
-        self._record(Verdict.CONTACTED, channel)
+        # The durable mark first: if this run ends between the request and the record, the
+        # next delivery finds it and does not ring the subscriber a second time.
         if not self._save(state):
+            return None
+        state = state.saved()
+        try:
+            self._request(episode, channel, attempt)
+        except AwsError as error:
+            if is_permanent(error.code):
+                return self._close(dialling, Verdict.FAILED, error.code, state)
+            # Not placed: the episode goes back to how it was, to be tried again.
+            if not self._save(replace(self.view.contact, version=state.version)):
+                raise StateKeptChanging("dynamodb.UpdateItem", "ConditionalCheckFailed") from error
+            wait = backoff_seconds(self.delivery, self.message.engagement_id)
+            return Hold(self.message.engagement_id, error.code, wait, throttled=True)
+        return self._contacted(state)
+
+    def _request(self, episode: Episode, channel: str, attempt: int) -> None:
+        if channel == VOICE:
+            self.ports.place(
+                outbound_call_request(
+                    self.message, self.ports.centre, episode.incident_types, attempt
+                )
+            )
+            return
+        assert self.ports.send_text is not None
+        self.ports.send_text(
+            self.message.phone_number,
+            rating_request(episode.incident_types),
+            f"{self.message.engagement_id}-{SMS}",
+        )
+
+    def _contacted(self, state: ContactState) -> DialOutcome | None:
+        """Record the attempt (``state``'s episode, still marked dialling) as made."""
+        assert state.episode is not None and state.episode.channel is not None
+        channel = state.episode.channel
+        self._record(Verdict.CONTACTED, channel)
+        if not self._save(state.with_episode(replace(state.episode, status=CONTACTED))):
             return None
         wait_minutes = (
             self.policy.answer_wait_minutes
@@ -273,9 +303,12 @@ class _Step:
         seconds = max(1, int((until - self.now).total_seconds()))
         return Hold(self.message.engagement_id, reason, min(seconds, MAX_HOLD_SECONDS))
 
-    def _close(self, episode: Episode, verdict: str, reason: str) -> DialOutcome | None:
+    def _close(
+        self, episode: Episode, verdict: str, reason: str, state: ContactState | None = None
+    ) -> DialOutcome | None:
         self._record(verdict, reason)
-        if not self._save(self.view.contact.with_episode(replace(episode, status=CLOSED))):
+        base = self.view.contact if state is None else state
+        if not self._save(base.with_episode(replace(episode, status=CLOSED))):
             return None
         return Done(self.message.engagement_id, reason)
 
@@ -294,3 +327,4 @@ class _Step:
         )
         if not_sent:
             raise AwsError("sqs.SendMessageBatch", ", ".join(not_sent.errors) or "NotSent")
+        self.recorded = (str(verdict), reason)

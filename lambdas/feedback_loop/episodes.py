@@ -18,9 +18,12 @@ from feedback_loop.errors import InvalidRecord
 from feedback_loop.timeutil import format_utc, parse_utc
 
 OPEN = "open"  # decided, not contacted yet
+# Saved right before a contact is requested: a delivery that finds it cannot know whether
+# the contact went out (the run before it ended in between), so it takes it as made.
+DIALLING = "dialling"
 CONTACTED = "contacted"  # an attempt was made; waiting for the answer
 CLOSED = "closed"
-STATUSES = (OPEN, CONTACTED, CLOSED)
+STATUSES = (OPEN, DIALLING, CONTACTED, CLOSED)
 
 VOICE = "voice"
 SMS = "sms"
@@ -30,6 +33,11 @@ EPISODE = "Episode"
 CONTACT_HISTORY = "ContactHistory"
 CONTACT_VERSION = "ContactVersion"
 ANSWERED = "AnsweredEngagement"
+# Set by the subscriber (OptedOut, from the call) or by the operator (ops.contact_preferences).
+OPTED_OUT = "OptedOut"
+DO_NOT_CONTACT = "DoNotContact"
+TIME_ZONE = "TimeZone"
+PREFERRED_CHANNEL = "PreferredChannel"
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,10 @@ class ContactState:
         """The state with ``episode`` as the current one."""
         return replace(self, episode=episode)
 
+    def saved(self) -> "ContactState":
+        """This state as it is once stored (the store bumps the version)."""
+        return replace(self, version=self.version + 1)
+
 
 @dataclass(frozen=True)
 class SubscriberView:
@@ -180,14 +192,14 @@ class SubscriberView:
     @classmethod
     def from_profile(cls, phone_number: str, profile: Mapping[str, Any]) -> "SubscriberView":
         """Read the view from a (deserialised) profile item or stream image."""
-        zone = profile.get("TimeZone")
+        zone = profile.get(TIME_ZONE)
         answered = profile.get(ANSWERED)
         return cls(
             phone_number=phone_number,
-            opted_out=profile.get("OptedOut") is True,
-            do_not_contact=profile.get("DoNotContact") is True,
+            opted_out=profile.get(OPTED_OUT) is True,
+            do_not_contact=profile.get(DO_NOT_CONTACT) is True,
             time_zone=zone if isinstance(zone, str) and zone else None,
-            prefers_sms=profile.get("PreferredChannel") == SMS,
+            prefers_sms=profile.get(PREFERRED_CHANNEL) == SMS,
             answered_engagement=answered if isinstance(answered, str) else None,
             contact=ContactState.from_profile(profile),
         )

@@ -155,7 +155,8 @@ _SCALARS: dict[str, dict[str, Any]] = {
     "max_contacts": {"low": 1, "high": 100, "integer": True},
     "max_contacts_days": {"low": 1, "high": 365, "integer": True},
     "gather_minutes": {"low": 0, "high": 24 * 60, "integer": True},
-    "max_incident_age_hours": {"low": 1, "high": 14 * 24, "integer": True},
+    # With the longest reply wait, an episode stays within the trigger queue's 14 days.
+    "max_incident_age_hours": {"low": 1, "high": 7 * 24, "integer": True},
     "calls_per_minute": {"low": 1, "high": 10_000, "integer": True},
     "voice_attempts": {"low": 1, "high": 5, "integer": True},
     "retry_after_minutes": {"low": 1, "high": 7 * 24 * 60, "integer": True},
@@ -203,7 +204,7 @@ def _sms(value: Any) -> SmsRule:
     if not isinstance(enabled, bool):
         raise ConfigError(f"sms.enabled must be true or false, got {enabled!r}")
     wait = _number(
-        "sms.reply_wait_hours", value.get("reply_wait_hours", 24), low=1, high=7 * 24, integer=True
+        "sms.reply_wait_hours", value.get("reply_wait_hours", 24), low=1, high=72, integer=True
     )
     return SmsRule(enabled=enabled, reply_wait_hours=wait)
 

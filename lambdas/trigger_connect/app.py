@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -171,6 +172,11 @@ def _record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         )
         raise
     log_keys = {"engagement_id": outcome.engagement_id, "reason": outcome.reason}
+    if outcome.recorded is not None:
+        decision, reason = outcome.recorded
+        with single_metric(name="ContactSteps", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="decision", value=decision)
+            metric.add_dimension(name="reason", value=reason)
     if isinstance(outcome, Done):
         if outcome.reason in PERMANENT_FAILURES:
             metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)

@@ -69,10 +69,14 @@ def test_shared_defaults(default, name) -> None:
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == f"{HANDLER_FOLDERS[name]}.app.handler"
     assert props["TracingConfig"] == {"Mode": "Active"}
-    (layer,) = props["Layers"]
-    layer_arn = json.dumps(layer)
+    powertools, dependencies = props["Layers"]
+    layer_arn = json.dumps(powertools)
     assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:" in layer_arn
     assert "AWS::Region" in layer_arn, "the layer ARN must follow the deployment region"
+    layer = default.resources[referenced_id(dependencies)]
+    assert layer["Type"] == "AWS::Lambda::LayerVersion"
+    assert layer["Properties"]["CompatibleRuntimes"] == [props["Runtime"]]
+    assert layer["Properties"]["CompatibleArchitectures"] == props["Architectures"]
     log_group = default.resources[referenced_id(props["LoggingConfig"]["LogGroup"])]
     assert log_group["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"
 

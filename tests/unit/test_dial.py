@@ -20,6 +20,7 @@ from feedback_loop.ports import NotSent
 PHONE = "+447700900123"
 CENTRE = CallCentre("instance-1", "flow-1", "+442079460000")
 FIRST = datetime(2026, 11, 25, 10, 15, 3, tzinfo=UTC)
+DEFERRED_GATHERING = ("deferred", "gathering")
 POLICY = load_policy({"timezone": "Europe/London", "sms": {"enabled": True}})
 
 
@@ -141,12 +142,14 @@ def test_dialling_waits_for_the_gathering_delay_then_calls_once_about_every_prob
     )
 
     early = world.dial(FIRST + timedelta(minutes=2))
-    assert early == Hold(world.message.engagement_id, "gathering", 480)
+    assert early == Hold(world.message.engagement_id, "gathering", 480, recorded=DEFERRED_GATHERING)
     assert world.calls == []
 
     placed = world.dial(FIRST + timedelta(minutes=10))
 
-    assert placed == Hold(world.message.engagement_id, "awaiting_answer", 15 * 60)
+    assert placed == Hold(
+        world.message.engagement_id, "awaiting_answer", 15 * 60, recorded=("contacted", "voice")
+    )
     [call] = world.calls
     assert call["Attributes"]["incident_types"] == "CALL_DROP,VIDEO_STALLING"
     assert call["ClientToken"] == f"{world.message.engagement_id}-1"
@@ -160,7 +163,7 @@ def test_an_answered_call_closes_the_episode():
     world.answer()
 
     assert world.dial(FIRST + timedelta(minutes=25)) == Done(
-        world.message.engagement_id, "answered"
+        world.message.engagement_id, "answered", ("closed", "answered")
     )
     assert world.lake.steps()[-1] == ("closed", "answered")
     assert world.episode().status == "closed"
@@ -185,7 +188,7 @@ def test_no_answer_is_called_once_more_later_then_texted_then_closed():
 
     # No reply within the wait: closed
     closed = world.dial(start + timedelta(hours=26))
-    assert closed == Done(world.message.engagement_id, "no_reply")
+    assert closed == Done(world.message.engagement_id, "no_reply", ("closed", "no_reply"))
     assert [step for step in world.lake.steps() if step[0] != "deferred"] == [
         ("contacted", "voice"),
         ("contacted", "voice"),
@@ -202,7 +205,9 @@ def test_without_the_second_channel_an_unanswered_episode_closes_as_no_answer():
     world.dial(start)
     world.dial(start + timedelta(hours=2))
 
-    assert world.dial(start + timedelta(hours=3)) == Done(world.message.engagement_id, "no_answer")
+    assert world.dial(start + timedelta(hours=3)) == Done(
+        world.message.engagement_id, "no_answer", ("closed", "no_answer")
+    )
     assert world.texts == []
 
 
@@ -221,7 +226,7 @@ def test_an_opt_out_pressed_after_the_decision_stops_the_queued_engagement():
 
     outcome = world.dial(FIRST + timedelta(minutes=10))
 
-    assert outcome == Done(world.message.engagement_id, "opted_out")
+    assert outcome == Done(world.message.engagement_id, "opted_out", ("suppress", "opted_out"))
     assert world.calls == [] and world.lake.steps() == [("suppress", "opted_out")]
 
 
@@ -253,7 +258,7 @@ def test_an_engagement_held_past_its_age_limit_is_dropped_as_stale():
 
     outcome = world.dial(FIRST + timedelta(hours=25))
 
-    assert outcome == Done(world.message.engagement_id, "stale")
+    assert outcome == Done(world.message.engagement_id, "stale", ("suppress", "stale"))
     assert world.calls == []
 
 
@@ -285,6 +290,16 @@ def test_a_full_minute_budget_holds_the_contact_to_the_next_minute_without_a_rec
     assert world.calls == [] and world.lake.steps() == []
 
 
+def test_a_budget_full_for_long_spaces_the_retries_out_to_spare_the_receive_count():
+    world = World()
+    world.cells.budget_left = 0
+
+    held = world.dial(FIRST + timedelta(minutes=10), delivery=8)
+
+    assert held.reason == "pacing"
+    assert held.seconds == backoff_seconds(8, world.message.engagement_id) >= 700
+
+
 def test_a_throttled_call_waits_with_back_off_and_a_refused_one_closes_as_failed():
     world = World()
     world.refuse_call = "LimitExceededException"
@@ -296,9 +311,17 @@ def test_a_throttled_call_waits_with_back_off_and_a_refused_one_closes_as_failed
         throttled=True,
     )
 
+    # Not placed: the episode is as it was before the attempt (no attempt, no contact).
+    assert (world.episode().status, world.episode().attempts) == ("open", 0)
+    assert world.contacts.views[PHONE].contact.history == ()
+
     world.refuse_call = "DestinationNotAllowedException"
     refused = world.dial(FIRST + timedelta(minutes=11))
-    assert refused == Done(world.message.engagement_id, "DestinationNotAllowedException")
+    assert refused == Done(
+        world.message.engagement_id,
+        "DestinationNotAllowedException",
+        ("failed", "DestinationNotAllowedException"),
+    )
     assert world.lake.steps()[-1] == ("failed", "DestinationNotAllowedException")
 
 
@@ -323,3 +346,30 @@ def test_a_repeated_delivery_of_a_placed_call_is_safe(delivery):
     # The episode is contacted: the repeat waits for the answer, it does not call again
     assert again.reason == "retry"
     assert len(world.calls) == 1
+
+
+def test_a_run_that_ended_between_the_call_and_its_record_does_not_ring_again():
+    """Lambda timed out after StartOutboundVoiceContact: the next delivery finds the
+    dialling mark, takes the attempt as made and waits for the answer."""
+    world = World()
+
+    class TimedOut(Exception):
+        pass
+
+    def place_then_time_out(request):
+        world.calls.append(request)
+        raise TimedOut
+
+    world.place = place_then_time_out
+    with pytest.raises(TimedOut):
+        world.dial(FIRST + timedelta(minutes=10))
+    assert world.episode().status == "dialling"
+
+    after = world.dial(FIRST + timedelta(minutes=16), delivery=2)
+
+    assert after == Hold(
+        world.message.engagement_id, "awaiting_answer", 15 * 60, recorded=("contacted", "voice")
+    )
+    assert len(world.calls) == 1
+    assert (world.episode().status, world.episode().attempts) == ("contacted", 1)
+    assert len(world.contacts.views[PHONE].contact.history) == 1
