@@ -17,17 +17,12 @@ import pytest
 from moto import mock_aws
 
 from simulator.clock import SimClock
-from simulator.event_sources import (
-    FilterError,
-    KinesisPoller,
-    SqsPoller,
-    matches,
-    moto_kinesis_latest,
-    moto_kinesis_trim,
-    moto_queue_depth,
-)
+from simulator.event_filter import FilterError, matches
+from simulator.moto_internals import moto_kinesis_latest, moto_kinesis_trim, moto_queue_depth
 from simulator.provision import ACCOUNT_ID, EventSourceSpec, QueueInfo
 from simulator.runtime import Invocation
+from simulator.sqs_poller import SqsPoller
+from simulator.stream_pollers import KinesisPoller
 
 REGION = "eu-west-2"
 DDB_PATTERN = {
@@ -153,10 +148,7 @@ def _queue(sqs: Any, name: str, *, visibility: int = 30, dlq: QueueInfo | None =
         )
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
-    return QueueInfo(
-        "Queue", name, url, arn, fifo, visibility, dlq.arn if dlq else None,
-        max_receive if dlq else None,
-    )  # fmt: skip
+    return QueueInfo("Queue", name, url, arn, fifo, visibility, dlq.arn if dlq else None)
 
 
 def _bodies(event: dict[str, Any]) -> list[str]:
