@@ -117,8 +117,8 @@ def is_retryable(service: str, code: str, status: int) -> bool:
     for policy in _service_retry(service)["policies"].values():
         rule = definitions[policy["$ref"]] if "$ref" in policy else policy
         response = rule["applies_when"].get("response")
-        if not response:
-            continue
+        if not response or set(response) - {"service_error_code", "http_status_code"}:
+            continue  # socket errors and checksum rules do not apply to an error response
         wanted_code = response.get("service_error_code")
         wanted_status = response.get("http_status_code")
         if (wanted_code is None or wanted_code == code) and (

@@ -32,6 +32,9 @@ FAULT_KINDS = {
     "s3_error_rate": "s3_error",
     "dynamodb_error_rate": "dynamodb_error",
     "handler_crash_rate": "handler_crash",
+    "sqs_send_error_rate": "sqs_send_error",
+    "sqs_batch_entry_failure_rate": "sqs_batch_entry_failure",
+    "secretsmanager_error_rate": "secretsmanager_error",
 }
 
 
@@ -152,7 +155,17 @@ def test_faults_reached_the_handlers(faulty: Path) -> None:
     assert sources["Trigger_Connect"]["item_failures"] > 0
 
 
-@pytest.mark.parametrize("run", ["clean", "faulty"])
+RETRY_AFTER_THE_CALL = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "needs Trigger_Connect to keep its guard across a crash between "
+        "StartOutboundVoiceContact and saving the idempotency record: the SQS retry comes "
+        "after the call ended, when Connect's ClientToken no longer holds, issue 8 finding 6"
+    ),
+)
+
+
+@pytest.mark.parametrize("run", ["clean", pytest.param("faulty", marks=RETRY_AFTER_THE_CALL)])
 def test_nobody_is_called_twice_and_no_engagement_is_lost(
     run: str, request: pytest.FixtureRequest
 ) -> None:
@@ -174,6 +187,7 @@ def test_the_same_engagements_are_called(clean: Path, faulty: Path) -> None:
     assert {call["engagement_id"] for call in calls(faulty)} == clean_ids
 
 
+@RETRY_AFTER_THE_CALL
 def test_the_same_feedback_counts_once(clean: Path, faulty: Path) -> None:
     def ratings(out: Path) -> Counter[tuple[str, Any]]:
         return Counter((r["engagement_id"], r["rating"]) for r in lake(out, "feedback"))
