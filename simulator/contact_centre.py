@@ -55,7 +55,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,8 @@ _REFERENCE = re.compile(
 )
 
 Subscriber = Callable[[str, dict[str, str]], str]
+# A flow step: yields the seconds each part lasts, returns the next action (None: the end).
+Step = Generator[float, None, "str | None"]
 InvokeLambda = Callable[[dict[str, Any], float], Invocation]
 
 
@@ -151,9 +153,12 @@ class _TokenBucket:
         self.at: float | None = None
 
     def take(self, now: float) -> bool:
-        if self.at is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now if self.at is None else max(self.at, now)
+        """Spend a token for a request at ``now``. Invocations overlap in simulated time,
+        so a request may come "before" the last one: it finds the bucket as that left it."""
+        if self.at is None or now > self.at:
+            if self.at is not None:
+                self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
         if self.tokens < 1:
             return False
         self.tokens -= 1
@@ -369,7 +374,7 @@ class ContactCentre:
     # --- the interpreter -------------------------------------------------------------------
 
     def _run(self, contact: _Contact) -> Iterator[float]:
-        steps: dict[str, Callable[[_Contact, dict], Iterator[float]]] = {
+        steps: dict[str, Callable[[_Contact, dict], Step]] = {
             "MessageParticipant": self._message_participant,
             "GetParticipantInput": self._get_participant_input,
             "Compare": self._compare,
@@ -393,13 +398,13 @@ class ContactCentre:
             current = yield from step(contact, action)
         raise FlowError(f"flow did not end within {MAX_STEPS} actions (a loop?)")
 
-    def _message_participant(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _message_participant(self, contact: _Contact, action: dict) -> Step:
         text = self._resolve(contact, action["Parameters"]["Text"])
         contact.prompts.append(text)
         yield self.timing.speaking(text)
         return _next(action)
 
-    def _get_participant_input(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _get_participant_input(self, contact: _Contact, action: dict) -> Step:
         text = self._resolve(contact, action["Parameters"]["Text"])
         contact.prompts.append(text)
         yield self.timing.speaking(text)
@@ -424,7 +429,7 @@ class ContactCentre:
             return answer
         return self._subscriber(contact.phone_number, dict(contact.attributes))
 
-    def _invoke_lambda_function(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _invoke_lambda_function(self, contact: _Contact, action: dict) -> Step:
         parameters = action["Parameters"]
         event = self._lambda_event(
             contact,
@@ -464,17 +469,17 @@ class ContactCentre:
         contact.lambda_result = dict(outcome.result)
         return _next(action)
 
-    def _compare(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _compare(self, contact: _Contact, action: dict) -> Step:
         return _instant(
             _match(action, self._resolve(contact, action["Parameters"]["ComparisonValue"]))
         )
 
-    def _update_contact_attributes(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _update_contact_attributes(self, contact: _Contact, action: dict) -> Step:
         for key, value in action["Parameters"]["Attributes"].items():
             contact.attributes[key] = self._resolve(contact, value)
         return _instant(_next(action))
 
-    def _disconnect_participant(self, contact: _Contact, action: dict) -> Iterator[float]:
+    def _disconnect_participant(self, contact: _Contact, action: dict) -> Step:
         return _instant(None)
 
     def _lambda_event(self, contact: _Contact, parameters: dict[str, str]) -> dict[str, Any]:
@@ -525,7 +530,7 @@ class ContactCentre:
         return _REFERENCE.sub(lookup, value)
 
 
-def _instant(target: str | None) -> Iterator[float]:
+def _instant(target: str | None) -> Step:
     """A step that takes no time and goes to ``target``."""
     return target
     yield  # a generator: ``yield from`` it returns ``target`` at once

@@ -546,7 +546,10 @@ class IamEnforcer:
         counted = Counter(self.denials)
         return len(self.denials), [
             {**vars(denial), "count": count}
-            for denial, count in sorted(counted.items(), key=lambda item: vars(item[0]).values())
+            for denial, count in sorted(
+                counted.items(),
+                key=lambda item: (item[0].function, item[0].action, item[0].resource),
+            )
         ]
 
 

@@ -302,8 +302,11 @@ def _connect(raw: Any) -> ConnectQuotas:
         if not _is_number(value) or value <= 0 or (whole and value != int(value)):
             kind = "a whole number" if whole else "a number"
             raise ScenarioError(f"connect.{name}: expected {kind} above 0, got {_show(value)}")
+    defaults = ConnectQuotas()
     return ConnectQuotas(
-        **{name: (float(v) if name == "api_rate" else int(v)) for name, v in raw.items()}
+        concurrent_calls=int(raw.get("concurrent_calls", defaults.concurrent_calls)),
+        api_rate=float(raw.get("api_rate", defaults.api_rate)),
+        api_burst=int(raw.get("api_burst", defaults.api_burst)),
     )
 
 

@@ -184,9 +184,9 @@ class Twin:
 
     def _source_number(self) -> str:
         numbers = {
-            f.environment.get("SOURCE_PHONE_NUMBER")
+            number
             for f in self.estate.functions.values()
-            if f.environment.get("SOURCE_PHONE_NUMBER")
+            if (number := f.environment.get("SOURCE_PHONE_NUMBER"))
         }
         return next(iter(numbers), "+15550100000")
 

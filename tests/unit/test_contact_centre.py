@@ -636,3 +636,27 @@ def test_the_lambda_block_retries_three_times_within_its_time_limit(
     assert gaps == [pytest.approx(duration)] * (attempts - 1), "each retry waits for the last"
     assert (record["prompts"][-1] == result_prompt("recorded")) is recorded
     assert (record["prompts"][-1] == result_prompt("rejected")) is not recorded
+
+
+def test_a_request_from_an_invocation_behind_in_time_does_not_drain_the_bucket() -> None:
+    """Invocations overlap in simulated time: one may ask at an earlier moment than the
+    last request; that must not take tokens away for the future."""
+    cc, _, _ = centre(
+        iter(lambda: "no_answer", None),
+        quotas=ConnectQuotas(concurrent_calls=100, api_rate=2, api_burst=5),
+    )
+    numbers = iter(phones(40))
+
+    def start(at: float) -> None:
+        phone = next(numbers)
+        cc.start_outbound_voice_contact(request_for(attributes_for(phone), phone), at)
+
+    for _ in range(5):
+        start(NOW + 30)
+    for _ in range(20):
+        with pytest.raises(QuotaExceeded):
+            start(NOW)
+    for _ in range(5):
+        start(NOW + 60)  # a full burst again once the clock has moved on
+
+    assert cc.counters["contacts"] == 10
