@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-BURST_SUBSCRIBERS = 300
+BURST_SUBSCRIBERS = 200
 CALLER_ID = "+442079460001"
 
 
@@ -53,7 +53,7 @@ def _sessions(phone: str, start: datetime, outcomes: str, cell: str) -> list[dic
 
 
 def burst() -> dict[str, Any]:
-    """300 subscribers, each three sessions, the third dropped: 300 engagements in 5 min."""
+    """200 subscribers, each three sessions, the third dropped: 200 engagements in 4 min."""
     events: list[dict[str, Any]] = []
     answers: dict[str, str] = {}
     for n in range(BURST_SUBSCRIBERS):
