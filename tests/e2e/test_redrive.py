@@ -73,22 +73,12 @@ def test_the_outage_dead_letters_without_calling_anyone(outage_run: Path) -> Non
     assert figures["engagements_lost"] == 0
 
 
-QUOTA_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs Trigger_Connect to absorb Connect's quotas when a redrive delivers every "
-        "engagement at once (visibility back-off instead of SDK retries that outrun the "
-        "30 s timeout and fail the batch), issue 8 finding 2 / decision 4"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "incident_update_queue_dlq",
         "engagement_update_queue_dlq",
-        pytest.param("engagement_trigger_dlq.fifo", marks=QUOTA_XFAIL),
+        "engagement_trigger_dlq.fifo",
     ],
 )
 def test_every_dead_letter_queue_is_moved_back_and_processed(
@@ -103,7 +93,6 @@ def test_every_dead_letter_queue_is_moved_back_and_processed(
     assert report[name]["dead_lettered_after"] == 0
 
 
-@QUOTA_XFAIL
 def test_each_redriven_engagement_is_called_once(redriven: Path, clean: Path) -> None:
     per_engagement = Counter(call["engagement_id"] for call in calls(redriven))
 
