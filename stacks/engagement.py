@@ -3,30 +3,20 @@ write_engagement_to_S3 and Trigger_Connect."""
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from feedback_loop.contract import LAST_CHANGE, LastChange
+from feedback_loop.contract import LastChange
 from stacks.config import FeedbackLoopConfig
 from stacks.contact_centre import ContactCentre
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
-from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import dead_letter_queue, queue_with_dlq, subscribe
 from stacks.subscriber_state import SubscriberState
 
 READ_TIMEOUT = Duration.seconds(30)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
 TRIGGER_TIMEOUT = Duration.seconds(30)
-# Only records whose latest change is an incident wake Read_after_incident (docs/ARCHITECTURE.md).
-INCIDENT_FILTER = lambda_.FilterCriteria.filter(
-    {
-        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-        "dynamodb": {
-            "NewImage": {LAST_CHANGE: {"S": lambda_.FilterRule.is_equal(LastChange.INCIDENT.value)}}
-        },
-    }
-)
 # The smallest MaximumConcurrency an SQS event source mapping accepts.
 MIN_ESM_CONCURRENCY = 2
 
@@ -87,18 +77,8 @@ class Engagement(Construct):
                 "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
             },
         )
-        function.add_event_source(
-            sources.DynamoEventSource(
-                state.subscribers,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=100,
-                report_batch_item_failures=True,
-                bisect_batch_on_error=True,
-                retry_attempts=3,
-                on_failure=FailureQueue(self.failures_dlq, lake.key),
-                filters=[INCIDENT_FILTER],
-            )
-        )
+        # Only records whose latest change is an incident wake it (docs/ARCHITECTURE.md).
+        state.consume_changes(function, LastChange.INCIDENT, on_failure=self.failures_dlq)
         state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         for queue in (self.update_queue, self.trigger_queue):

@@ -50,6 +50,44 @@ class LastChange(StrEnum):
 
 LAST_CHANGE = "LastChange"
 PHONE_NUMBER = "PhoneNumber"
+# The incidents the last ingest write added (what ``Read_after_incident`` decides on), and
+# the short ids of the recent ones (so a replayed batch adds nothing).
+NEW_INCIDENTS = "NewIncidents"
+SEEN_INCIDENTS = "SeenIncidents"
+INCIDENTS_VERSION = "IncidentsVersion"
+# An incident on the profile: message field → item attribute (the phone number is the key).
+INCIDENT_ATTRIBUTES = {
+    "incident_id": "IncidentId",
+    "event_type": "EventType",
+    "timestamp": "Timestamp",
+    "cell": "Cell",
+    "device": "Device",
+    "vendor": "Vendor",
+    "failure_rate": "FailureRate",
+    "sessions": "Sessions",
+    "failures": "Failures",
+    "window_minutes": "WindowMinutes",
+    "record_id": "RecordId",
+}
+# The last answer recorded on the profile (``LastFeedback``): field → map key. The table's
+# stream takes it to the lake, so every answer reaches ``feedback/`` (and a rating
+# ``sentiment/``) even when the lake was unreachable during the call.
+LAST_FEEDBACK = "LastFeedback"
+FEEDBACK_CONTACTS = "FeedbackContacts"
+FEEDBACK_ATTRIBUTES = {
+    "contact_id": "ContactId",
+    "engagement_id": "EngagementId",
+    "incident_id": "IncidentId",
+    "incident_type": "IncidentType",
+    "incident_time": "IncidentTime",
+    "cell": "Cell",
+    "outcome": "Outcome",
+    "rating": "Rating",
+    "previous_sentiment": "PreviousSentiment",
+    "sentiment": "Sentiment",
+    "change_sentiment": "ChangeSentiment",
+    "received_at": "At",
+}
 
 # --- reasons ---------------------------------------------------------------------------------
 
@@ -122,7 +160,7 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "incidents",
             "timestamp",
             "incident_id subscriber_id event_type timestamp cell device vendor "
-            "failure_rate:double sessions:int failures:int window_minutes:int",
+            "failure_rate:double sessions:int failures:int window_minutes:int record_id",
         ),
         _table(
             "engagement",

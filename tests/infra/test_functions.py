@@ -1,4 +1,4 @@
-"""The six functions: shared defaults, environment wiring and event sources."""
+"""The functions: shared defaults, environment wiring and event sources."""
 
 import json
 
@@ -25,6 +25,7 @@ HANDLER_FOLDERS = {
     "write_engagement_to_S3": "write_engagement_to_s3",
     "Trigger_Connect": "trigger_connect",
     "Collect_feedback_from_Connect": "collect_feedback_from_connect",
+    "write_feedback_to_S3": "write_feedback_to_s3",
 }
 # docs/ARCHITECTURE.md, "Environment variables" (beyond the four common ones).
 ENVIRONMENT = {
@@ -40,7 +41,8 @@ ENVIRONMENT = {
     "Trigger_Connect": {
         "CONNECT_INSTANCE_ID", "CONTACT_FLOW_ID", "SOURCE_PHONE_NUMBER", "IDEMPOTENCY_TABLE",
     },
-    "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE", "LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
+    "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE"},
+    "write_feedback_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
 }  # fmt: skip
 COMMON = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "POLICY_JSON"}
 
@@ -49,7 +51,7 @@ def _env(resources: dict, name: str) -> dict:
     return function_props(resources, name)["Environment"]["Variables"]
 
 
-def test_exactly_the_six_functions_exist(default) -> None:
+def test_exactly_the_seven_functions_exist(default) -> None:
     names = {
         f["Properties"]["FunctionName"]
         for f in of_type(default.resources, "AWS::Lambda::Function").values()
@@ -186,22 +188,30 @@ def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
     assert referenced_id(destination) == queue_id(default.resources, "ingest_failures_dlq")
 
 
-def test_read_after_incident_wakes_only_on_incident_changes(default) -> None:
-    (mapping,) = mappings_of(default.resources, "Read_after_incident")
+@pytest.mark.parametrize(
+    ("name", "change", "failures_dlq", "window"),
+    [
+        ("Read_after_incident", "incident", "read_after_incident_failures_dlq", None),
+        ("write_feedback_to_S3", "feedback", "write_feedback_failures_dlq", 10),
+    ],
+)
+def test_table_stream_consumers_wake_only_on_their_changes(
+    default, name, change, failures_dlq, window
+) -> None:
+    (mapping,) = mappings_of(default.resources, name)
     table = table_id(default.resources, "Subscriber_table")
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
     assert mapping["BatchSize"] == 100
+    assert mapping.get("MaximumBatchingWindowInSeconds") == window
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
     assert mapping["MaximumRetryAttempts"] == 3
     destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
-    assert referenced_id(destination) == queue_id(
-        default.resources, "read_after_incident_failures_dlq"
-    )
+    assert referenced_id(destination) == queue_id(default.resources, failures_dlq)
     (pattern,) = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
     assert pattern == {
         "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"LastChange": {"S": ["incident"]}}},
+        "dynamodb": {"NewImage": {"LastChange": {"S": [change]}}},
     }
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 from aws_cdk.assertions import Match
-from infra_lookup import find_one, of_type, queue_id, referenced_id, table_id
+from infra_lookup import FUNCTION_NAMES, find_one, of_type, queue_id, referenced_id, table_id
 
 pytestmark = pytest.mark.xdist_group("synth")
 
@@ -177,7 +177,7 @@ def test_pseudonym_secret_is_generated_and_kms_encrypted(default) -> None:
 
 def test_every_log_group_is_encrypted_with_configured_retention(variant) -> None:
     groups = of_type(variant.resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 6
+    assert len(groups) == len(FUNCTION_NAMES)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == variant.config.log_retention_days
         assert referenced_id(group["Properties"]["KmsKeyId"]) == _stack_key(variant.resources)

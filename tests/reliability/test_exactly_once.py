@@ -23,6 +23,7 @@ from feedback_loop.messages import EngagementMessage, encode
 from feedback_loop.policy import Policy
 from feedback_loop.sentiment import update_sentiment
 from ops.redrive import redrive
+from tests.moto_tables import TableStream
 
 TRIGGER = "engagement_trigger_queue.fifo"
 TRIGGER_DLQ = "engagement_trigger_dlq.fifo"
@@ -30,9 +31,12 @@ TRIGGER_DLQ = "engagement_trigger_dlq.fifo"
 
 def _engagement(phone: str, minute: int) -> EngagementMessage:
     incident_time = f"2026-11-25T10:{minute:02d}:03Z"
+    incident_id = ids.incident_id(
+        phone, "CALL_DROP", incident_time, f"shardId-000000000000:{minute}"
+    )
     return EngagementMessage(
-        engagement_id=ids.engagement_id(phone, "CALL_DROP", incident_time),
-        incident_id=ids.incident_id(phone, "CALL_DROP", incident_time),
+        engagement_id=ids.engagement_id(phone, "CALL_DROP", incident_time, incident_id),
+        incident_id=incident_id,
         phone_number=phone,
         incident_type="CALL_DROP",
         incident_time=incident_time,
@@ -204,10 +208,12 @@ def _subscriber(estate: Estate, phone: str) -> None:
 
 def _feedback_event(contact_id: str, phone: str, digits: str) -> dict:
     incident_time = "2026-11-25T10:15:03Z"
+    incident_id = ids.incident_id(phone, "CALL_DROP", incident_time, "shardId-000000000000:15")
     parameters = {
-        "engagement_id": ids.engagement_id(phone, "CALL_DROP", incident_time),
+        "engagement_id": ids.engagement_id(phone, "CALL_DROP", incident_time, incident_id),
         "incident_type": "CALL_DROP",
         "incident_time": incident_time,
+        "incident_id": incident_id,
         "cell": "LDN-0042",
         "input": digits,
     }
@@ -219,10 +225,12 @@ def test_a_replayed_contact_updates_sentiment_once(estate, invoke, figures):
     _subscriber(estate, phone)
     first_contact, second_contact = str(uuid.uuid4()), str(uuid.uuid4())
     deliveries = [first_contact, first_contact, second_contact, first_contact, second_contact]
+    stream = TableStream(estate.dynamodb)
     responses = [
         invoke("collect_feedback_from_connect", _feedback_event(contact, phone, "1"))[0]
         for contact in deliveries
     ]
+    invoke("write_feedback_to_s3", stream.changes("feedback"))
 
     alpha = Policy().sentiment_alpha
     once = update_sentiment(None, 1, alpha)
