@@ -5,7 +5,9 @@ invocation within ``InvocationTimeLimitSeconds`` (8 s), the function's own durat
 counted. An S3 outage longer than that, if the rating is written to the lake inside the
 call, leaves the rating in the table and nowhere in the lake. The scenario keeps S3 down
 from before the first call until long after the last; ``python -m simulator redrive``
-then plays the operator (faults off, every DLQ redriven).
+then plays the operator (faults off, every DLQ redriven). Durable feedback passes: the
+call records the answer on the subscriber's profile only, and the lake writer on the
+table's stream retries and dead-letters until S3 is back.
 """
 
 import json
@@ -99,14 +101,6 @@ def test_the_outage_hit_the_calls_within_connects_lambda_budget(redriven: Path) 
     assert [c["input"] for c in calls] == [RATINGS[c["phone_number"]] for c in calls]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs durable feedback: Collect_feedback_from_Connect writes only the table and "
-        "write_feedback_to_S3 (table stream, retries, on-failure DLQ) writes the lake, "
-        "issue 8 finding 4 / decision 3"
-    ),
-)
 def test_every_answer_is_thanked_for_and_reaches_the_lake_after_the_outage(
     redriven: Path,
 ) -> None:
