@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.adapters.subscribers import DynamoSubscriberStore
+from feedback_loop.contract import Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import (
     INVALID,
@@ -84,7 +85,7 @@ def _request(event: ConnectContactFlowEvent) -> FeedbackRequest:
             contact.contact_id, endpoint.address if endpoint else None, event.parameters
         )
     except (KeyError, TypeError) as error:
-        raise InvalidRecord("malformed_event", f"missing {error}") from error
+        raise InvalidRecord(Reason.MALFORMED_EVENT, f"missing {error}") from error
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -16,7 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from feedback_loop import ids, pseudonym
-from feedback_loop.contract import EVENT_TYPES, FEEDBACK_ATTRIBUTES, LAKE_TABLES, LAST_FEEDBACK
+from feedback_loop.contract import (
+    EVENT_TYPES,
+    FEEDBACK_ATTRIBUTES,
+    LAKE_TABLES,
+    LAST_FEEDBACK,
+    Reason,
+)
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.ports import RecordedAnswer, SubscriberStore
@@ -101,7 +107,7 @@ class Feedback:
     def from_item(cls, item: Any) -> "Feedback":
         """Read ``LastFeedback`` back; a malformed map raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
-            raise InvalidRecord("malformed_image", "LastFeedback is not a map")
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, "LastFeedback is not a map")
         values = {name: item.get(attribute) for name, attribute in FEEDBACK_ATTRIBUTES.items()}
         texts = ("contact_id", "engagement_id", "incident_id", "incident_type")
         texts += ("incident_time", "cell", "outcome", "received_at")
@@ -117,7 +123,7 @@ class Feedback:
                 **{n: None if values[n] is None else float(values[n]) for n in numbers},
             )
         except (TypeError, ValueError) as error:
-            raise InvalidRecord("malformed_image", f"bad LastFeedback: {error}") from error
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad LastFeedback: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -167,16 +173,16 @@ def parse_request(
     if "input" not in parameters or not isinstance(parameters["input"], str):
         missing.append("input")
     if missing:
-        raise InvalidRecord("missing_parameter", ", ".join(missing))
+        raise InvalidRecord(Reason.MISSING_PARAMETER, ", ".join(missing))
     if values["incident_type"] not in EVENT_TYPES:
-        raise InvalidRecord("unknown_incident_type", str(values["incident_type"]))
+        raise InvalidRecord(Reason.UNKNOWN_INCIDENT_TYPE, str(values["incident_type"]))
     try:
         parse_utc(str(values["incident_time"]))
     except ValueError as error:
-        raise InvalidRecord("bad_incident_time", str(error)) from error
+        raise InvalidRecord(Reason.BAD_INCIDENT_TIME, str(error)) from error
     cell = str(values["cell"])
     if len(cell) > MAX_CELL_LENGTH or not cell.isprintable():
-        raise InvalidRecord("bad_cell", f"not printable or longer than {MAX_CELL_LENGTH}")
+        raise InvalidRecord(Reason.BAD_CELL, f"not printable or longer than {MAX_CELL_LENGTH}")
     # Contact attributes come back from the flow: bind them to the call that was
     # placed, so a forged or mangled engagement id is never recorded.
     expected = ids.engagement_id(
@@ -186,7 +192,9 @@ def parse_request(
         str(values["incident_id"]),
     )
     if values["engagement_id"] != expected:
-        raise InvalidRecord("engagement_mismatch", "engagement_id is not this call's engagement")
+        raise InvalidRecord(
+            Reason.ENGAGEMENT_MISMATCH, "engagement_id is not this call's engagement"
+        )
     return FeedbackRequest(digits=parameters["input"], **values)  # type: ignore[arg-type]
 
 
@@ -243,10 +251,10 @@ def feedback_records(image: Any, key: bytes) -> LakeRecords:
     """The lake records of the answer a profile change recorded (``feedback/``, and
     ``sentiment/`` for a rating), built from the stream's NEW image."""
     if not isinstance(image, Mapping):
-        raise InvalidRecord("malformed_image", "no readable NewImage")
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "no readable NewImage")
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
-        raise InvalidRecord("malformed_image", "NewImage without PhoneNumber")
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewImage without PhoneNumber")
     feedback = Feedback.from_item(image.get(LAST_FEEDBACK))
     subscriber_id = pseudonym.subscriber_id(key, phone)
     rating = feedback.rating

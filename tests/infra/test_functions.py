@@ -40,6 +40,7 @@ ENVIRONMENT = {
     "write_engagement_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Trigger_Connect": {
         "CONNECT_INSTANCE_ID", "CONTACT_FLOW_ID", "SOURCE_PHONE_NUMBER", "IDEMPOTENCY_TABLE",
+        "ENGAGEMENT_TRIGGER_QUEUE_URL", "ENGAGEMENT_UPDATE_QUEUE_URL",
     },
     "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE"},
     "write_feedback_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
@@ -170,9 +171,13 @@ def test_configured_source_number_is_used_verbatim(tmp_path) -> None:
     assert not of_type(template["Resources"], "AWS::Connect::PhoneNumber")
 
 
-def test_trigger_connect_concurrency_follows_config(variant) -> None:
+def test_trigger_connect_concurrency_follows_config_without_reserving_account_concurrency(
+    variant,
+) -> None:
     props = function_props(variant.resources, "Trigger_Connect")
-    assert props["ReservedConcurrentExecutions"] == variant.config.max_concurrent_calls
+    assert "ReservedConcurrentExecutions" not in props
+    (mapping,) = mappings_of(variant.resources, "Trigger_Connect")
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": variant.config.max_concurrent_calls}
 
 
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:

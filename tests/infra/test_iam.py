@@ -63,6 +63,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs(KMS_WRITE, "stack key"),
     "Trigger_Connect": RUNTIME
     | _pairs(SQS_CONSUME, "queue engagement_trigger_queue.fifo")
+    | _pairs({"sqs:SendMessage"}, "queue engagement_update_queue")
     | _pairs(
         {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "table Idempotency_table",

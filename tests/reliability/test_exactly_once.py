@@ -128,15 +128,17 @@ def test_idempotency_records_expire(estate, connect_calls, invoke):
     items = estate.dynamodb.scan(TableName="Idempotency_table")["Items"]
     assert len(items) == 1
     expiration = int(items[0]["expiration"]["N"])
-    assert before < expiration <= time.time() + 7 * 24 * 3600
+    # Longer than a message can wait: 4 days on the queue plus 14 days in its DLQ.
+    assert before + 18 * 24 * 3600 < expiration <= time.time() + 21 * 24 * 3600
     assert items[0]["status"]["S"] == "COMPLETED"
 
 
 def _emulate_lambda_on_queue(estate: Estate, invoke, name: str, rounds: int) -> int:
     """Poll ``name`` like the event source mapping; returns the invocations made.
 
-    Failed items are made visible again at once, so each round is one receive;
-    SQS (moto) moves a message to the DLQ once ``maxReceiveCount`` is exceeded.
+    Failed items are made visible again at once (as if their back-off had passed), so each
+    round is one receive; SQS (moto) moves a message to the DLQ once ``maxReceiveCount``
+    is exceeded.
     """
     invocations = 0
     for _ in range(rounds):
@@ -156,6 +158,12 @@ def _emulate_lambda_on_queue(estate: Estate, invoke, name: str, rounds: int) -> 
             if message["MessageId"] not in failed:
                 estate.sqs.delete_message(
                     QueueUrl=estate.queues[name], ReceiptHandle=message["ReceiptHandle"]
+                )
+            else:
+                estate.sqs.change_message_visibility(
+                    QueueUrl=estate.queues[name],
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
                 )
     return invocations
 

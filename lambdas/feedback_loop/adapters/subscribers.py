@@ -23,6 +23,7 @@ from feedback_loop.contract import (
     LAST_FEEDBACK,
     PHONE_NUMBER,
     LastChange,
+    Reason,
 )
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import OPTED_OUT, Feedback
@@ -62,7 +63,7 @@ class DynamoSubscriberStore:
         for _ in range(MAX_ATTEMPTS):
             item = self._get(phone_number)
             if item is None:
-                raise InvalidRecord("unknown_subscriber", f"contact {contact_id}")
+                raise InvalidRecord(Reason.UNKNOWN_SUBSCRIBER, f"contact {contact_id}")
             seen = item.get(FEEDBACK_CONTACTS)
             entries = [str(entry) for entry in seen or []]
             current = None if item.get("Sentiment") is None else float(item["Sentiment"])
