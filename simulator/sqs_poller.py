@@ -7,6 +7,9 @@ fast the machine is. So the poller receives with a 12-hour visibility timeout, r
 when each failed message would become visible again on the *simulated* clock (the
 queue's ``VisibilityTimeout`` after the receive) and then makes it visible with
 ``ChangeMessageVisibility(0)``. Retries and dead-lettering are therefore deterministic.
+A handler that changes a message's visibility itself (back-off on a throttle) is heard
+the same way: :class:`VisibilityChanges` records when it asked the message to reappear,
+on the simulated clock, and that time wins over the queue's timeout if the message fails.
 """
 
 from __future__ import annotations
@@ -63,6 +66,30 @@ class _Hidden:
     receipt_handle: str
 
 
+class VisibilityChanges:
+    """Handlers' ``ChangeMessageVisibility`` requests, on the simulated clock.
+
+    The twin answers those calls here instead of moto (whose visibility runs on wall
+    time): the message stays hidden in moto and its poller makes it visible at the
+    simulated time asked for.
+    """
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self.visible_at: dict[str, float] = {}
+
+    def change(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``ChangeMessageVisibility``."""
+        self.visible_at[params["ReceiptHandle"]] = self._now() + int(params["VisibilityTimeout"])
+        return {}
+
+    def change_batch(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``ChangeMessageVisibilityBatch``."""
+        for entry in params.get("Entries", []):
+            self.change(entry)
+        return {"Successful": [{"Id": e["Id"]} for e in params.get("Entries", [])], "Failed": []}
+
+
 class SqsPoller(Poller):
     """Polls one queue like Lambda's SQS poller (standard or FIFO)."""
 
@@ -75,9 +102,11 @@ class SqsPoller(Poller):
         sqs: Any,
         depth: Callable[[QueueInfo], int],
         duplicate: Callable[[], bool] = lambda: False,
+        visibility: VisibilityChanges | None = None,
     ) -> None:
         super().__init__(spec, runtime, clock, sqs)
         self.queue = queue
+        self._visibility = visibility or VisibilityChanges(lambda: clock.now)
         self._depth = depth
         self._duplicate = duplicate
         self._first_seen: float | None = None
@@ -170,7 +199,10 @@ class SqsPoller(Poller):
                 ],
             )
         visible_at = self.clock.now + self.queue.visibility_timeout
-        self._hidden.extend(_Hidden(visible_at, handles[mid]) for mid in failed)
+        asked = self._visibility.visible_at
+        self._hidden.extend(
+            _Hidden(asked.pop(handles[mid], visible_at), handles[mid]) for mid in failed
+        )
 
     @staticmethod
     def _filter_view(record: Mapping[str, Any]) -> dict[str, Any]:

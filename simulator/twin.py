@@ -44,6 +44,7 @@ from simulator.provision import REGION, Estate, Provisioner
 from simulator.report import write_report
 from simulator.runtime import Runtime
 from simulator.scenario import Scenario
+from simulator.sqs_poller import VisibilityChanges
 from simulator.stream_pollers import KinesisPoller
 from simulator.template import Template, WiringError, synthesize
 from simulator.wiring import (
@@ -103,6 +104,7 @@ class Twin:
         self.faults.install(self.runtime)
         simulated_idempotency_clock(lambda: self.runtime.now() if self.runtime.depth > 0 else None)
         self.connect_refusals: list[tuple[str, float]] = []
+        self.visibility = VisibilityChanges(self.runtime.now)
         self.hooks = self._hooks()
         self.contact_centre = self._contact_centre()
         inject_clock(self.runtime)
@@ -113,6 +115,7 @@ class Twin:
             self.iam.model,
             self._client,
             self.faults.duplicate_delivery,
+            self.visibility,
         )
         check_every_function_runs(
             self.runtime,
@@ -141,6 +144,8 @@ class Twin:
         hooks.failure_listeners.append(self.faults.failed)
         hooks.attempt_listeners.append(self._note_connect_refusal)
         hooks.intercept("sqs.SendMessageBatch", self.faults.partial_batch)
+        hooks.intercept("sqs.ChangeMessageVisibility", self.visibility.change)
+        hooks.intercept("sqs.ChangeMessageVisibilityBatch", self.visibility.change_batch)
         return hooks
 
     def _note_connect_refusal(

@@ -24,7 +24,7 @@ from simulator.moto_internals import (
 )
 from simulator.provision import ContactFlowSpec, Estate
 from simulator.runtime import Runtime
-from simulator.sqs_poller import SqsPoller
+from simulator.sqs_poller import SqsPoller, VisibilityChanges
 from simulator.stream_pollers import DynamoDbStreamPoller, KinesisPoller
 from simulator.template import WiringError
 
@@ -59,6 +59,7 @@ def build_pollers(
     iam: IamModel,
     clients: Callable[[str], Any],
     duplicate: Callable[[], bool],
+    visibility: VisibilityChanges,
 ) -> list[Poller]:
     """One poller per event source mapping, after Lambda's permission check."""
     region = runtime.region
