@@ -96,13 +96,6 @@ def test_the_burst_meets_connects_quotas(burst_run: dict[str, Any]) -> None:
     assert burst_run["access_denied"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs Trigger_Connect to absorb throttles under quota (visibility back-off, "
-        "maxReceiveCount raised, SDK retries sized to the timeout), issue 8"
-    ),
-)
 def test_a_burst_is_called_exactly_once_at_the_pace_the_quota_allows(
     burst_run: dict[str, Any],
 ) -> None:
