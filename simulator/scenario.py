@@ -1,7 +1,8 @@
 """Scenarios for the local twin: loading and validating scenario files, and the default day.
 
 A scenario file is ``{"config", "subscribers", "probe_events", "answers", "faults",
-"connect"}`` (docs/TWIN.md); only ``probe_events`` is required. Everything the twin itself
+"connect"}`` plus the optional ``remediation`` (fixes an operator records; docs/TWIN.md);
+only ``probe_events`` is required. Everything the twin itself
 interprets is validated here with a one-line message naming the field. Probe events are
 deliberately *not* validated: rejecting bad probe records is the product's job, so a
 scenario may contain malformed ones on purpose and the twin feeds them as they are.
@@ -33,6 +34,7 @@ TOP_LEVEL_KEYS = (
     "answers",
     "faults",
     "connect",
+    "remediation",
 )
 OUTAGE_SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager", "connect", "kinesis")
 
@@ -113,6 +115,7 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     connect: ConnectQuotas = field(default_factory=ConnectQuotas)
     description: str = ""
+    remediation: list[dict[str, str]] = field(default_factory=list)
     degraded_cells: tuple[str, ...] = ()
     degraded_devices: tuple[str, ...] = ()
 
@@ -134,6 +137,7 @@ class Scenario:
                 ],
             },
             "connect": {name: getattr(self.connect, name) for name in CONNECT_KEYS},
+            "remediation": [dict(event) for event in self.remediation],
         }
 
 
@@ -310,6 +314,38 @@ def _connect(raw: Any) -> ConnectQuotas:
     )
 
 
+def _remediation(raw: Any) -> list[dict[str, str]]:
+    """Fixes on cells, ``{"cell", "fixed_at", "note"?}``; ``fixed_at`` normalised to UTC ``Z``."""
+    if not isinstance(raw, list):
+        raise ScenarioError(f"remediation: expected a list, got {_show(raw)}")
+    events = []
+    for index, item in enumerate(raw):
+        where = f"remediation[{index}]"
+        if not isinstance(item, Mapping):
+            raise ScenarioError(f"{where}: expected an object, got {_show(item)}")
+        unknown = sorted(set(item) - {"cell", "fixed_at", "note"})
+        if unknown:
+            raise ScenarioError(f"{where}: unknown keys {unknown}")
+        cell = _optional_text(f"{where}.cell", item.get("cell"))
+        if cell is None:
+            raise ScenarioError(f"{where}.cell: missing")
+        try:
+            fixed_at = datetime.fromisoformat(str(item.get("fixed_at")))
+        except ValueError:
+            fixed_at = None
+        if fixed_at is None or fixed_at.tzinfo is None:
+            raise ScenarioError(
+                f"{where}.fixed_at: expected an ISO time with a zone like 2026-11-25T12:00:00Z, "
+                f"got {_show(item.get('fixed_at'))}"
+            )
+        note = item.get("note", "")
+        if not isinstance(note, str):
+            raise ScenarioError(f"{where}.note: expected a string, got {_show(note)}")
+        stamp = fixed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        events.append({"cell": cell, "fixed_at": stamp, "note": note})
+    return events
+
+
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document; raises :class:`ScenarioError` naming the field."""
     if not isinstance(raw, Mapping):
@@ -340,6 +376,7 @@ def parse_scenario(raw: Any) -> Scenario:
         faults=_faults(raw.get("faults", {})),
         connect=_connect(raw.get("connect", {})),
         description=description,
+        remediation=_remediation(raw.get("remediation", [])),
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.analytics import run_analytics, write_outputs
+from simulator.analytics import remediation_csv, run_analytics, write_outputs
 from simulator.api_calls import ApiError, AwsHooks, count_calls
 from simulator.behaviour import DefaultBehaviour, FailureRatios, SimulatedSubscribers
 from simulator.clock import SimClock
@@ -256,6 +256,19 @@ class Twin:
 
     # --- outputs ------------------------------------------------------------------------------
 
+    def upload_remediation(self) -> None:
+        """Put the scenario's remediation events where an operator uploads them: a CSV under
+        ``remediation/`` in the lake bucket (docs/OPERATIONS.md)."""
+        if not self.scenario.remediation:
+            return
+        s3 = self._client("s3")
+        for bucket in self.estate.lake_buckets:
+            s3.put_object(
+                Bucket=bucket,
+                Key="remediation/scenario.csv",
+                Body=remediation_csv(self.scenario.remediation),
+            )
+
     def copy_lake(self) -> dict[str, list[dict[str, Any]]]:
         """Copy every lake object to ``out/lake/`` and return the records by prefix."""
         return copy_lake(self._client("s3"), self.estate, self.out_dir)
@@ -335,6 +348,7 @@ def run_twin(
             bar.close()
             twin.close()
         phase("replay")
+        twin.upload_remediation()
         lake = twin.copy_lake()
         summary = run_summary(twin, lake, time.monotonic() - started) | extra
     results = run_analytics(out_dir / "lake")

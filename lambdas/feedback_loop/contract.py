@@ -146,6 +146,9 @@ class LakeTable:
     name: str
     time_field: str
     columns: tuple[tuple[str, str], ...]
+    # "jsonl.gz": written by the handlers under ``<name>/dt=<date>/`` (one partition a day);
+    # "csv": uploaded by operators under ``<name>/`` (header row, no partitions).
+    storage: str = "jsonl.gz"
 
     def __post_init__(self) -> None:
         unknown = {kind for _, kind in self.columns} - set(_ENGINE_TYPES)
@@ -170,13 +173,13 @@ class LakeTable:
         return {name: values[name] for name in self.column_names}
 
 
-def _table(name: str, time_field: str, columns: str) -> LakeTable:
+def _table(name: str, time_field: str, columns: str, storage: str = "jsonl.gz") -> LakeTable:
     """``columns`` as ``"name:type name:type ..."`` (type defaults to string)."""
     pairs = tuple(
         (column.partition(":")[0], column.partition(":")[2] or "string")
         for column in columns.split()
     )
-    return LakeTable(name, time_field, pairs)
+    return LakeTable(name, time_field, pairs, storage)
 
 
 LAKE_TABLES: dict[str, LakeTable] = {
@@ -207,8 +210,12 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "previous_sentiment:double sentiment:double change_sentiment:double updated_at",
         ),
         _table("rejected", "received_at", "source record_id reason received_at payload"),
+        # Operators' remediation events (a fix on a cell), fixed_at as YYYY-MM-DDTHH:MM:SSZ.
+        _table("remediation", "fixed_at", "cell fixed_at note", storage="csv"),
     )
 }
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
 ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment")
-LAKE_PREFIXES = tuple(LAKE_TABLES)
+REMEDIATION_TABLE = "remediation"
+# Prefixes the handlers write (JSON Lines); ``remediation/`` holds operators' uploads only.
+LAKE_PREFIXES = tuple(name for name, table in LAKE_TABLES.items() if table.storage == "jsonl.gz")
