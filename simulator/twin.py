@@ -269,6 +269,10 @@ class Twin:
                 Body=remediation_csv(self.scenario.remediation),
             )
 
+    def summary(self, lake: dict[str, list[dict[str, Any]]], wall_seconds: float) -> dict[str, Any]:
+        """``summary.json`` of this run (simulator/outputs.py)."""
+        return run_summary(self, lake, wall_seconds)
+
     def copy_lake(self) -> dict[str, list[dict[str, Any]]]:
         """Copy every lake object to ``out/lake/`` and return the records by prefix."""
         return copy_lake(self._client("s3"), self.estate, self.out_dir)
