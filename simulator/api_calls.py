@@ -1,19 +1,27 @@
-"""Hooks on boto3's default session: count the handlers' AWS calls and intercept Connect.
+"""Hooks on boto3's default session: the AWS side of every call a handler makes.
 
 Handlers create their clients from boto3's default session, so hooks registered on it
 see every call they make. The twin's own clients (provisioning, polling) come from a
-separate session and are never counted.
+separate session and are never counted, faulted or checked.
 
-The one place outbound calls leave the AWS emulation is here: moto does not implement
-``connect:StartOutboundVoiceContact``, so a ``before-call`` handler answers it with the
-simulated contact centre's response. botocore's ``BaseClient._make_api_call`` uses the
-first non-``None`` ``(http_response, parsed)`` returned by a ``before-call`` handler
-instead of sending the request, then raises the modelled ``ClientError`` when the
-status is 300 or more, exactly as for a real error response.
+For each handler call, in order: it is counted (``api_calls`` in the summary); the
+checks that answer once per call run (IAM, an armed sandbox crash); then the SDK's
+attempts are played out on the invocation's simulated time (:mod:`simulator.handler_time`):
+each attempt costs its latency, may be failed by an injected fault or an outage, or is
+answered by an interception (Connect, which moto does not implement); a retryable error
+is retried after botocore's back-off until the client's attempts run out, as botocore's
+retry handler would. An attempt nobody fails or answers goes on to moto.
+
+botocore's ``BaseClient._make_api_call`` uses the first non-``None``
+``(http_response, parsed)`` returned by a ``before-call`` handler instead of sending the
+request, then raises the modelled ``ClientError`` when the status is 300 or more, exactly
+as for a real error response. Returning a response there also skips botocore's own retry
+loop, which is why the attempts are played out here.
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -21,17 +29,28 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 
+from simulator.handler_time import backoff_seconds, call_seconds, is_retryable, sdk_attempts
+
 PARAMS_KEY = "twin_api_params"
+THROTTLING_STATUS = 429
+
+# (operation, params) -> an error that answers the whole call, or None
+CallCheck = Callable[[str, dict[str, Any]], "ApiError | None"]
+# (operation, params, attempt) -> an error that fails this attempt, or None
+AttemptCheck = Callable[[str, dict[str, Any], int], "ApiError | None"]
+# params -> the parsed response, None to let moto answer; raises ApiError to fail the attempt
+Answer = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
 class ApiError(Exception):
-    """Raised by an interception to answer with an AWS error response."""
+    """An AWS error response; ``kind`` names the injected fault or check that caused it."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, kind: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.kind = kind
 
 
 def _response(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
@@ -44,21 +63,32 @@ def _error_response(error: ApiError) -> tuple[AWSResponse, dict[str, Any]]:
 
 
 class AwsHooks:
-    """Installs the counting and interception hooks on a fresh boto3 default session."""
+    """Installs the hooks on a fresh boto3 default session; checks and answers plug in."""
 
-    def __init__(self, region: str, active: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        region: str,
+        active: Callable[[], bool],
+        spend: Callable[[float], None] = lambda seconds: None,
+        seed: int = 0,
+    ) -> None:
         self.counts: Counter[str] = Counter()
         self._active = active
-        self._intercepts: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-        self.fault: Callable[[str], ApiError | None] = lambda operation: None
+        self._spend = spend
+        self._rng = random.Random(f"{seed}|sdk-backoff")
+        self.call_checks: list[CallCheck] = []
+        self.attempt_checks: list[AttemptCheck] = []
+        self.failure_listeners: list[Callable[[str, ApiError], None]] = []
+        self.attempt_listeners: list[Callable[[str, dict[str, Any], ApiError | None], None]] = []
+        self._intercepts: dict[str, Answer] = {}
         boto3.setup_default_session(region_name=region)
         events = boto3.DEFAULT_SESSION.events
         events.register("before-parameter-build", self._capture_params)
         events.register_first("before-call", self._count)
         events.register_last("before-call", self._intercept)
 
-    def intercept(self, operation: str, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """Answer ``"service.Operation"`` with ``answer(params)``, which may raise ApiError."""
+    def intercept(self, operation: str, answer: Answer) -> None:
+        """Answer ``"service.Operation"`` with ``answer(params)`` (which may raise ApiError)."""
         self._intercepts[operation] = answer
 
     @staticmethod
@@ -75,19 +105,47 @@ class AwsHooks:
     def _intercept(
         self, model: Any, context: dict[str, Any], **_: Any
     ) -> tuple[AWSResponse, dict[str, Any]] | None:
-        name = self._name(model)
-        error = self.fault(name) if self._active() else None
-        if error is not None:
-            return _error_response(error)
-        answer = self._intercepts.get(name)
-        if answer is None:
+        if not self._active():
             return None
-        try:
-            return _response(200, answer(context.get(PARAMS_KEY, {})))
-        except ApiError as error:
-            return _response(
-                error.status, {"Error": {"Code": error.code, "Message": error.message}}
+        name = self._name(model)
+        service = name.split(".", 1)[0]
+        params = context.get(PARAMS_KEY, {})
+        for check in self.call_checks:
+            error = check(name, params)
+            if error is not None:
+                return self._fail(name, error)
+        attempts = sdk_attempts(service)
+        for attempt in range(1, attempts + 1):
+            self._spend(call_seconds(service))
+            error = next(
+                (e for e in (c(name, params, attempt) for c in self.attempt_checks) if e), None
             )
+            if error is None:
+                answer = self._intercepts.get(name)
+                if answer is None:
+                    return None
+                try:
+                    parsed = answer(params)
+                except ApiError as raised:
+                    error = raised
+                else:
+                    self._attempted(name, params, None)
+                    return None if parsed is None else _response(200, parsed)
+            self._attempted(name, params, error)
+            if attempt == attempts or not is_retryable(service, error.code, error.status):
+                return self._fail(name, error)
+            throttled = error.status == THROTTLING_STATUS or "Throttl" in error.code
+            self._spend(backoff_seconds(service, attempt, throttled, self._rng))
+        return None  # pragma: no cover - the loop always returns
+
+    def _attempted(self, name: str, params: dict[str, Any], error: ApiError | None) -> None:
+        for listener in self.attempt_listeners:
+            listener(name, params, error)
+
+    def _fail(self, name: str, error: ApiError) -> tuple[AWSResponse, dict[str, Any]]:
+        for listener in self.failure_listeners:
+            listener(name, error)
+        return _error_response(error)
 
     def summary(self) -> dict[str, int]:
         """``"service.Operation"`` → count, sorted by name."""

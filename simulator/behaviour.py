@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 P_NO_ANSWER = 0.15
 P_OPT_OUT = 0.03
@@ -62,8 +63,8 @@ class SimulatedSubscribers:
 
     A scenario answer is what that subscriber does at every prompt of every call
     (``"none"`` therefore times out twice and is recorded as no response).
-    ``failure_ratio`` gives, per phone number, the share of its sessions that
-    failed so far that day; it is asked only for subscribers without an answer.
+    ``failure_ratio`` gives, per phone number, the share of its scenario sessions
+    that failed; it is asked only for subscribers without an answer.
     """
 
     def __init__(
@@ -81,3 +82,25 @@ class SimulatedSubscribers:
         if phone_number in self._answers:
             return self._answers[phone_number]
         return self._default.respond(phone_number, self._failure_ratio(phone_number))
+
+
+class FailureRatios:
+    """Share of each subscriber's scenario sessions that failed: the model's input.
+
+    Counted over every well-formed session of the scenario, whenever it happens, so a
+    subscriber called in the morning answers for the whole day.
+    """
+
+    def __init__(self, records: Iterable[Any]) -> None:
+        sessions: Counter[str] = Counter()
+        failures: Counter[str] = Counter()
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get("success"), bool):
+                phone = record.get("phone_number")
+                if isinstance(phone, str):
+                    sessions[phone] += 1
+                    failures[phone] += not record["success"]
+        self._ratio = {p: failures[p] / n for p, n in sessions.items()}
+
+    def __call__(self, phone_number: str) -> float:
+        return self._ratio.get(phone_number, 0.0)

@@ -74,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, ConfigError) as error:
         print(f"error: scenario {error}", file=sys.stderr)
         return EXIT_USAGE
+    from simulator.iam import UnmodelledCall
+
     try:
         runner = run_redrive if args.command == "redrive" else run_twin
         result = runner(scenario, args.out, args.seed)
-    except WiringError as error:
+    except (WiringError, UnmodelledCall) as error:
         print(f"error: wiring: {error}", file=sys.stderr)
         return 1
     summary = result.summary
@@ -89,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"duplicate calls {summary['duplicate_calls']}, "
-        f"engagements lost {summary['engagements_lost']}, faults {summary['faults_injected']}"
+        f"engagements lost {summary['engagements_lost']}, "
+        f"access denied {summary['access_denied']}, "
+        f"peak concurrent calls {summary['peak_concurrent_calls']}, "
+        f"throttles absorbed {summary['throttles_absorbed']}, faults {summary['faults_injected']}"
     )
     for queue, figures in summary.get("redriven", {}).items():
         print(f"redrive {queue}: {json.dumps(figures, sort_keys=True)}")

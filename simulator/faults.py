@@ -1,54 +1,50 @@
 """Fault injection: the AWS-side failures a scenario's ``faults`` asks for.
 
-Every fault is a probability drawn from its own seeded stream, so a run is reproducible
-and turning one kind of fault on does not shift the draws of another. What each rate
+Every rate is a probability drawn from its own seeded stream, so a run is reproducible
+and turning one kind of fault on does not shift the draws of another. What each key
 means (docs/TWIN.md has the full story):
 
 - ``duplicate_delivery_rate``: per SQS message a handler processed, the poller delivers
-  it once more (SQS is at-least-once); asked by :class:`~simulator.event_sources.SqsPoller`.
-- ``connect_throttle_rate``: per ``StartOutboundVoiceContact`` call, Connect answers
-  ``ThrottlingException`` or ``LimitExceededException`` (status from botocore's Connect
-  model) and the handler sees it: the twin answers Connect itself, so no SDK retry applies.
-- ``s3_error_rate`` / ``dynamodb_error_rate``: per request *attempt* of a handler's S3 /
-  DynamoDB call. The SDK retries transient errors, so the error reaches the handler only
-  when every attempt botocore would make fails; the backoff costs no time. The call is
-  answered before it reaches moto, so a failed write writes nothing.
-- ``handler_crash_rate``: per invocation, the sandbox dies part-way (a timeout or out of
-  memory): after a random number of the handler's AWS calls, or after all its work but
-  before its response reaches Lambda. Handler code cannot catch it, so the whole batch
-  fails and is retried as its event source does.
+  it once more (SQS is at-least-once); asked by :class:`~simulator.sqs_poller.SqsPoller`.
+- ``connect_throttle_rate``: per ``StartOutboundVoiceContact`` call, a throttling episode
+  that outlasts the SDK's retries: every attempt of that call is answered
+  ``ThrottlingException`` or ``LimitExceededException`` (status from botocore's model).
+- ``s3_error_rate`` / ``dynamodb_error_rate`` / ``sqs_send_error_rate`` /
+  ``secretsmanager_error_rate``: per request *attempt* of a handler's call to that
+  service (SQS: ``SendMessage`` and ``SendMessageBatch`` only), a transient server error;
+  the SDK retries it, so the error reaches the handler only when every attempt fails.
+- ``sqs_batch_entry_failure_rate``: per entry of a handler's ``SendMessageBatch``, the
+  entry comes back under ``Failed`` (``InternalError``, not the sender's fault) while
+  the others are sent.
+- ``handler_crash_rate``: per invocation, the sandbox dies part-way (out of memory, a
+  crash): after a random number of the handler's AWS calls, or after all its work but
+  before its response reaches Lambda. Handler code cannot catch it.
+- ``outages``: windows of simulated time in which every attempt of a handler's call to a
+  service fails with that service's "unavailable" answer.
 
-The twin's own clients (provisioning, polling) use another boto3 session, and the hooks
-act only while a handler runs, so faults never hit the twin itself.
+The hooks act only while a handler runs, so faults never hit the twin itself.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
-import json
-import os
 import random
-import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
-from types import ModuleType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import botocore.loaders
 import botocore.session
 
 from simulator.api_calls import ApiError
-from simulator.provision import ACCOUNT_ID, Estate
 from simulator.scenario import Faults
 
 if TYPE_CHECKING:
-    from simulator.clock import SimClock
     from simulator.runtime import Runtime
 
 CONNECT_OPERATION = "connect.StartOutboundVoiceContact"
 CONNECT_THROTTLES = ("ThrottlingException", "LimitExceededException")
-# (code, HTTP status, message) as S3 and DynamoDB answer a transient failure.
+SQS_SENDS = ("sqs.SendMessage", "sqs.SendMessageBatch")
+# (code, HTTP status, message) of the transient failures each service answers.
 S3_ERRORS = (
     ("InternalError", 500, "We encountered an internal error. Please try again."),
     ("ServiceUnavailable", 503, "Service is unable to handle request."),
@@ -63,15 +59,25 @@ DYNAMODB_ERRORS = (
     ("ThrottlingException", 400, "Rate of requests exceeds the allowed throughput."),
     ("InternalServerError", 500, "Internal server error"),
 )
+SQS_ERRORS = (
+    ("InternalFailure", 500, "The request processing has failed because of an unknown error."),
+    ("ServiceUnavailable", 503, "The request has failed due to a temporary failure of the server."),
+)
+SECRETSMANAGER_ERRORS = (
+    ("InternalServiceError", 500, "An error occurred on the server side."),
+    ("ThrottlingException", 400, "Rate exceeded"),
+)
+# What a service answers while it is down (an outage window).
+OUTAGE_ERRORS = {
+    "s3": ("ServiceUnavailable", 503, "Service is unable to handle request."),
+    "dynamodb": ("InternalServerError", 500, "Internal server error"),
+    "sqs": ("ServiceUnavailable", 503, "The request has failed due to a temporary failure."),
+    "secretsmanager": ("InternalServiceError", 500, "An error occurred on the server side."),
+    "connect": ("InternalServiceException", 500, "Request processing failed."),
+    "kinesis": ("InternalFailure", 500, "The request processing has failed."),
+}
 CRASH_POINTS = 4  # the crash comes at one of the first four AWS calls, or after the work
 CRASH_ERROR = "Runtime.ExitError: sandbox died mid-invocation (twin fault injection)"
-# Powertools idempotency modules that read the wall clock for expiry decisions.
-_IDEMPOTENCY_MODULES = (
-    "aws_lambda_powertools.utilities.idempotency.base",
-    "aws_lambda_powertools.utilities.idempotency.persistence.base",
-    "aws_lambda_powertools.utilities.idempotency.persistence.datarecord",
-    "aws_lambda_powertools.utilities.idempotency.persistence.dynamodb",
-)
 
 
 class SandboxCrash(BaseException):
@@ -80,54 +86,53 @@ class SandboxCrash(BaseException):
 
 
 @functools.cache
-def _connect_status() -> dict[str, int]:
-    """HTTP status of each Connect throttle error, from botocore's service model."""
+def connect_error_status(code: str) -> int:
+    """HTTP status of a Connect error code, from botocore's service model."""
     model = botocore.session.get_session().get_service_model("connect")
-    return {
-        code: int(model.shape_for(code).metadata["error"]["httpStatusCode"])
-        for code in CONNECT_THROTTLES
-    }
-
-
-@functools.cache
-def _legacy_attempts() -> dict[str, int]:
-    """Attempts botocore's legacy retry mode makes per service (its ``_retry.json``)."""
-    retry = botocore.loaders.create_loader().load_data("_retry")["retry"]
-    attempts = {
-        service: int(config["__default__"]["max_attempts"])
-        for service, config in retry.items()
-        if service != "__default__" and "max_attempts" in config.get("__default__", {})
-    }
-    attempts["__default__"] = int(retry["__default__"]["max_attempts"])
-    return attempts
-
-
-def sdk_attempts(service: str, environ: Mapping[str, str] = os.environ) -> int:
-    """How many attempts a default-configured client of ``service`` makes before giving up.
-
-    The handlers create clients without a retry config, so the function's environment
-    (``AWS_MAX_ATTEMPTS``, ``AWS_RETRY_MODE``) or botocore's legacy defaults decide.
-    """
-    if environ.get("AWS_MAX_ATTEMPTS", "").isdigit():
-        return max(1, int(environ["AWS_MAX_ATTEMPTS"]))
-    if environ.get("AWS_RETRY_MODE") in ("standard", "adaptive"):
-        return 3
-    attempts = _legacy_attempts()
-    return attempts.get(service, attempts["__default__"])
+    return int(model.shape_for(code).metadata["error"]["httpStatusCode"])
 
 
 class FaultInjector:
-    """Decides, per hook point, whether to inject a fault; counts what it injected."""
+    """Decides, per call, attempt or entry, whether to inject a fault; counts what it did.
 
-    def __init__(self, faults: Faults, seed: int) -> None:
+    ``now`` is the running handler's simulated time (outage windows are judged on it);
+    ``sqs`` is a client of the twin's own session, used to send the entries of a
+    ``SendMessageBatch`` that a partial failure lets through.
+    """
+
+    def __init__(
+        self, faults: Faults, seed: int, now: Callable[[], float], sqs: Any = None
+    ) -> None:
         self.faults = faults
+        self.now = now
+        self.sqs = sqs
         self.injected: Counter[str] = Counter()
         self.surfaced: Counter[str] = Counter()
         self.enabled = True
         self._rngs = {
             name: random.Random(f"{seed}|{name}")
-            for name in ("duplicate", "connect", "s3", "dynamodb", "crash")
+            for name in (
+                "duplicate",
+                "connect",
+                "s3",
+                "dynamodb",
+                "crash",
+                "sqs",
+                "sqs_entry",
+                "secretsmanager",
+            )
         }
+        self._transient = {
+            "s3": ("s3_error", faults.s3_error_rate, S3_ERRORS),
+            "dynamodb": ("dynamodb_error", faults.dynamodb_error_rate, DYNAMODB_ERRORS),
+            "secretsmanager": (
+                "secretsmanager_error",
+                faults.secretsmanager_error_rate,
+                SECRETSMANAGER_ERRORS,
+            ),
+            "sqs": ("sqs_send_error", faults.sqs_send_error_rate, SQS_ERRORS),
+        }
+        self._throttle_episode: str | None = None
         # One entry per running invocation (innermost last): AWS calls left before its crash.
         self._crash_after: list[int | None] = []
 
@@ -141,44 +146,90 @@ class FaultInjector:
             self.injected["duplicate_delivery"] += 1
         return hit
 
-    def api_error(self, operation: str) -> ApiError | None:
-        """The error a handler's ``service.Operation`` call ends with, if any.
+    # --- checks plugged into the AWS hooks ---------------------------------------------------
 
-        Called before the call is answered (by moto or the contact centre); also where
-        an armed crash strikes.
-        """
+    def call_check(self, operation: str, params: dict[str, Any]) -> ApiError | None:
+        """Once per handler call: an armed crash strikes; a Connect throttle episode starts."""
         self._crash_point()
-        service = operation.split(".", 1)[0]
-        if operation == CONNECT_OPERATION:
-            if self._draw("connect", self.faults.connect_throttle_rate):
-                self.injected["connect_throttle"] += 1
-                self.surfaced["connect_throttle"] += 1
-                code = self._rngs["connect"].choice(CONNECT_THROTTLES)
-                return ApiError(code, "Rate exceeded (twin fault)", _connect_status()[code])
-            return None
-        if service == "s3":
-            return self._transient("s3", "s3_error", self.faults.s3_error_rate, S3_ERRORS)
-        if service == "dynamodb":
-            return self._transient(
-                "dynamodb", "dynamodb_error", self.faults.dynamodb_error_rate, DYNAMODB_ERRORS
-            )
+        self._throttle_episode = None
+        if operation == CONNECT_OPERATION and self._draw(
+            "connect", self.faults.connect_throttle_rate
+        ):
+            self._throttle_episode = self._rngs["connect"].choice(CONNECT_THROTTLES)
         return None
 
-    def _transient(
-        self, service: str, kind: str, rate: float, errors: tuple[tuple[str, int, str], ...]
+    def attempt_check(
+        self, operation: str, params: dict[str, Any], attempt: int
     ) -> ApiError | None:
-        """Draw each attempt the SDK would make; the call fails only if all of them do."""
-        last: tuple[str, int, str] | None = None
-        for _ in range(sdk_attempts(service)):
-            if not self._draw(service, rate):
-                return None
-            self.injected[kind] += 1
-            last = self._rngs[service].choice(errors)
-        if last is None:
+        """Per SDK attempt: an outage window, a throttle episode or a transient error."""
+        if not self.enabled:
             return None
-        self.surfaced[kind] += 1
-        code, status, message = last
-        return ApiError(code, f"{message} (twin fault)", status)
+        service = operation.split(".", 1)[0]
+        outage = self._outage(service)
+        if outage is not None:
+            return outage
+        if operation == CONNECT_OPERATION and self._throttle_episode is not None:
+            self.injected["connect_throttle"] += 1
+            code = self._throttle_episode
+            return ApiError(
+                code, "Rate exceeded (twin fault)", connect_error_status(code), "connect_throttle"
+            )
+        if service == "sqs" and operation not in SQS_SENDS:
+            return None
+        if service not in self._transient:
+            return None
+        kind, rate, errors = self._transient[service]
+        if not self._draw(service, rate):
+            return None
+        self.injected[kind] += 1
+        code, status, message = self._rngs[service].choice(errors)
+        return ApiError(code, f"{message} (twin fault)", status, kind)
+
+    def _outage(self, service: str) -> ApiError | None:
+        moment = self.now()
+        for outage in self.faults.outages:
+            if outage.service == service and outage.start <= moment < outage.end:
+                kind = f"{service}_outage"
+                self.injected[kind] += 1
+                code, status, message = OUTAGE_ERRORS[service]
+                return ApiError(code, f"{message} (twin outage)", status, kind)
+        return None
+
+    def failed(self, operation: str, error: ApiError) -> None:
+        """A call ended in ``error`` for the handler: count the fault as surfaced."""
+        if error.kind is not None and error.kind != "access_denied":
+            self.surfaced[error.kind] += 1
+
+    def partial_batch(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """``SendMessageBatch`` with some entries under ``Failed`` (``None``: moto answers all)."""
+        entries = list(params.get("Entries", []))
+        failing = {
+            entry["Id"]
+            for entry in entries
+            if self._draw("sqs_entry", self.faults.sqs_batch_entry_failure_rate)
+        }
+        if not failing:
+            return None
+        self.injected["sqs_batch_entry_failure"] += len(failing)
+        self.surfaced["sqs_batch_entry_failure"] += len(failing)
+        sent = [entry for entry in entries if entry["Id"] not in failing]
+        response: dict[str, Any] = {"Successful": [], "Failed": []}
+        if sent:
+            answer = self.sqs.send_message_batch(QueueUrl=params["QueueUrl"], Entries=sent)
+            response["Successful"] = answer.get("Successful", [])
+            response["Failed"] = answer.get("Failed", [])
+        response["Failed"] += [
+            {
+                "Id": entry_id,
+                "SenderFault": False,
+                "Code": "InternalError",
+                "Message": "The request processing has failed (twin fault).",
+            }
+            for entry_id in sorted(failing)
+        ]
+        return response
+
+    # --- sandbox crashes ---------------------------------------------------------------------
 
     def _crash_point(self) -> None:
         if not self._crash_after or self._crash_after[-1] is None:
@@ -212,99 +263,8 @@ class FaultInjector:
 
         return invoke
 
-    def install(self, runtime: Runtime, clock: SimClock) -> None:
-        """Wrap every function's handler for crashes; run Powertools idempotency on ``clock``."""
+    def install(self, runtime: Runtime) -> None:
+        """Wrap every function's handler so its sandbox may crash."""
         for function in runtime.functions.values():
             if function.handler is not None:
                 function.handler = self.crashing(function.handler)
-        simulated_idempotency_clock(clock, lambda: runtime.depth > 0)
-
-
-class _SimulatedDatetime(_dt.datetime):
-    """``datetime`` whose naive ``now()`` is the twin's simulated time inside a handler."""
-
-    source: Callable[[], float | None] = staticmethod(lambda: None)
-
-    @classmethod
-    def now(cls, tz: _dt.tzinfo | None = None) -> _SimulatedDatetime:  # type: ignore[override]
-        moment = cls.source()
-        if moment is None:
-            return super().now(tz)
-        return cls.fromtimestamp(moment, tz)
-
-
-def simulated_idempotency_clock(clock: SimClock, active: Callable[[], bool]) -> None:
-    """Make Powertools idempotency expiry follow the simulated clock while a handler runs.
-
-    A crash inside ``Trigger_Connect``'s idempotent section leaves an INPROGRESS record
-    that expires after the function's remaining time. On AWS the SQS retry comes after the
-    visibility timeout (six times the function timeout), when it has expired; in the twin
-    that retry happens at the right *simulated* time but within wall milliseconds, so
-    Powertools must read the simulated clock to see what AWS would see.
-    """
-    _SimulatedDatetime.source = staticmethod(lambda: clock.now if active() else None)
-    shim = ModuleType("datetime")
-    shim.__dict__.update(vars(_dt))
-    shim.datetime = _SimulatedDatetime  # type: ignore[attr-defined]
-    for name in _IDEMPOTENCY_MODULES:
-        module = sys.modules.get(name)
-        if module is None:
-            module = __import__(name, fromlist=["_"])
-        module.dt = shim  # type: ignore[attr-defined]
-
-
-def dead_letter_bodies(estate: Estate) -> dict[str, list[str]]:
-    """Bodies of every message waiting in a DLQ or on-failure destination, by queue name.
-
-    Reads moto's backend (visible and in-flight messages alike) without receiving, so
-    looking changes nothing.
-    """
-    from moto.sqs.models import sqs_backends
-
-    targets = {q.dlq_arn for q in estate.queues.values() if q.dlq_arn}
-    targets |= {s.on_failure_arn for s in estate.event_sources if s.on_failure_arn}
-    bodies: dict[str, list[str]] = {}
-    for queue in estate.queues.values():
-        if queue.arn in targets:
-            region = queue.arn.split(":")[3]
-            backend = sqs_backends[ACCOUNT_ID][region].queues[queue.name]
-            bodies[queue.name] = [message.body for message in backend._messages]
-    return bodies
-
-
-def _engagement_id(body: str) -> str | None:
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    value = message.get("engagement_id") if isinstance(message, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def exactly_once_figures(
-    calls: list[Mapping[str, Any]],
-    engagement: list[Mapping[str, Any]],
-    dead_letters: Mapping[str, list[str]],
-) -> dict[str, int]:
-    """``duplicate_calls`` and ``engagements_lost``, counted from what the run left behind.
-
-    ``calls`` is the contact centre's log (``calls.jsonl``), ``engagement`` the lake's
-    ``engagement/`` records. An engagement is lost when the lake says "engage" but it was
-    neither called nor is waiting in a dead-letter queue for an operator.
-    """
-    called = Counter(str(call.get("engagement_id")) for call in calls)
-    engaged = {
-        str(record.get("engagement_id"))
-        for record in engagement
-        if record.get("decision") == "engage"
-    }
-    parked = {
-        engagement_id
-        for bodies in dead_letters.values()
-        for engagement_id in map(_engagement_id, bodies)
-        if engagement_id is not None
-    }
-    return {
-        "duplicate_calls": sum(1 for count in called.values() if count > 1),
-        "engagements_lost": len(engaged - set(called) - parked),
-    }

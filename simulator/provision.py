@@ -49,7 +49,6 @@ class QueueInfo:
     fifo: bool
     visibility_timeout: int
     dlq_arn: str | None
-    max_receive_count: int | None
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,6 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout: int
     memory: int
-    reserved_concurrency: int | None
 
 
 @dataclass(frozen=True)
@@ -188,7 +186,7 @@ class Provisioner:
             "AWS::Connect::ContactFlow": self._contact_flow_ids,
             "AWS::Connect::PhoneNumber": self._claimed_phone_number,
             "AWS::KMS::Key": self._fake("kms", "key/", ref_is_arn=False),
-            "AWS::IAM::Role": self._fake("iam", "role/", ref_is_arn=False),
+            "AWS::IAM::Role": self._role,
             "AWS::Logs::LogGroup": self._fake("logs", "log-group:", ref_is_arn=False),
             "AWS::SNS::Topic": self._fake("sns", "", ref_is_arn=True),
         }
@@ -301,7 +299,6 @@ class Provisioner:
             fifo=fifo,
             visibility_timeout=int(props.get("VisibilityTimeout", 30)),
             dlq_arn=redrive["deadLetterTargetArn"] if redrive else None,
-            max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
         )
         return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
 
@@ -400,6 +397,12 @@ class Provisioner:
         document[spec["GenerateStringKey"]] = password
         return json.dumps(document)
 
+    def _role(self, logical_id: str, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A role: its name (``Ref``) and its ARN, which has no Region."""
+        name = self.resolve(props.get("RoleName")) or f"{STACK_NAME}-{logical_id}"[:64]
+        arn = f"arn:aws:iam::{self.account}:role/{name}"
+        return name, {"Arn": arn, "RoleId": "AROA" + _fake_id("role", logical_id)[:17].upper()}
+
     def _function_ids(self, logical_id: str, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = self.resolve(props.get("FunctionName")) or self._generated_name(logical_id, 64)
         return name, {"Arn": self._arn("lambda", f"function:{name}")}
@@ -446,7 +449,6 @@ class Provisioner:
         for key, value in variables.items():
             if not isinstance(value, str):
                 raise WiringError(f"{name}: environment variable {key} resolved to {value!r}")
-        reserved = props.get("ReservedConcurrentExecutions")
         return FunctionSpec(
             logical_id=logical_id,
             name=name,
@@ -455,7 +457,6 @@ class Provisioner:
             environment=variables,
             timeout=int(self.resolve(props.get("Timeout", 3))),
             memory=int(self.resolve(props.get("MemorySize", 128))),
-            reserved_concurrency=None if reserved is None else int(self.resolve(reserved)),
         )
 
     def _event_source(self, logical_id: str, props: dict[str, Any]) -> EventSourceSpec:

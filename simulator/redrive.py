@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ops.redrive import redrive
-from simulator.event_sources import DynamoDbStreamPoller, KinesisPoller, passes_filters
+from simulator.event_filter import passes_filters
 from simulator.provision import EventSourceSpec, QueueInfo
 from simulator.scenario import Scenario
+from simulator.stream_pollers import DynamoDbStreamPoller, KinesisPoller
 from simulator.twin import Twin, TwinResult, run_twin
 
 OPERATOR_DELAY_SECONDS = 3600  # the operator redrives an hour after the run went quiet

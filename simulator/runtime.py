@@ -6,7 +6,9 @@ into a per-function module namespace and swapped into ``sys.modules`` only while
 function runs, so two functions never share handler globals or cached clients, as in
 two separate Lambda sandboxes. Environment: the function's resolved variables (plus the
 ones Lambda itself sets) are in ``os.environ`` during import (the init phase) and during
-each invocation, and nothing else of another function is.
+each invocation, and nothing else of another function is. Time: each invocation runs on
+its own :class:`~simulator.handler_time.InvocationClock`, started at the simulated time it
+is invoked; a handler that runs past its timeout is stopped there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from simulator.clock import SimClock
+from simulator.handler_time import FunctionTimedOut, InvocationClock
 from simulator.provision import FunctionSpec
 from simulator.template import REPO_ROOT, WiringError
 
@@ -40,21 +44,26 @@ class LambdaContext:
     invoked_function_arn: str
     aws_request_id: str
     timeout_seconds: int
+    clock: InvocationClock
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = "twin"
 
     def get_remaining_time_in_millis(self) -> int:
-        """Simulated time does not run during a call, so the whole timeout is left."""
-        return self.timeout_seconds * 1000
+        """The timeout less the simulated time the invocation has spent so far."""
+        return self.clock.remaining_millis
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """The outcome of one invocation: the handler's return value or its error."""
+    """The outcome of one invocation: the handler's return value or its error.
+
+    ``duration`` is the simulated seconds it ran (its AWS calls and the SDK's back-off).
+    """
 
     result: Any
     error: str | None
+    duration: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -121,14 +130,22 @@ class Function:
 class Runtime:
     """Loads the template's functions and invokes them, one at a time, as Lambda would."""
 
-    def __init__(self, specs: list[FunctionSpec], region: str, log: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        region: str,
+        log: TextIO | None = None,
+        clock: SimClock | None = None,
+    ) -> None:
         self.region = region
+        self.clock = clock or SimClock()
         self.packages = _lambda_packages(LAMBDA_ROOT)
         self.log = log
         self.functions = {spec.name: Function(spec, self) for spec in specs}
         self._by_arn = {spec.arn: spec.name for spec in specs}
         self._env_keys = {key for f in self.functions.values() for key in f.environment}
         self.depth = 0
+        self.running: list[tuple[Function, InvocationClock | None]] = []
         self._outside: set[str] = set()
         self._modules_seen = -1
         self.listeners: list[Callable[[str, dict[str, Any], Invocation], None]] = []
@@ -148,7 +165,7 @@ class Runtime:
         return {name for name in sys.modules if name.split(".")[0] in self.packages}
 
     @contextlib.contextmanager
-    def sandbox(self, function: Function) -> Iterator[None]:
+    def sandbox(self, function: Function, clock: InvocationClock | None = None) -> Iterator[None]:
         """Swap in ``function``'s modules, environment and log stream; restore on exit."""
         if len(sys.modules) != self._modules_seen:
             self._outside = self._scan()
@@ -163,9 +180,11 @@ class Runtime:
         if self.log is not None:
             sys.stdout = self.log
         self.depth += 1
+        self.running.append((function, clock))
         try:
             yield
         finally:
+            self.running.pop()
             self.depth -= 1
             sys.stdout = saved_stdout
             for key, value in saved_env.items():
@@ -181,28 +200,58 @@ class Runtime:
             self._outside = set(outside)
             self._modules_seen = len(sys.modules)
 
-    def invoke(self, name_or_arn: str, event: dict[str, Any]) -> Invocation:
-        """Invoke synchronously; a raised exception is a function error, logged with its trace."""
+    @property
+    def current(self) -> Function | None:
+        """The function whose code is running (its init or an invocation), if any."""
+        return self.running[-1][0] if self.running else None
+
+    @property
+    def invocation_clock(self) -> InvocationClock | None:
+        """The running invocation's clock (``None`` during init or outside handlers)."""
+        return self.running[-1][1] if self.running else None
+
+    def now(self) -> float:
+        """Simulated time as the running handler sees it (the twin's clock outside handlers)."""
+        clock = self.invocation_clock
+        return clock.now if clock is not None else self.clock.now
+
+    def spend(self, seconds: float) -> None:
+        """Let simulated time pass inside the running invocation (nothing outside one)."""
+        clock = self.invocation_clock
+        if clock is not None:
+            clock.spend(seconds)
+
+    def invoke(
+        self, name_or_arn: str, event: dict[str, Any], at: float | None = None
+    ) -> Invocation:
+        """Invoke synchronously at simulated time ``at`` (default: now).
+
+        A raised exception is a function error, logged with its trace; running past the
+        function's timeout is one too (``Task timed out``), whatever the handler did so far
+        stays done.
+        """
         function = self.function(name_or_arn)
         assert function.handler is not None
         spec = function.spec
+        clock = InvocationClock(self.clock.now if at is None else at, float(spec.timeout))
         context = LambdaContext(
             function_name=spec.name,
             memory_limit_in_mb=spec.memory,
             invoked_function_arn=spec.arn,
             aws_request_id=str(uuid.uuid4()),
             timeout_seconds=spec.timeout,
+            clock=clock,
             log_group_name=f"/aws/lambda/{spec.name}",
         )
         function.invocations += 1
-        with self.sandbox(function):
+        with self.sandbox(function, clock):
             try:
-                outcome = Invocation(function.handler(event, context), None)
-            except Exception as error:
+                outcome = Invocation(function.handler(event, context), None, clock.elapsed)
+            except (Exception, FunctionTimedOut) as error:
                 function.errors += 1
                 if self.log is not None:
                     self.log.write(f"[{spec.name}] function error\n{traceback.format_exc()}")
-                outcome = Invocation(None, f"{type(error).__name__}: {error}")
+                outcome = Invocation(None, f"{type(error).__name__}: {error}", clock.elapsed)
         for listener in self.listeners:
             listener(spec.name, event, outcome)
         return outcome

@@ -1,8 +1,8 @@
 """Scenarios for the local twin: loading and validating scenario files, and the default day.
 
-A scenario file is ``{"config", "subscribers", "probe_events", "answers", "faults"}``
-(DESIGN.md section 6) plus the optional ``remediation`` (fixes an operator records, see
-docs/TWIN.md); only ``probe_events`` is required. Everything the twin itself
+A scenario file is ``{"config", "subscribers", "probe_events", "answers", "faults",
+"connect"}`` plus the optional ``remediation`` (fixes an operator records; docs/TWIN.md);
+only ``probe_events`` is required. Everything the twin itself
 interprets is validated here with a one-line message naming the field. Probe events are
 deliberately *not* validated: rejecting bad probe records is the product's job, so a
 scenario may contain malformed ones on purpose and the twin feeds them as they are.
@@ -16,10 +16,13 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedback_loop.contract import EVENT_TYPES, is_e164
 from feedback_loop.errors import ConfigError, FeedbackLoopError
 from feedback_loop.policy import POLICY_KEYS, load_policy
+from feedback_loop.timeutil import format_utc, parse_utc
+from simulator.producer import ArrivalError, arrival_times
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ANSWERS = ("1", "2", "3", "4", "5", "9", "none", "no_answer")
@@ -30,8 +33,10 @@ TOP_LEVEL_KEYS = (
     "probe_events",
     "answers",
     "faults",
+    "connect",
     "remediation",
 )
+OUTAGE_SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager", "connect", "kinesis")
 
 
 class ScenarioError(FeedbackLoopError):
@@ -39,17 +44,49 @@ class ScenarioError(FeedbackLoopError):
 
 
 @dataclass(frozen=True)
+class Outage:
+    """A window of simulated time ``[start, end)`` in which ``service`` answers every call
+    with its "unavailable" error (epoch seconds)."""
+
+    service: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Faults:
-    """Probabilities (0..1) with which the twin injects AWS-side failures."""
+    """Probabilities (0..1) with which the twin injects AWS-side failures, and outages."""
 
     duplicate_delivery_rate: float = 0.0
     connect_throttle_rate: float = 0.0
     s3_error_rate: float = 0.0
     dynamodb_error_rate: float = 0.0
     handler_crash_rate: float = 0.0
+    sqs_send_error_rate: float = 0.0
+    sqs_batch_entry_failure_rate: float = 0.0
+    secretsmanager_error_rate: float = 0.0
+    outages: tuple[Outage, ...] = ()
 
 
-FAULT_KEYS = tuple(f.name for f in fields(Faults))
+FAULT_KEYS = tuple(f.name for f in fields(Faults) if f.name.endswith("_rate"))
+
+
+@dataclass(frozen=True)
+class ConnectQuotas:
+    """The Amazon Connect quotas the simulated instance enforces (docs/TWIN.md).
+
+    ``concurrent_calls``: "Concurrent active calls per instance" (10 on a new instance);
+    ``api_rate`` / ``api_burst``: the token bucket of the StartOutboundVoiceContact API
+    (requests per second and burst; the Connect admin guide's "API throttling quotas"
+    default of 2 and 5 for the Connect API). Beyond them the call is refused.
+    """
+
+    concurrent_calls: int = 10
+    api_rate: float = 2.0
+    api_burst: int = 5
+
+
+CONNECT_KEYS = tuple(f.name for f in fields(ConnectQuotas))
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,7 @@ class Subscriber:
     cell: str
     device: str | None = None
     vendor: str | None = None
+    timezone: str | None = None
 
 
 @dataclass
@@ -75,6 +113,7 @@ class Scenario:
     subscribers: list[Subscriber] = field(default_factory=list)
     answers: dict[str, str] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
+    connect: ConnectQuotas = field(default_factory=ConnectQuotas)
     description: str = ""
     remediation: list[dict[str, str]] = field(default_factory=list)
     degraded_cells: tuple[str, ...] = ()
@@ -90,9 +129,20 @@ class Scenario:
             ],
             "probe_events": list(self.probe_events),
             "answers": dict(self.answers),
-            "faults": {name: getattr(self.faults, name) for name in FAULT_KEYS},
+            "faults": {
+                **{name: getattr(self.faults, name) for name in FAULT_KEYS},
+                "outages": [
+                    {"service": o.service, "from": _iso(o.start), "until": _iso(o.end)}
+                    for o in self.faults.outages
+                ],
+            },
+            "connect": {name: getattr(self.connect, name) for name in CONNECT_KEYS},
             "remediation": [dict(event) for event in self.remediation],
         }
+
+
+def _iso(epoch: float) -> str:
+    return format_utc(datetime.fromtimestamp(epoch, UTC))
 
 
 def _deployment_keys() -> set[str]:
@@ -138,7 +188,7 @@ def _subscribers(raw: Any) -> list[Subscriber]:
         where = f"subscribers[{index}]"
         if not isinstance(item, Mapping):
             raise ScenarioError(f"{where}: expected an object, got {_show(item)}")
-        unknown = sorted(set(item) - {"phone_number", "cell", "device", "vendor"})
+        unknown = sorted(set(item) - {"phone_number", "cell", "device", "vendor", "timezone"})
         if unknown:
             raise ScenarioError(f"{where}: unknown keys {unknown}")
         for key in ("phone_number", "cell"):
@@ -158,9 +208,24 @@ def _subscribers(raw: Any) -> list[Subscriber]:
                 cell=str(_optional_text(f"{where}.cell", item["cell"])),
                 device=_optional_text(f"{where}.device", item.get("device")),
                 vendor=_optional_text(f"{where}.vendor", item.get("vendor")),
+                timezone=_timezone(f"{where}.timezone", item.get("timezone")),
             )
         )
     return result
+
+
+def _timezone(where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        raise ScenarioError(
+            f"{where}: expected an IANA time zone name, got {_show(value)}"
+        ) from error
+    return value
 
 
 def _answers(raw: Any) -> dict[str, str]:
@@ -177,17 +242,76 @@ def _answers(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _faults(raw: Any) -> Faults:
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"faults: expected an object, got {_show(raw)}")
-    unknown = sorted(set(raw) - set(FAULT_KEYS))
+    known = [*FAULT_KEYS, "outages"]
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ScenarioError(f"faults: unknown keys {unknown}; expected some of {list(FAULT_KEYS)}")
-    for name, value in raw.items():
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not is_number or not 0 <= value <= 1:
+        raise ScenarioError(f"faults: unknown keys {unknown}; expected some of {known}")
+    rates = {name: value for name, value in raw.items() if name != "outages"}
+    for name, value in rates.items():
+        if not _is_number(value) or not 0 <= value <= 1:
             raise ScenarioError(f"faults.{name}: expected a number from 0 to 1, got {_show(value)}")
-    return Faults(**{name: float(value) for name, value in raw.items()})
+    return Faults(
+        **{name: float(value) for name, value in rates.items()},
+        outages=_outages(raw.get("outages", [])),
+    )
+
+
+def _outages(raw: Any) -> tuple[Outage, ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"faults.outages: expected a list, got {_show(raw)}")
+    outages = []
+    for index, item in enumerate(raw):
+        where = f"faults.outages[{index}]"
+        if not isinstance(item, Mapping) or set(item) != {"service", "from", "until"}:
+            raise ScenarioError(
+                f'{where}: expected {{"service", "from", "until"}}, got {_show(item)}'
+            )
+        if item["service"] not in OUTAGE_SERVICES:
+            service = _show(item["service"])
+            raise ScenarioError(
+                f"{where}.service: expected one of {list(OUTAGE_SERVICES)}, got {service}"
+            )
+        moments = []
+        for key in ("from", "until"):
+            try:
+                moments.append(parse_utc(item[key]).timestamp())
+            except (TypeError, ValueError) as error:
+                raise ScenarioError(
+                    f"{where}.{key}: expected an ISO time like 2026-11-25T10:15:00Z, "
+                    f"got {_show(item[key])}"
+                ) from error
+        if moments[1] <= moments[0]:
+            raise ScenarioError(f"{where}: until must be after from")
+        outages.append(Outage(item["service"], moments[0], moments[1]))
+    return tuple(outages)
+
+
+def _connect(raw: Any) -> ConnectQuotas:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"connect: expected an object, got {_show(raw)}")
+    unknown = sorted(set(raw) - set(CONNECT_KEYS))
+    if unknown:
+        raise ScenarioError(
+            f"connect: unknown keys {unknown}; expected some of {list(CONNECT_KEYS)}"
+        )
+    for name, value in raw.items():
+        whole = name != "api_rate"
+        if not _is_number(value) or value <= 0 or (whole and value != int(value)):
+            kind = "a whole number" if whole else "a number"
+            raise ScenarioError(f"connect.{name}: expected {kind} above 0, got {_show(value)}")
+    defaults = ConnectQuotas()
+    return ConnectQuotas(
+        concurrent_calls=int(raw.get("concurrent_calls", defaults.concurrent_calls)),
+        api_rate=float(raw.get("api_rate", defaults.api_rate)),
+        api_burst=int(raw.get("api_burst", defaults.api_burst)),
+    )
 
 
 def _remediation(raw: Any) -> list[dict[str, str]]:
@@ -237,6 +361,10 @@ def parse_scenario(raw: Any) -> Scenario:
         raise ScenarioError(
             f"probe_events: expected a list, got {type(raw['probe_events']).__name__}"
         )
+    try:
+        arrival_times(raw["probe_events"])
+    except ArrivalError as error:
+        raise ScenarioError(str(error)) from error
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ScenarioError(f"description: expected a string, got {_show(description)}")
@@ -246,6 +374,7 @@ def parse_scenario(raw: Any) -> Scenario:
         subscribers=_subscribers(raw.get("subscribers", [])),
         answers=_answers(raw.get("answers", {})),
         faults=_faults(raw.get("faults", {})),
+        connect=_connect(raw.get("connect", {})),
         description=description,
         remediation=_remediation(raw.get("remediation", [])),
     )

@@ -31,6 +31,8 @@ TWO_KPIS = "+447700900104"  # CALL_DROP then CALL_QUALITY incidents within five 
 NOT_BOTHERED = [f"+4477009002{i:02d}" for i in range(4)]  # busy cell, all rate 5
 UNHAPPY = [f"+4477009003{i:02d}" for i in range(2)]  # quieter cell, all rate 1
 CALM_CELL, ANGRY_CELL = "LDN-0100", "LDN-0200"
+BROKEN_CLOCK = "+447700900401"  # a probe whose clock says 2031
+STALE = "+447700900402"  # a record delivered eight days after its session
 
 
 def _session(phone: str, minute: float, kpi: str, success: bool, cell: str) -> dict[str, Any]:
@@ -68,6 +70,14 @@ def scenario() -> dict[str, Any]:
         events += _burst(phone, 100 + n, "CALL_DROP", "oox", ANGRY_CELL)
     events.append("not a probe record")
     events.sort(key=lambda e: e["timestamp"] if isinstance(e, dict) else "")
+    # Delivered last, whatever they claim: the feed is never re-sorted.
+    events.append(
+        {
+            **_session(BROKEN_CLOCK, 0, "CALL_DROP", False, "LDN-0001"),
+            "timestamp": "2031-01-01T00:00:00Z",
+        }
+    )
+    events.append(_session(STALE, -8 * 24 * 60, "CALL_DROP", False, "LDN-0001"))
     answers = {ENGAGED: "4", OPT_OUT: "9", TWO_KPIS: "3"}
     answers.update({phone: "5" for phone in NOT_BOTHERED})
     answers.update({phone: "1" for phone in UNHAPPY})
@@ -167,8 +177,30 @@ def test_api_call_counts_match_the_calls_the_handlers_made(outputs: Path) -> Non
     assert summary["calls_started"] == len(_calls(outputs))
     assert api["s3.PutObject"] == len(lake_objects)
     assert summary["probe_events"] == len(scenario()["probe_events"])
-    assert summary["rejected_records"] == 1
+    assert summary["rejected_records"] == 3
     assert summary["dead_lettered"] == 0
+
+
+def test_records_are_judged_on_arrival_not_on_the_time_the_probe_claims(outputs: Path) -> None:
+    """A clock years ahead arrives now and is out of range; a session delivered eight days
+    late is too old. Neither may count towards anyone's failure rate."""
+    rejected = Counter(r["reason"] for r in _lake(outputs, "rejected"))
+    incident_times = {i["timestamp"] for i in _lake(outputs, "incidents")}
+
+    assert rejected["timestamp_out_of_range"] == 2
+    assert not any(t.startswith("2031") for t in incident_times)
+    assert min(incident_times) >= DAY.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_every_call_is_a_voice_call_that_took_time_and_nothing_was_denied(outputs: Path) -> None:
+    summary = json.loads((outputs / "summary.json").read_text(encoding="utf-8"))
+    calls = _calls(outputs)
+
+    assert {c["channel"] for c in calls} == {"voice"}
+    assert all(c["ended"] > c["time"] and c["duration_seconds"] > 10 for c in calls)
+    assert summary["access_denied"] == 0
+    assert summary["access_denied_calls"] == []
+    assert 1 <= summary["peak_concurrent_calls"] <= 10
 
 
 def test_summary_counts_what_reached_the_lake(outputs: Path) -> None:

@@ -14,12 +14,16 @@ from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.ids import engagement_id
 from simulator.behaviour import DefaultBehaviour, SimulatedSubscribers
 from simulator.contact_centre import (
+    CallTiming,
     ContactCentre,
     FlowError,
     InvalidRequestError,
+    QuotaExceeded,
     UnsupportedActionError,
     load_flow,
 )
+from simulator.runtime import Invocation
+from simulator.scenario import ConnectQuotas
 
 ROOT = Path(__file__).parents[2]
 FLOW = load_flow(ROOT / "connect_flows" / "Subscriber_engagement.json")
@@ -28,8 +32,12 @@ INSTANCE_ID = "9308c2a1-9bc6-4cea-8290-6c0b4a6d38fa"
 INSTANCE_ARN = f"arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE_ID}"
 SOURCE = "+442079460000"
 PHONE = "+447700900123"
-NOW = "2026-11-25T10:20:00Z"
+NOW_ISO = "2026-11-25T10:20:00Z"
+NOW = 1795602000.0  # 2026-11-25T10:20:00Z
 LOG_FIELDS = {
+    "channel",
+    "ended",
+    "duration_seconds",
     "phone_number",
     "time",
     "engagement_id",
@@ -66,16 +74,22 @@ def request_for(attributes: dict[str, str], phone: str = PHONE) -> dict:
 
 
 class FeedbackFunction:
-    """Stands in for Collect_feedback_from_Connect: answers as the contract says, records events."""
+    """Stands in for Collect_feedback_from_Connect: answers as the contract says, records
+    events and the simulated time of each invocation; each run takes ``duration`` s."""
 
-    def __init__(self) -> None:
+    def __init__(self, duration: float = 0.2) -> None:
         self.events: list[dict] = []
+        self.times: list[float] = []
+        self.duration = duration
 
-    def __call__(self, event: dict) -> dict:
+    def __call__(self, event: dict, at: float) -> Invocation:
         self.events.append(event)
+        self.times.append(at)
         pressed = event["Details"]["Parameters"]["input"]
         result = {"": "no_response", "9": "opted_out"}.get(pressed, "recorded")
-        return {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}
+        return Invocation(
+            {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}, None, self.duration
+        )
 
 
 class Subscriber:
@@ -92,14 +106,24 @@ class Subscriber:
 
 def centre(
     answers: Iterable[str],
-    invoke: Callable[[dict], dict] | None = None,
+    invoke: Callable[[dict, float], Invocation] | None = None,
     log_path: Path | None = None,
     flow: dict = FLOW,
+    quotas: ConnectQuotas | None = None,
 ) -> tuple[ContactCentre, FeedbackFunction, Subscriber]:
     feedback = FeedbackFunction()
     subscriber = Subscriber(answers)
-    cc = ContactCentre(flow, invoke or feedback, subscriber, INSTANCE_ARN, SOURCE, log_path)
+    cc = ContactCentre(
+        flow, invoke or feedback, subscriber, INSTANCE_ARN, SOURCE, log_path, quotas=quotas
+    )
     return cc, feedback, subscriber
+
+
+def call(cc: ContactCentre, request: dict, now: float = NOW) -> dict:
+    """Place a call and let it run to its end."""
+    response = cc.start_outbound_voice_contact(request, now)
+    cc.finish()
+    return response
 
 
 def action_text(predicate: Callable[[dict], bool]) -> str:
@@ -143,7 +167,7 @@ def test_a_rating_is_sent_once_to_the_feedback_function(digit: str) -> None:
     attributes = attributes_for()
     cc, feedback, _ = centre([digit])
 
-    response = cc.start_outbound_voice_contact(request_for(attributes), NOW)
+    response = call(cc, request_for(attributes))
 
     assert len(feedback.events) == 1
     event = feedback.events[0]
@@ -161,7 +185,7 @@ def test_a_rating_is_sent_once_to_the_feedback_function(digit: str) -> None:
 
 def test_the_lambda_event_parses_as_a_connect_contact_flow_event() -> None:
     cc, feedback, _ = centre(["4"])
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     event = ConnectContactFlowEvent(feedback.events[0])
 
@@ -176,7 +200,7 @@ def test_the_event_fixture_has_the_shape_the_simulator_sends() -> None:
     """Handler tests use the fixture; the twin uses the simulator: they must agree."""
     fixture = json.loads(EVENT_FIXTURE.read_text(encoding="utf-8"))
     cc, feedback, _ = centre(["2"])
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
     simulated = feedback.events[0]
 
     assert set(fixture) == set(simulated)
@@ -190,7 +214,7 @@ def test_the_event_fixture_has_the_shape_the_simulator_sends() -> None:
 def test_opt_out_sends_9_and_confirms() -> None:
     cc, feedback, _ = centre(["9"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == ["9"]
     assert cc.records[0]["prompts"][-1] == result_prompt("opted_out")
@@ -199,7 +223,7 @@ def test_opt_out_sends_9_and_confirms() -> None:
 def test_silence_is_retried_once_then_recorded_as_no_response() -> None:
     cc, feedback, subscriber = centre(["none", "none"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert subscriber.asked == 2
     assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
@@ -213,7 +237,7 @@ def test_silence_is_retried_once_then_recorded_as_no_response() -> None:
 def test_an_invalid_key_then_a_valid_one_records_the_valid_one() -> None:
     cc, feedback, _ = centre(["7", "3"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == ["3"]
     assert cc.records[0]["inputs"] == ["7", "3"]
@@ -222,7 +246,7 @@ def test_an_invalid_key_then_a_valid_one_records_the_valid_one() -> None:
 def test_two_invalid_keys_are_recorded_as_no_response() -> None:
     cc, feedback, _ = centre(["0", "#"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
 
@@ -231,7 +255,7 @@ def test_no_answer_runs_no_flow_and_is_logged(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     cc, feedback, subscriber = centre(["no_answer"], log_path=log)
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert feedback.events == []
     assert subscriber.asked == 1
@@ -246,19 +270,22 @@ def test_no_answer_runs_no_flow_and_is_logged(tmp_path: Path) -> None:
 def test_hanging_up_at_the_retry_records_nothing() -> None:
     cc, feedback, _ = centre(["none", "no_answer"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert feedback.events == []
     assert cc.records[0]["outcome"] == "hung_up"
 
 
-def test_the_same_client_token_rings_once(tmp_path: Path) -> None:
+def test_the_same_client_token_returns_the_active_contact_without_ringing_again(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "calls.jsonl"
     cc, feedback, subscriber = centre(["5"], log_path=log)
     request = request_for(attributes_for())
 
     first = cc.start_outbound_voice_contact(request, NOW)
-    second = cc.start_outbound_voice_contact(request, "2026-11-25T10:25:00Z")
+    second = cc.start_outbound_voice_contact(request, NOW + 5)
+    cc.finish()
 
     assert first == second
     assert subscriber.asked == 1
@@ -267,18 +294,32 @@ def test_the_same_client_token_rings_once(tmp_path: Path) -> None:
     assert cc.counters["contacts"] == 1
 
 
+def test_the_same_client_token_after_the_call_ended_starts_a_new_call(tmp_path: Path) -> None:
+    """StartOutboundVoiceContact API: "If the contact is disconnected, a new contact is
+    started." Connect's token is no guard against a retry after the call: the caller's
+    own idempotency record is."""
+    log = tmp_path / "calls.jsonl"
+    cc, feedback, subscriber = centre(["5", "4"], log_path=log)
+    request = request_for(attributes_for())
+
+    first = call(cc, request)
+    second = call(cc, request, NOW + 600)
+
+    assert first != second
+    assert subscriber.asked == 2
+    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == ["5", "4"]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["engagement_id"] for line in lines] == [request["ClientToken"]] * 2
+
+
 def test_contact_ids_are_reproducible_and_distinct_per_engagement() -> None:
     a = attributes_for(incident_type="CALL_DROP")
     b = attributes_for(incident_type="LOW_BITRATE")
     first_run, _, _ = centre(["1", "2"])
     second_run, _, _ = centre(["1", "2"])
 
-    ids_1 = [
-        first_run.start_outbound_voice_contact(request_for(x), NOW)["ContactId"] for x in (a, b)
-    ]
-    ids_2 = [
-        second_run.start_outbound_voice_contact(request_for(x), NOW)["ContactId"] for x in (a, b)
-    ]
+    ids_1 = [call(first_run, request_for(x))["ContactId"] for x in (a, b)]
+    ids_2 = [call(second_run, request_for(x))["ContactId"] for x in (a, b)]
 
     assert ids_1 == ids_2
     assert ids_1[0] != ids_1[1]
@@ -289,7 +330,7 @@ def test_calls_log_has_one_line_per_contact_with_the_fixed_fields(tmp_path: Path
     cc, _, _ = centre(["4", "no_answer"], log_path=log)
     phones = [PHONE, "+447700900456"]
     for phone in phones:
-        cc.start_outbound_voice_contact(request_for(attributes_for(phone), phone), NOW)
+        call(cc, request_for(attributes_for(phone), phone))
 
     lines = [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -297,7 +338,8 @@ def test_calls_log_has_one_line_per_contact_with_the_fixed_fields(tmp_path: Path
     for line, phone in zip(lines, phones, strict=True):
         assert set(line) >= LOG_FIELDS
         assert line["phone_number"] == phone
-        assert line["time"] == NOW
+        assert line["time"] == NOW_ISO
+        assert line["channel"] == "voice"
         assert line["engagement_id"] == attributes_for(phone)["engagement_id"]
         assert line["attributes"] == attributes_for(phone)
         assert isinstance(line["input"], str)
@@ -309,7 +351,7 @@ def test_calls_log_has_one_line_per_contact_with_the_fixed_fields(tmp_path: Path
 def test_the_first_prompt_explains_the_incident_type(incident_type: str) -> None:
     cc, _, _ = centre(["3"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for(incident_type=incident_type)), NOW)
+    call(cc, request_for(attributes_for(incident_type=incident_type)))
 
     explanation = compare_target("$.Attributes.incident_type", incident_type)
     assert (
@@ -323,7 +365,7 @@ def test_the_first_prompt_explains_the_incident_type(incident_type: str) -> None
 def test_an_unknown_incident_type_gets_the_generic_explanation_and_is_still_asked() -> None:
     cc, feedback, _ = centre(["2"])
 
-    cc.start_outbound_voice_contact(request_for(attributes_for(incident_type="SMS_DELAY")), NOW)
+    call(cc, request_for(attributes_for(incident_type="SMS_DELAY")))
 
     generic = compare_target("$.Attributes.incident_type", None)["Parameters"]["Text"]
     assert cc.records[0]["prompts"][0] == generic
@@ -333,15 +375,20 @@ def test_an_unknown_incident_type_gets_the_generic_explanation_and_is_still_aske
 @pytest.mark.parametrize(
     "invoke",
     [
-        pytest.param(lambda event: (_ for _ in ()).throw(TimeoutError("8 s")), id="raises"),
-        pytest.param(lambda event: {"result": "recorded", "sentiment": 0.5}, id="not-a-string-map"),
-        pytest.param(lambda event: {"result": "rejected"}, id="rejected"),
+        pytest.param(lambda event, at: Invocation(None, "TimeoutError: 8 s", 0.5), id="fails"),
+        pytest.param(
+            lambda event, at: Invocation({"result": "recorded", "sentiment": 0.5}, None, 0.1),
+            id="not-a-string-map",
+        ),
+        pytest.param(
+            lambda event, at: Invocation({"result": "rejected"}, None, 0.1), id="rejected"
+        ),
     ],
 )
 def test_a_failed_or_rejected_recording_ends_with_an_apology(invoke: Callable) -> None:
     cc, _, _ = centre(["4"], invoke=invoke)
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     record = cc.records[0]
     assert record["outcome"] == "answered"
@@ -356,7 +403,7 @@ def test_an_action_type_the_simulator_does_not_know_is_an_error() -> None:
     cc, _, _ = centre(["1"], flow=flow)
 
     with pytest.raises(UnsupportedActionError, match="TransferContactToQueue"):
-        cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+        call(cc, request_for(attributes_for()))
 
 
 def test_a_flow_that_loops_forever_is_an_error() -> None:
@@ -368,7 +415,7 @@ def test_a_flow_that_loops_forever_is_an_error() -> None:
     cc, _, _ = centre(iter(lambda: "none", None), flow=flow)
 
     with pytest.raises(FlowError, match="loop"):
-        cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+        call(cc, request_for(attributes_for()))
 
 
 @pytest.mark.parametrize(
@@ -383,7 +430,7 @@ def test_requests_the_real_api_rejects_are_rejected(change: dict) -> None:
     cc, _, subscriber = centre(["1"])
 
     with pytest.raises(InvalidRequestError):
-        cc.start_outbound_voice_contact({**request_for(attributes_for()), **change}, NOW)
+        call(cc, {**request_for(attributes_for()), **change})
     assert subscriber.asked == 0
 
 
@@ -466,7 +513,152 @@ def test_a_scripted_silent_subscriber_runs_through_the_real_flow_as_no_response(
     subscribers = SimulatedSubscribers({PHONE: "none"}, DefaultBehaviour(5), lambda phone: 0.0)
     cc = ContactCentre(FLOW, feedback, subscribers, INSTANCE_ARN, SOURCE)
 
-    cc.start_outbound_voice_contact(request_for(attributes_for()), NOW)
+    call(cc, request_for(attributes_for()))
 
     assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
     assert cc.records[0]["inputs"] == ["", ""]
+
+
+# --- Connect's limits, call durations and the Lambda block's retry budget ------------------
+
+
+def phones(n: int) -> list[str]:
+    return [f"+4477009{i:05d}" for i in range(n)]
+
+
+def test_calls_beyond_the_concurrent_call_quota_are_refused_until_a_slot_frees() -> None:
+    cc, _, _ = centre(iter(lambda: "5", None), quotas=ConnectQuotas(concurrent_calls=3))
+    for i, phone in enumerate(phones(3)):
+        cc.start_outbound_voice_contact(request_for(attributes_for(phone), phone), NOW + i)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        fourth = phones(4)[3]
+        cc.start_outbound_voice_contact(request_for(attributes_for(fourth), fourth), NOW + 3)
+
+    assert refused.value.code == "LimitExceededException"
+    assert cc.active_calls == 3
+    cc.finish()  # the three calls end
+    cc.start_outbound_voice_contact(request_for(attributes_for(fourth), fourth), NOW + 600)
+    assert cc.counters["limit_exceeded"] == 1
+    assert cc.counters["peak_concurrent"] == 3
+
+
+def test_the_api_rate_is_a_token_bucket_of_rate_and_burst() -> None:
+    cc, _, _ = centre(
+        iter(lambda: "no_answer", None),
+        quotas=ConnectQuotas(concurrent_calls=100, api_rate=2, api_burst=5),
+    )
+    numbers = phones(8)
+
+    def start(phone: str, at: float) -> None:
+        cc.start_outbound_voice_contact(request_for(attributes_for(phone), phone), at)
+
+    for phone in numbers[:5]:
+        start(phone, NOW)  # the burst
+    with pytest.raises(QuotaExceeded) as throttled:
+        start(numbers[5], NOW)
+    start(numbers[5], NOW + 0.5)  # one token back after half a second at 2/s
+
+    assert throttled.value.code == "ThrottlingException"
+    assert cc.counters["throttled"] == 1
+    assert cc.counters["contacts"] == 6
+
+
+def test_a_call_lasts_as_long_as_its_flow_read_at_speaking_pace() -> None:
+    timing = CallTiming()
+    cc, feedback, _ = centre(["4"])
+    call(cc, request_for(attributes_for()))
+
+    record = cc.records[0]
+    spoken = sum(timing.speaking(p) for p in record["prompts"])
+    expected = timing.ring_seconds + spoken + timing.key_seconds + feedback.duration
+    assert record["duration_seconds"] == pytest.approx(expected, abs=0.01)
+    assert 30 < record["duration_seconds"] < 120, "a short survey call takes about a minute"
+    # the feedback function runs when the subscriber has pressed the key, not at dialing
+    first_prompts = sum(timing.speaking(p) for p in record["prompts"][:2])
+    assert feedback.times == [
+        pytest.approx(NOW + timing.ring_seconds + first_prompts + timing.key_seconds)
+    ]
+
+
+def test_silence_waits_for_each_input_block_time_limit_and_no_answer_for_the_dial_timeout() -> None:
+    silent, _, _ = centre(["none", "none"])
+    unanswered, _, _ = centre(["no_answer"])
+    call(silent, request_for(attributes_for()))
+    call(unanswered, request_for(attributes_for()))
+
+    timing = CallTiming()
+    waits = [
+        float(a["Parameters"]["InputTimeLimitSeconds"])
+        for a in FLOW["Actions"]
+        if a["Type"] == "GetParticipantInput"
+    ]
+    spoken = sum(timing.speaking(p) for p in silent.records[0]["prompts"])
+    assert silent.records[0]["duration_seconds"] == pytest.approx(
+        timing.ring_seconds + spoken + sum(waits) + 0.2, abs=0.01
+    )
+    assert unanswered.records[0]["duration_seconds"] == timing.dial_timeout_seconds
+
+
+class FlakyFunction(FeedbackFunction):
+    """Fails its first ``failures`` invocations, each after ``duration`` seconds."""
+
+    def __init__(self, failures: int, duration: float) -> None:
+        super().__init__(duration)
+        self.failures = failures
+
+    def __call__(self, event: dict, at: float) -> Invocation:
+        answer = super().__call__(event, at)
+        if len(self.events) <= self.failures:
+            return Invocation(None, "ClientError: S3 is down", self.duration)
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("failures", "duration", "attempts", "recorded"),
+    [
+        pytest.param(1, 0.5, 2, True, id="one-quick-failure-is-retried"),
+        pytest.param(3, 0.5, 4, True, id="three-retries-then-success"),
+        pytest.param(4, 0.5, 4, False, id="no-fourth-retry"),
+        pytest.param(1, 5.0, 2, False, id="the-retry-is-cut-at-the-8-s-limit"),
+        pytest.param(0, 9.0, 1, False, id="a-slow-success-is-not-waited-for"),
+    ],
+)
+def test_the_lambda_block_retries_three_times_within_its_time_limit(
+    failures: int, duration: float, attempts: int, recorded: bool
+) -> None:
+    function = FlakyFunction(failures, duration)
+    cc, _, _ = centre(["4"], invoke=function)
+
+    call(cc, request_for(attributes_for()))
+
+    record = cc.records[0]
+    assert record["lambda_attempts"] == attempts == len(function.events)
+    gaps = [b - a for a, b in zip(function.times, function.times[1:], strict=False)]
+    assert gaps == [pytest.approx(duration)] * (attempts - 1), "each retry waits for the last"
+    assert (record["prompts"][-1] == result_prompt("recorded")) is recorded
+    assert (record["prompts"][-1] == result_prompt("rejected")) is not recorded
+
+
+def test_a_request_from_an_invocation_behind_in_time_does_not_drain_the_bucket() -> None:
+    """Invocations overlap in simulated time: one may ask at an earlier moment than the
+    last request; that must not take tokens away for the future."""
+    cc, _, _ = centre(
+        iter(lambda: "no_answer", None),
+        quotas=ConnectQuotas(concurrent_calls=100, api_rate=2, api_burst=5),
+    )
+    numbers = iter(phones(40))
+
+    def start(at: float) -> None:
+        phone = next(numbers)
+        cc.start_outbound_voice_contact(request_for(attributes_for(phone), phone), at)
+
+    for _ in range(5):
+        start(NOW + 30)
+    for _ in range(20):
+        with pytest.raises(QuotaExceeded):
+            start(NOW)
+    for _ in range(5):
+        start(NOW + 60)  # a full burst again once the clock has moved on
+
+    assert cc.counters["contacts"] == 10

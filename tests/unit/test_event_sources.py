@@ -17,17 +17,12 @@ import pytest
 from moto import mock_aws
 
 from simulator.clock import SimClock
-from simulator.event_sources import (
-    FilterError,
-    KinesisPoller,
-    SqsPoller,
-    matches,
-    moto_kinesis_latest,
-    moto_kinesis_trim,
-    moto_queue_depth,
-)
+from simulator.event_filter import FilterError, matches
+from simulator.moto_internals import moto_kinesis_latest, moto_kinesis_trim, moto_queue_depth
 from simulator.provision import ACCOUNT_ID, EventSourceSpec, QueueInfo
 from simulator.runtime import Invocation
+from simulator.sqs_poller import SqsPoller, VisibilityChanges
+from simulator.stream_pollers import KinesisPoller
 
 REGION = "eu-west-2"
 DDB_PATTERN = {
@@ -153,10 +148,7 @@ def _queue(sqs: Any, name: str, *, visibility: int = 30, dlq: QueueInfo | None =
         )
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
-    return QueueInfo(
-        "Queue", name, url, arn, fifo, visibility, dlq.arn if dlq else None,
-        max_receive if dlq else None,
-    )  # fmt: skip
+    return QueueInfo("Queue", name, url, arn, fifo, visibility, dlq.arn if dlq else None)
 
 
 def _bodies(event: dict[str, Any]) -> list[str]:
@@ -208,6 +200,38 @@ def test_a_failed_message_comes_back_after_the_visibility_timeout_then_goes_to_t
     assert bad_receives == ["1", "2", "3"]
     dead = sqs.receive_message(QueueUrl=dlq.url, MaxNumberOfMessages=10).get("Messages", [])
     assert [m["Body"] for m in dead] == ["bad"]
+    assert moto_queue_depth(queue) == 0
+
+
+def test_a_message_whose_handler_extended_its_visibility_comes_back_when_it_asked(
+    aws: None,
+) -> None:
+    """Back-off by ChangeMessageVisibility: the handler's time wins over the queue's 30 s,
+    on the simulated clock."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = _queue(sqs, "work")
+    sqs.send_message(QueueUrl=queue.url, MessageBody="throttled")
+    clock = SimClock(1_000)
+    visibility = VisibilityChanges(lambda: clock.now)
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        (record,) = event["Records"]
+        if len(runtime.events) == 1:
+            visibility.change({"ReceiptHandle": record["receiptHandle"], "VisibilityTimeout": 600})
+            return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        return {"batchItemFailures": []}
+
+    runtime = StandInRuntime(handler)
+    poller = SqsPoller(
+        _spec(queue.arn), queue, runtime, clock, sqs, moto_queue_depth, visibility=visibility
+    )
+
+    _drain(poller, clock, until=1_000 + 599)
+    assert len(runtime.events) == 1, "not back after the queue's 30 s"
+    _drain(poller, clock, until=10_000)
+
+    assert len(runtime.events) == 2
+    assert clock.now == 1_600
     assert moto_queue_depth(queue) == 0
 
 

@@ -167,25 +167,54 @@ def test_valid_sections_are_kept() -> None:
     scenario = parse_scenario(
         {
             "config": {"min_sessions": 2, "thresholds": {"CALL_DROP": 0.2}, "alarm_email": None},
-            "subscribers": [{"phone_number": "+447700900001", "cell": "LDN-0001"}],
+            "subscribers": [
+                {"phone_number": "+447700900001", "cell": "LDN-0001"},
+                {"phone_number": "+15550100001", "cell": "NYC-1", "timezone": "America/New_York"},
+            ],
             "probe_events": [],
             "answers": {"+447700900001": "1", "+447700900002": "no_answer"},
-            "faults": {"s3_error_rate": 0.1, "handler_crash_rate": 0},
+            "faults": {
+                "s3_error_rate": 0.1,
+                "handler_crash_rate": 0,
+                "outages": [
+                    {
+                        "service": "s3",
+                        "from": "2026-11-25T10:00:00Z",
+                        "until": "2026-11-25T10:05:00Z",
+                    }
+                ],
+            },
+            "connect": {"concurrent_calls": 3, "api_rate": 0.5},
         }
     )
 
     assert scenario.config["min_sessions"] == 2
     assert scenario.subscribers[0].cell == "LDN-0001"
     assert scenario.subscribers[0].device is None
+    assert scenario.subscribers[1].timezone == "America/New_York"
     assert scenario.answers["+447700900002"] == "no_answer"
     assert scenario.faults.s3_error_rate == pytest.approx(0.1)
+    (outage,) = scenario.faults.outages
+    assert (outage.service, outage.end - outage.start) == ("s3", 300)
+    assert (scenario.connect.concurrent_calls, scenario.connect.api_rate) == (3, 0.5)
+    assert scenario.connect.api_burst == 5  # the documented default stays
     assert set(FAULT_KEYS) == {
         "duplicate_delivery_rate",
         "connect_throttle_rate",
         "s3_error_rate",
         "dynamodb_error_rate",
         "handler_crash_rate",
+        "sqs_send_error_rate",
+        "sqs_batch_entry_failure_rate",
+        "secretsmanager_error_rate",
     }
+    assert parse_scenario(scenario.to_dict()) == scenario
+
+
+def test_connect_quotas_default_to_a_new_instance() -> None:
+    quotas = parse_scenario({"probe_events": []}).connect
+
+    assert (quotas.concurrent_calls, quotas.api_rate, quotas.api_burst) == (10, 2.0, 5)
 
 
 @pytest.mark.parametrize(
@@ -245,6 +274,72 @@ def test_valid_sections_are_kept() -> None:
         (
             {"probe_events": [], "faults": {"cosmic_rays": 0.1}},
             r"^faults: unknown keys \['cosmic_rays'\]",
+        ),
+        (
+            {"probe_events": [], "faults": {"outages": [{"service": "s3", "from": "x"}]}},
+            r"^faults\.outages\[0\]: expected",
+        ),
+        (
+            {
+                "probe_events": [],
+                "faults": {"outages": [{"service": "ec2", "from": "x", "until": "y"}]},
+            },
+            r"^faults\.outages\[0\]\.service: expected one of",
+        ),
+        (
+            {
+                "probe_events": [],
+                "faults": {
+                    "outages": [
+                        {"service": "s3", "from": "2026-11-25T10:00:00Z", "until": "2026-11-25"}
+                    ]
+                },
+            },
+            r"^faults\.outages\[0\]\.until: expected an ISO time",
+        ),
+        (
+            {
+                "probe_events": [],
+                "faults": {
+                    "outages": [
+                        {
+                            "service": "s3",
+                            "from": "2026-11-25T10:00:00Z",
+                            "until": "2026-11-25T09:00:00Z",
+                        }
+                    ]
+                },
+            },
+            r"^faults\.outages\[0\]: until must be after from$",
+        ),
+        ({"probe_events": [], "connect": {"calls": 3}}, r"^connect: unknown keys \['calls'\]"),
+        (
+            {"probe_events": [], "connect": {"concurrent_calls": 2.5}},
+            r"^connect\.concurrent_calls: expected a whole number above 0",
+        ),
+        (
+            {"probe_events": [], "connect": {"api_rate": 0}},
+            r"^connect\.api_rate: expected a number",
+        ),
+        (
+            {
+                "probe_events": [],
+                "subscribers": [{"phone_number": "+447700900001", "cell": "A", "timezone": "Mars"}],
+            },
+            r"^subscribers\[0\]\.timezone: expected an IANA time zone name",
+        ),
+        (
+            {"probe_events": [{"timestamp": "2026-11-25T10:00:00Z", "arrival": "soon"}]},
+            r"^probe_events\[0\]\.arrival: expected an ISO time",
+        ),
+        (
+            {
+                "probe_events": [
+                    {"timestamp": "2026-11-25T10:00:00Z", "arrival": "2026-11-25T10:05:00Z"},
+                    {"timestamp": "2026-11-25T10:01:00Z", "arrival": "2026-11-25T10:04:00Z"},
+                ]
+            },
+            r"^probe_events\[1\]\.arrival: .* is before the previous record's arrival",
         ),
     ],
 )

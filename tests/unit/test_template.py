@@ -167,7 +167,6 @@ def _spec(name: str, handler: str) -> FunctionSpec:
         environment={"LAKE_BUCKET": f"bucket-of-{name}"},
         timeout=60,
         memory=256,
-        reserved_concurrency=None,
     )
 
 

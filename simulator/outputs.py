@@ -1,0 +1,183 @@
+"""What a run leaves behind: the lake copy, dead-letter depths and the figures of ``summary.json``.
+
+Every figure is counted from what happened (lake objects the handlers wrote, messages
+waiting in dead-letter queues, the contact centre's log, the hooks' records of AWS
+answers), never recomputed from the same inputs the product used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from feedback_loop.lake import decode_jsonl_gz
+from feedback_loop.policy import Policy, load_policy
+from feedback_loop.timeutil import parse_utc
+from simulator.moto_internals import dead_letter_bodies
+from simulator.provision import Estate
+from simulator.scenario import Subscriber
+
+if TYPE_CHECKING:
+    from simulator.twin import Twin
+
+
+def copy_lake(s3: Any, estate: Estate, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Copy every lake object to ``out_dir/lake/`` (same keys); the records by prefix."""
+    lake_dir = out_dir / "lake"
+    records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for bucket in estate.lake_buckets:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                target = lake_dir / item["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+                if item["Key"].endswith(".jsonl.gz"):
+                    records[item["Key"].split("/", 1)[0]].extend(decode_jsonl_gz(body))
+    return records
+
+
+def dead_letter_depths(sqs: Any, estate: Estate) -> dict[str, int]:
+    """Messages waiting in each dead-letter queue and on-failure destination."""
+    targets = {q.dlq_arn for q in estate.queues.values() if q.dlq_arn}
+    targets |= {s.on_failure_arn for s in estate.event_sources if s.on_failure_arn}
+    depths: dict[str, int] = {}
+    for queue in estate.queues.values():
+        if queue.arn in targets:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue.url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            depths[queue.name] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+    return depths
+
+
+def _engagement_id(body: str) -> str | None:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    value = message.get("engagement_id") if isinstance(message, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def exactly_once_figures(
+    calls: Sequence[Mapping[str, Any]],
+    engagement: Sequence[Mapping[str, Any]],
+    dead_letters: Mapping[str, list[str]],
+) -> dict[str, int]:
+    """``duplicate_calls`` and ``engagements_lost``, counted from what the run left behind.
+
+    ``calls`` is the contact centre's log (``calls.jsonl``), ``engagement`` the lake's
+    ``engagement/`` records. An engagement is lost when the lake says "engage" but it was
+    neither called nor is waiting in a dead-letter queue for an operator.
+    """
+    called = Counter(str(call.get("engagement_id")) for call in calls)
+    engaged = {
+        str(record.get("engagement_id"))
+        for record in engagement
+        if record.get("decision") == "engage"
+    }
+    parked = {
+        engagement_id
+        for bodies in dead_letters.values()
+        for engagement_id in map(_engagement_id, bodies)
+        if engagement_id is not None
+    }
+    return {
+        "duplicate_calls": sum(1 for count in called.values() if count > 1),
+        "engagements_lost": len(engaged - set(called) - parked),
+    }
+
+
+def throttles_absorbed(
+    refusals: Sequence[tuple[str, float]], calls: Sequence[Mapping[str, Any]]
+) -> int:
+    """Connect throttle/limit answers whose engagement was placed afterwards.
+
+    ``refusals`` are ``(ClientToken, simulated time)`` of every such answer, whatever
+    refused it (the quotas, an injected throttle); a call is placed when its
+    ``calls.jsonl`` line starts at or after the refusal.
+    """
+    last_start: dict[str, float] = {}
+    for call in calls:
+        token = str(call.get("engagement_id"))
+        started = parse_utc(str(call["time"])).timestamp()
+        last_start[token] = max(last_start.get(token, started), started)
+    return sum(1 for token, at in refusals if token in last_start and last_start[token] >= at)
+
+
+def calls_in_local_quiet_hours(
+    calls: Sequence[Mapping[str, Any]], subscribers: Sequence[Subscriber], policy: Policy
+) -> int:
+    """Calls that started in the called subscriber's local quiet hours: their own time
+    zone (scenario ``subscribers``) where known, else the policy's."""
+    zones = {s.phone_number: s.timezone for s in subscribers if s.timezone}
+    count = 0
+    for call in calls:
+        zone = ZoneInfo(zones.get(str(call.get("phone_number")), policy.timezone))
+        started = datetime.fromtimestamp(parse_utc(str(call["time"])).timestamp(), UTC)
+        count += policy.quiet_hours.contains(started.astimezone(zone).strftime("%H:%M"))
+    return count
+
+
+def run_summary(
+    twin: Twin, lake: dict[str, list[dict[str, Any]]], wall_seconds: float
+) -> dict[str, Any]:
+    """``summary.json``: counted from what happened (lake, DLQs, calls, the hooks' records)."""
+    engagement = lake.get("engagement", [])
+    feedback = lake.get("feedback", [])
+    dead = twin.dead_lettered()
+    calls = twin.contact_centre.records
+    denied, denied_calls = twin.iam.summary()
+    return {
+        "probe_events": twin.producer.put_count,
+        "rejected_records": len({r.get("record_id") for r in lake.get("rejected", [])}),
+        "incidents": len({r.get("incident_id") for r in lake.get("incidents", [])}),
+        "engagements": len(
+            {r.get("engagement_id") for r in engagement if r.get("decision") == "engage"}
+        ),
+        "engagement_decisions": dict(
+            sorted(Counter(f"{r.get('decision')}:{r.get('reason')}" for r in engagement).items())
+        ),
+        "calls_started": len(calls),
+        "calls": twin.contact_centre.counters,
+        "peak_concurrent_calls": twin.contact_centre.peak_concurrent,
+        "connect_refusals": len(twin.connect_refusals),
+        "throttles_absorbed": throttles_absorbed(twin.connect_refusals, calls),
+        "calls_in_local_quiet_hours": calls_in_local_quiet_hours(
+            calls, twin.scenario.subscribers, load_policy(twin.scenario.config)
+        ),
+        "feedback_received": len(feedback),
+        "feedback_outcomes": dict(sorted(Counter(r.get("outcome") for r in feedback).items())),
+        "sentiment_updates": len(lake.get("sentiment", [])),
+        "dead_lettered": sum(dead.values()),
+        "dead_letter_queues": dead,
+        "access_denied": denied,
+        "access_denied_calls": denied_calls,
+        "api_calls": twin.hooks.summary(),
+        "invocations": {
+            name: {"invocations": f.invocations, "errors": f.errors}
+            for name, f in sorted(twin.runtime.functions.items())
+        },
+        "event_sources": {
+            p.spec.function_name: vars(p.stats)
+            | ({"lost_records": p.lost_records} if hasattr(p, "lost_records") else {})
+            for p in twin.pollers
+        },
+        "faults_injected": dict(sorted(twin.faults.injected.items())),
+        "faults_surfaced": dict(sorted(twin.faults.surfaced.items())),
+        **exactly_once_figures(calls, engagement, dead_letter_bodies(twin.estate)),
+        "simulated_end": twin.clock.iso(),
+        "wall_seconds": round(wall_seconds, 1),
+    }

@@ -1,0 +1,52 @@
+"""Figures of summary.json that come from the outside world's log: counted, not assumed."""
+
+from feedback_loop.policy import load_policy
+from simulator.outputs import calls_in_local_quiet_hours, exactly_once_figures, throttles_absorbed
+from simulator.scenario import Subscriber
+
+LONDON, NEW_YORK = "+447700900001", "+15550100001"
+
+
+def _call(phone: str, time: str, engagement: str = "e1") -> dict[str, str]:
+    return {"phone_number": phone, "time": time, "engagement_id": engagement}
+
+
+def test_a_call_in_the_subscribers_own_night_counts_even_when_it_is_day_in_the_policy_zone() -> (
+    None
+):
+    policy = load_policy({"timezone": "Europe/London"})
+    subscribers = [
+        Subscriber(LONDON, "LDN-0001"),
+        Subscriber(NEW_YORK, "NYC-0001", timezone="America/New_York"),
+    ]
+    calls = [
+        _call(LONDON, "2026-11-25T10:00:00Z"),  # 10:00 in London
+        _call(NEW_YORK, "2026-11-25T10:00:00Z"),  # 05:00 in New York: quiet hours
+        _call(LONDON, "2026-11-25T22:30:00Z"),  # 22:30 in London: quiet hours
+    ]
+
+    assert calls_in_local_quiet_hours(calls, subscribers, policy) == 2
+
+
+def test_throttles_absorbed_are_those_whose_engagement_was_placed_afterwards() -> None:
+    calls = [_call(LONDON, "2026-11-25T10:05:00Z", "e1")]
+    at = 1795600800.0  # 2026-11-25T10:00:00Z
+    refusals = [("e1", at), ("e1", at + 60), ("e2", at), ("e1", at + 3600)]
+
+    assert throttles_absorbed(refusals, calls) == 2
+
+
+def test_a_second_call_of_one_engagement_is_a_duplicate_and_a_parked_one_is_not_lost() -> None:
+    calls = [
+        _call(LONDON, "2026-11-25T10:05:00Z", "e1"),
+        _call(LONDON, "2026-11-25T10:09:00Z", "e1"),
+    ]
+    engagement = [{"engagement_id": e, "decision": "engage"} for e in ("e1", "e2", "e3")] + [
+        {"engagement_id": "e4", "decision": "suppress"}
+    ]
+    dead_letters = {"engagement_trigger_dlq.fifo": ['{"engagement_id": "e2"}', "not json"]}
+
+    assert exactly_once_figures(calls, engagement, dead_letters) == {
+        "duplicate_calls": 1,
+        "engagements_lost": 1,
+    }
