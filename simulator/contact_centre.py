@@ -68,6 +68,8 @@ from simulator.scenario import ConnectQuotas
 NO_ANSWER = "no_answer"
 NO_INPUT = "none"
 MAX_STEPS = 200
+# Connect speaks with Joanna until a Set voice block runs (flow language reference).
+DEFAULT_VOICE = "Joanna"
 LAMBDA_ATTEMPTS = 4  # the invocation and up to three retries
 LAMBDA_TIME_LIMIT_MAX = 8.0
 LAMBDA_TIME_LIMIT_DEFAULT = 3.0
@@ -138,6 +140,8 @@ class _Contact:
     lambda_result: dict[str, str] | None = None
     lambda_error: str | None = None
     lambda_attempts: int = 0
+    voice: str = DEFAULT_VOICE
+    flow_logging: bool = False
     outcome: str = "answered"
     wake_at: float = 0.0
     steps: Iterator[float] | None = None
@@ -364,6 +368,8 @@ class ContactCentre:
             "lambda_result": contact.lambda_result,
             "lambda_error": contact.lambda_error,
             "lambda_attempts": contact.lambda_attempts,
+            "voice": contact.voice,
+            "flow_logging": contact.flow_logging,
         }
         self.records.append(record)
         if self.log_path is not None:
@@ -379,6 +385,8 @@ class ContactCentre:
             "GetParticipantInput": self._get_participant_input,
             "Compare": self._compare,
             "UpdateContactAttributes": self._update_contact_attributes,
+            "UpdateContactTextToSpeechVoice": self._update_voice,
+            "UpdateFlowLoggingBehavior": self._update_flow_logging,
             "InvokeLambdaFunction": self._invoke_lambda_function,
             "DisconnectParticipant": self._disconnect_participant,
         }
@@ -474,6 +482,20 @@ class ContactCentre:
             _match(action, self._resolve(contact, action["Parameters"]["ComparisonValue"]))
         )
 
+    def _update_voice(self, contact: _Contact, action: dict) -> Step:
+        voice = self._resolve(contact, action["Parameters"]["TextToSpeechVoice"])
+        if not voice.isalnum():  # a placeholder left unsubstituted, or no voice at all
+            return _instant(_error(action, "NoMatchingError"))
+        contact.voice = voice
+        return _instant(_next(action))
+
+    def _update_flow_logging(self, contact: _Contact, action: dict) -> Step:
+        behaviour = action["Parameters"]["FlowLoggingBehavior"]
+        if behaviour not in ("Enabled", "Disabled"):
+            raise FlowError(f"action {action['Identifier']!r}: FlowLoggingBehavior {behaviour!r}")
+        contact.flow_logging = behaviour == "Enabled"
+        return _instant(_next(action))
+
     def _update_contact_attributes(self, contact: _Contact, action: dict) -> Step:
         for key, value in action["Parameters"]["Attributes"].items():
             contact.attributes[key] = self._resolve(contact, value)
@@ -553,14 +575,22 @@ def _error(action: dict, error_type: str) -> str:
     raise FlowError(f"action {action['Identifier']!r} has no branch for error {error_type}")
 
 
+# The flow language's condition operators the twin implements (the flow uses these only).
+_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "Equals": lambda value, operand: value == operand,
+    "TextContains": lambda value, operand: operand in value,
+}
+
+
 def _match(action: dict, value: str) -> str:
     for branch in action.get("Transitions", {}).get("Conditions", []):
         condition = branch["Condition"]
-        if condition["Operator"] != "Equals":
+        test = _OPERATORS.get(condition["Operator"])
+        if test is None:
             raise UnsupportedActionError(
                 f"action {action['Identifier']!r} uses operator {condition['Operator']!r}"
             )
-        if value == condition["Operands"][0]:
+        if test(value, condition["Operands"][0]):
             return branch["NextAction"]
     return _error(action, "NoMatchingCondition")
 

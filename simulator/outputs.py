@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from feedback_loop.calls import client_token
+from feedback_loop.contact_policy import subscriber_zone
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy, load_policy
 from feedback_loop.timeutil import parse_utc
@@ -71,6 +71,10 @@ def _engagement_id(body: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# Decisions that end an episode in ``engagement/`` (a dial-time suppression ends it too).
+EPISODE_ENDS = ("closed", "failed", "suppress")
+
+
 def exactly_once_figures(
     calls: Sequence[Mapping[str, Any]],
     engagement: Sequence[Mapping[str, Any]],
@@ -78,15 +82,29 @@ def exactly_once_figures(
 ) -> dict[str, int]:
     """``duplicate_calls`` and ``engagements_lost``, counted from what the run left behind.
 
-    ``calls`` is the contact centre's log (``calls.jsonl``), ``engagement`` the lake's
-    ``engagement/`` records. An engagement is lost when the lake says "engage" but it was
-    neither called nor is waiting in a dead-letter queue for an operator.
+    ``calls`` is the contact centre's log (``calls.jsonl``, one line per contact attempt),
+    ``engagement`` the lake's ``engagement/`` records. A duplicate is a second line for
+    the same attempt of an engagement on the same channel. An engagement is lost when the
+    lake says "engage" but its episode never ended (closed, failed or suppressed before
+    the contact) and it is not waiting in a dead-letter queue for an operator.
     """
-    called = Counter(str(call.get("engagement_id")) for call in calls)
+    attempts = Counter(
+        (
+            str(call.get("engagement_id")),
+            str(call.get("channel", "voice")),
+            str((call.get("attributes") or {}).get("attempt", "1")),
+        )
+        for call in calls
+    )
     engaged = {
         str(record.get("engagement_id"))
         for record in engagement
         if record.get("decision") == "engage"
+    }
+    ended = {
+        str(record.get("engagement_id"))
+        for record in engagement
+        if record.get("decision") in EPISODE_ENDS
     }
     parked = {
         engagement_id
@@ -95,8 +113,8 @@ def exactly_once_figures(
         if engagement_id is not None
     }
     return {
-        "duplicate_calls": sum(1 for count in called.values() if count > 1),
-        "engagements_lost": len(engaged - set(called) - parked),
+        "duplicate_calls": sum(1 for count in attempts.values() if count > 1),
+        "engagements_lost": len(engaged - ended - parked),
     }
 
 
@@ -111,7 +129,8 @@ def throttles_absorbed(
     """
     last_start: dict[str, float] = {}
     for call in calls:
-        token = str(call.get("engagement_id"))
+        attempt = int((call.get("attributes") or {}).get("attempt", 1))
+        token = client_token(str(call.get("engagement_id")), attempt)
         started = parse_utc(str(call["time"])).timestamp()
         last_start[token] = max(last_start.get(token, started), started)
     return sum(1 for token, at in refusals if token in last_start and last_start[token] >= at)
@@ -120,14 +139,17 @@ def throttles_absorbed(
 def calls_in_local_quiet_hours(
     calls: Sequence[Mapping[str, Any]], subscribers: Sequence[Subscriber], policy: Policy
 ) -> int:
-    """Calls that started in the called subscriber's local quiet hours: their own time
-    zone (scenario ``subscribers``) where known, else the policy's."""
+    """Contacts that started when the subscriber may not be contacted (quiet hours, blocked
+    days) in their own time zone: the scenario's ``timezone`` for them where given (where
+    they really are), else the zone the handlers would find (the number's, else the
+    policy's)."""
     zones = {s.phone_number: s.timezone for s in subscribers if s.timezone}
+    hours = policy.contact_rules.hours
     count = 0
     for call in calls:
-        zone = ZoneInfo(zones.get(str(call.get("phone_number")), policy.timezone))
-        started = datetime.fromtimestamp(parse_utc(str(call["time"])).timestamp(), UTC)
-        count += policy.quiet_hours.contains(started.astimezone(zone).strftime("%H:%M"))
+        phone = str(call.get("phone_number"))
+        zone = subscriber_zone(zones.get(phone), phone, policy.timezone)
+        count += not hours.allows(parse_utc(str(call["time"])), zone)
     return count
 
 
@@ -136,7 +158,7 @@ def run_summary(
 ) -> dict[str, Any]:
     """``summary.json``: counted from what happened (lake, DLQs, calls, the hooks' records)."""
     engagement = lake.get("engagement", [])
-    feedback = lake.get("feedback", [])
+    answers = {r.get("contact_id"): r for r in lake.get("feedback", [])}
     dead = twin.dead_lettered()
     calls = twin.contact_centre.records
     denied, denied_calls = twin.iam.summary()
@@ -158,9 +180,12 @@ def run_summary(
         "calls_in_local_quiet_hours": calls_in_local_quiet_hours(
             calls, twin.scenario.subscribers, load_policy(twin.scenario.config)
         ),
-        "feedback_received": len(feedback),
-        "feedback_outcomes": dict(sorted(Counter(r.get("outcome") for r in feedback).items())),
-        "sentiment_updates": len(lake.get("sentiment", [])),
+        # The lake receives answers at least once: count them by contact.
+        "feedback_received": len(answers),
+        "feedback_outcomes": dict(
+            sorted(Counter(r.get("outcome") for r in answers.values()).items())
+        ),
+        "sentiment_updates": len({r.get("contact_id") for r in lake.get("sentiment", [])}),
         "dead_lettered": sum(dead.values()),
         "dead_letter_queues": dead,
         "access_denied": denied,

@@ -26,27 +26,35 @@ from stacks.subscriber_state import SubscriberState
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
 FLOW_NAME = "Subscriber_engagement"
 FUNCTION_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
+# The Amazon Polly voice of the flow's Set voice block (config ``tts_voice``).
+VOICE_PLACEHOLDER = "__TTS_VOICE__"
 # Amazon Connect waits at most 8 s for a Lambda invoked from a flow.
 FEEDBACK_TIMEOUT = Duration.seconds(8)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
 
 
-def flow_content(flow_file: Path, function_arn: str) -> Any:
-    """The flow document with the feedback function's ARN in place of the placeholder."""
+def flow_content(flow_file: Path, function_arn: str, voice: str) -> Any:
+    """The flow document with the feedback function's ARN and the text-to-speech voice in
+    place of their placeholders."""
     text = flow_file.read_text(encoding="utf-8")
-    if FUNCTION_PLACEHOLDER not in text:
-        raise ConfigError(f"{flow_file} does not reference {FUNCTION_PLACEHOLDER}")
-    return _substitute(json.loads(text), function_arn)
+    for placeholder in (FUNCTION_PLACEHOLDER, VOICE_PLACEHOLDER):
+        if placeholder not in text:
+            raise ConfigError(f"{flow_file} does not reference {placeholder}")
+    return _substitute(
+        json.loads(text), {FUNCTION_PLACEHOLDER: function_arn, VOICE_PLACEHOLDER: voice}
+    )
 
 
-def _substitute(node: Any, function_arn: str) -> Any:
+def _substitute(node: Any, values: dict[str, str]) -> Any:
     if isinstance(node, str):
-        return node.replace(FUNCTION_PLACEHOLDER, function_arn)
+        for placeholder, value in values.items():
+            node = node.replace(placeholder, value)
+        return node
     if isinstance(node, list):
-        return [_substitute(item, function_arn) for item in node]
+        return [_substitute(item, values) for item in node]
     if isinstance(node, dict):
-        return {key: _substitute(value, function_arn) for key, value in node.items()}
+        return {key: _substitute(value, values) for key, value in node.items()}
     return node
 
 
@@ -102,7 +110,7 @@ class ContactCentre(Construct):
             type="CONTACT_FLOW",
             description="Explains the recent problem, asks for a 1-5 rating, records it.",
             content=Stack.of(self).to_json_string(
-                flow_content(flow_file, self.feedback.function_arn)
+                flow_content(flow_file, self.feedback.function_arn, config.tts_voice)
             ),
         )
         # Connect rejects a flow that invokes a Lambda not yet associated with the instance.

@@ -70,6 +70,7 @@ class FeedbackLoopStack(Stack):
                 engagement.trigger_dlq,
                 engagement.failures_dlq,
                 contact.feedback_failures_dlq,
+                *([contact.sms_failures_dlq] if contact.sms_failures_dlq else []),
             ],
             functions=[
                 ingestion.ingest,
@@ -79,8 +80,10 @@ class FeedbackLoopStack(Stack):
                 engagement.trigger_connect,
                 contact.feedback,
                 contact.feedback_writer,
+                *([contact.sms_feedback] if contact.sms_feedback else []),
             ],
             stream=ingestion.stream,
+            trigger_queue=engagement.trigger_queue,
         )
         outputs = {
             "ProbeStreamName": ingestion.stream.stream_name,

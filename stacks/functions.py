@@ -1,8 +1,9 @@
 """One factory for the defaults all the functions share.
 
-Runtime, architecture, the Powertools and dependency layers, tracing, an encrypted log group with the
-configured retention and a role of its own: every function gets them the same way,
-so each construct only states what differs (name, handler folder, environment, grants).
+Runtime, architecture, the Powertools and dependency layers, tracing, an encrypted log
+group with the configured retention and a role of its own: every function gets them the
+same way, so each construct only states what differs (name, handler folder, environment,
+grants).
 """
 
 from collections.abc import Mapping

@@ -25,6 +25,9 @@ from stacks.nag import acknowledge
 
 # Records older than this on the probe stream mean ingestion is falling behind.
 ITERATOR_AGE_ALARM = Duration.minutes(5)
+# Engagements held on the FIFO trigger queue (deferred, paced, awaiting answers) are
+# in-flight messages: SQS serves a FIFO queue's first 120,000 of them only.
+HELD_ENGAGEMENTS_ALARM = 100_000
 DASHBOARD_NAME = "SubscriberFeedbackLoop"
 ALARM_PREFIX = "FeedbackLoop"
 RUNBOOK = "docs/OPERATIONS.md"
@@ -114,6 +117,7 @@ class Monitoring(Construct):
         dead_letter_queues: Sequence[sqs.IQueue],
         functions: Sequence[lambda_.IFunction],
         stream: kinesis.IStream,
+        trigger_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -164,6 +168,21 @@ class Monitoring(Construct):
             self._iterator_age,
             threshold=ITERATOR_AGE_ALARM.to_milliseconds(),
             description="Ingest_probe_events is falling behind the probe_events stream.",
+        )
+        self._alarm(
+            "CellOutage",
+            _metric(HandlerMetric(READ, "CellOutages", "outages")),
+            threshold=0,
+            description="Many subscribers of one cell crossed a threshold within one window.",
+        )
+        self._alarm(
+            "HeldEngagements",
+            trigger_queue.metric_approximate_number_of_messages_not_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=HELD_ENGAGEMENTS_ALARM,
+            description="engagement_trigger_queue.fifo holds close to SQS's 120,000 in-flight "
+            "FIFO messages.",
         )
         self.dashboard = self._build_dashboard()
 

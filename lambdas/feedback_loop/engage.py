@@ -70,6 +70,8 @@ class EngageOutcome:
     outages: list[OutageMessage] = field(default_factory=list)
     malformed: list[tuple[str, InvalidRecord]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    # Outage signals sent but not marked as sent (each may be sent once more).
+    unmarked_outages: list[tuple[OutageMessage, str]] = field(default_factory=list)
 
     @property
     def engaged(self) -> int:
@@ -82,6 +84,7 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     outcome = EngageOutcome()
     views: dict[str, SubscriberView] = {}
     per_record: list[tuple[str, list[Decision], list[OutageMessage]]] = []
+    signalled: set[tuple[str, str]] = set()  # (cell, window) signalled in this batch
     for index, change in enumerate(changes):
         image = change.new_image or {}
         if not change.unreadable and image.get(LAST_CHANGE) != LastChange.INCIDENT:
@@ -90,7 +93,7 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
             if change.unreadable:
                 raise InvalidRecord(Reason.MALFORMED_IMAGE, change.unreadable)
             decisions = _decide(change, ports, views)
-            outages = _count_outages(decisions, ports, change.created_at)
+            outages = _count_outages(decisions, ports, change.created_at, signalled)
         except InvalidRecord as error:
             outcome.malformed.append((change.sequence_number, error))
             continue
@@ -100,6 +103,8 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
             break
         per_record.append((change.sequence_number, decisions, outages))
     _send(per_record, ports, outcome, changes)
+    if changes:
+        _declare(outcome, ports, changes[-1].created_at)
     return outcome
 
 
@@ -130,31 +135,53 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
 
 
 def _count_outages(
-    decisions: Sequence[Decision], ports: EngagePorts, now: datetime
+    decisions: Sequence[Decision],
+    ports: EngagePorts,
+    now: datetime,
+    signalled: set[tuple[str, str]],
 ) -> list[OutageMessage]:
-    """Count each subscriber crossing a threshold on its cell; signal the outages declared."""
+    """Count each subscriber crossing a threshold on its cell; the outage signals to send.
+
+    A window at or above ``outage.min_subscribers`` whose signal was not sent yet gives
+    one; it is marked sent only after it was (``_declare``), so a crash in between sends it
+    again rather than never (the lake's readers count distinct cell windows). Replayed
+    decisions are counted again: the set makes that harmless.
+    """
     rule = ports.policy.outage
     signals = []
     for decision in decisions:
-        if decision.replayed or decision.reason == "min_sessions":
+        if decision.reason == "min_sessions":
             continue
         incident = decision.incident
         window = window_start(parse_utc(incident.timestamp), rule.window_minutes)
-        count = ports.cells.count_subscriber(
+        counted = ports.cells.count_subscriber(
             incident.cell, window, subscriber_key(decision.phone_number)
         )
-        if count == rule.min_subscribers:
-            signals.append(
-                OutageMessage(
-                    cell=incident.cell,
-                    window_start=format_utc(window),
-                    detected_at=format_utc(now),
-                    subscribers=count,
-                    min_subscribers=rule.min_subscribers,
-                    sample_size=rule.sample_size,
+        key = (incident.cell, format_utc(window))
+        if counted.subscribers >= rule.min_subscribers and not counted.declared:
+            if key not in signalled:
+                signalled.add(key)
+                signals.append(
+                    OutageMessage(
+                        cell=incident.cell,
+                        window_start=key[1],
+                        detected_at=format_utc(now),
+                        subscribers=counted.subscribers,
+                        min_subscribers=rule.min_subscribers,
+                        sample_size=rule.sample_size,
+                    )
                 )
-            )
     return signals
+
+
+def _declare(outcome: EngageOutcome, ports: EngagePorts, now: datetime) -> None:
+    """Mark the sent outage signals as sent; if that fails, the next subscriber's count
+    sends the signal again (a duplicate), which is better than none."""
+    for outage in outcome.outages:
+        try:
+            ports.cells.declare_outage(outage.cell, parse_utc(outage.window_start), now)
+        except AwsError as error:
+            outcome.unmarked_outages.append((outage, str(error)))
 
 
 def _send(

@@ -100,11 +100,23 @@ class ContactStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CellWindow:
+    """A cell's outage window after a subscriber was counted in it."""
+
+    subscribers: int  # distinct subscribers who crossed a threshold on the cell in it
+    declared: bool  # its outage signal was sent already
+
+
 class CellStore(Protocol):
     """Counters shared across subscribers: outages and the pacing budget."""
 
-    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> int:
-        """Add ``subscriber`` to the cell's window; the distinct subscribers in it."""
+    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> CellWindow:
+        """Add ``subscriber`` to the cell's window (idempotent); the window as it is now."""
+        ...
+
+    def declare_outage(self, cell: str, window: datetime, at: datetime) -> None:
+        """Note that the window's outage signal was sent."""
         ...
 
     def subscribers(self, cell: str, window: datetime) -> int:

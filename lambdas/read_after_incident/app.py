@@ -81,6 +81,11 @@ def _report(outcome: EngageOutcome) -> None:
             "Engagement step failed; Lambda retries from here",
             extra={"sequence": sequence, "error": error},
         )
+    for outage, error in outcome.unmarked_outages:
+        logger.warning(
+            "Outage signal sent but not marked; it may be sent once more",
+            extra={"cell": outage.cell, "window": outage.window_start, "error": error},
+        )
     metrics.add_metric(name="Engagements", unit=MetricUnit.Count, value=outcome.engaged)
     metrics.add_metric(
         name="SuppressedEngagements",

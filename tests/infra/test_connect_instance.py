@@ -6,7 +6,7 @@ import pytest
 from infra_lookup import find_one, function_id, of_type
 
 from feedback_loop.errors import ConfigError
-from stacks.contact_centre import FLOW_FILE, FUNCTION_PLACEHOLDER, flow_content
+from stacks.contact_centre import FLOW_FILE, FUNCTION_PLACEHOLDER, VOICE_PLACEHOLDER, flow_content
 
 pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
@@ -61,11 +61,13 @@ def test_by_default_one_number_is_claimed_in_the_configured_country(default) -> 
     assert number["Properties"]["CountryCode"] == default.config.phone_number_country_code
 
 
-def test_flow_without_placeholder_is_refused(tmp_path) -> None:
+@pytest.mark.parametrize("missing", [FUNCTION_PLACEHOLDER, VOICE_PLACEHOLDER])
+def test_flow_without_a_placeholder_is_refused(tmp_path, missing) -> None:
     flow = tmp_path / "flow.json"
-    flow.write_text(json.dumps({"Version": "2019-10-30", "StartAction": "x", "Actions": []}))
-    with pytest.raises(ConfigError, match=FUNCTION_PLACEHOLDER):
-        flow_content(flow, "arn:aws:lambda:eu-west-2:111122223333:function:f")
+    present = ({FUNCTION_PLACEHOLDER, VOICE_PLACEHOLDER} - {missing}).pop()
+    flow.write_text(json.dumps({"StartAction": "x", "Actions": [{"Parameters": present}]}))
+    with pytest.raises(ConfigError, match=missing):
+        flow_content(flow, "arn:aws:lambda:eu-west-2:111122223333:function:f", "Amy")
 
 
 def test_placeholder_is_replaced_wherever_it_appears(tmp_path) -> None:
@@ -76,10 +78,23 @@ def test_placeholder_is_replaced_wherever_it_appears(tmp_path) -> None:
                 "Actions": [
                     {"Parameters": {"LambdaFunctionARN": FUNCTION_PLACEHOLDER}},
                     {"Parameters": {"Text": f"calls {FUNCTION_PLACEHOLDER} twice"}},
+                    {"Parameters": {"TextToSpeechVoice": VOICE_PLACEHOLDER}},
                 ]
             }
         )
     )
-    content = flow_content(flow, "ARN")
+    content = flow_content(flow, "ARN", "Brian")
     assert content["Actions"][0]["Parameters"]["LambdaFunctionARN"] == "ARN"
     assert content["Actions"][1]["Parameters"]["Text"] == "calls ARN twice"
+    assert content["Actions"][2]["Parameters"]["TextToSpeechVoice"] == "Brian"
+
+
+def test_the_deployed_flow_speaks_with_the_configured_voice_and_logs(variant) -> None:
+    (flow,) = of_type(variant.resources, "AWS::Connect::ContactFlow").values()
+    parts = flow["Properties"]["Content"]["Fn::Join"][1]
+    content = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
+    actions = {action["Type"]: action for action in content["Actions"]}
+    voice = actions["UpdateContactTextToSpeechVoice"]["Parameters"]["TextToSpeechVoice"]
+    assert voice == variant.config.tts_voice
+    assert actions["UpdateFlowLoggingBehavior"]["Parameters"] == {"FlowLoggingBehavior": "Enabled"}
+    assert content["StartAction"] == actions["UpdateFlowLoggingBehavior"]["Identifier"]

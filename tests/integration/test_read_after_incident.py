@@ -1,6 +1,7 @@
 """Read_after_incident under moto with a real DynamoDB stream record (NEW_AND_OLD_IMAGES)."""
 
 import copy
+import json
 from collections import Counter
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -311,3 +312,53 @@ def test_a_failed_send_call_fails_every_record_whose_messages_were_in_it(
 
     assert len(response["batchItemFailures"]) == 2
     assert aws.messages("engagement_update_queue") == []
+
+
+def _cell_records(template, phones, minute=10):
+    """One stream record per subscriber, each with an above-threshold drop on LDN-0042."""
+    records = []
+    for n, phone in enumerate(phones):
+        record = copy.deepcopy(template)
+        record["dynamodb"]["Keys"]["PhoneNumber"] = {"S": phone}
+        _, new = images(record)
+        new["PhoneNumber"] = {"S": phone}
+        time = f"2026-11-25T10:{minute:02d}:{n % 60:02d}Z"
+        records.append(
+            with_new_incidents(
+                record,
+                stored_incident(phone, "CALL_DROP", time, 8, 4),
+                sequence=f"2222000000000{n:011d}",
+            )
+        )
+    return records
+
+
+def _outage_signals(aws):
+    bodies = [json.loads(m["Body"]) for m in aws.messages("engagement_update_queue")]
+    return [body for body in bodies if body["schema"] == "outage"]
+
+
+def test_a_cell_outage_is_signalled_once_however_often_its_subscribers_are_counted(
+    aws, event, lambda_context
+):
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    phones = [f"+4477009{n:05d}" for n in range(25)]
+    records = _cell_records(template, phones)
+    for record in records:
+        put_profile(aws, record)
+
+    first = app.handler({"Records": records[:15]}, lambda_context)
+    assert first == {"batchItemFailures": []} and _outage_signals(aws) == []
+    app.handler({"Records": records[15:]}, lambda_context)
+    [signal] = _outage_signals(aws)
+    # The whole batch is replayed (a retried stream batch): counted again, signalled no more.
+    app.handler({"Records": records}, lambda_context)
+
+    assert _outage_signals(aws) == []
+    assert (signal["cell"], signal["window_start"]) == ("LDN-0042", "2026-11-25T10:00:00Z")
+    assert signal["subscribers"] >= signal["min_subscribers"] == 20
+    item = aws.dynamodb.get_item(
+        TableName="Contact_state",
+        Key={"Key": {"S": "cell#LDN-0042"}, "Window": {"S": "2026-11-25T10:00:00Z"}},
+    )["Item"]
+    assert len(item["Subscribers"]["SS"]) == 25 and "Declared" in item

@@ -3,8 +3,9 @@
 Two kinds of item, keyed ``(Key, Window)`` and expiring by TTL (``ExpiresAt``):
 
 * ``cell#<cell>`` / window start: the distinct subscribers of a cell who crossed a
-  threshold in that window (``Subscribers``, a string set, so a replay adds nothing) and
-  the ones sampled to be contacted during an outage (``Sampled``);
+  threshold in that window (``Subscribers``, a string set, so a replay adds nothing),
+  the ones sampled to be contacted during an outage (``Sampled``) and when its outage
+  signal was sent (``Declared``);
 * ``pacing`` / minute: the contacts started in that minute, against the budget.
 
 Every change is one atomic ``UpdateItem``; a budget or a sample is claimed with a
@@ -18,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.aws import aws_error, translated
 from feedback_loop.adapters.dynamodb import condition_failed
+from feedback_loop.ports import CellWindow
 from feedback_loop.timeutil import format_utc
 
 if TYPE_CHECKING:
@@ -40,8 +42,8 @@ class CellState:
     def _expires(self, window: datetime) -> dict[str, str]:
         return {"N": str(int((window + RETENTION).timestamp()))}
 
-    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> int:
-        """Add ``subscriber`` to the cell's window; returns the distinct subscribers in it."""
+    def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> CellWindow:
+        """Add ``subscriber`` to the cell's window; returns the window as it is now."""
         with translated("dynamodb.UpdateItem"):
             response = self._dynamodb.update_item(
                 TableName=self._table,
@@ -53,7 +55,21 @@ class CellState:
                 },
                 ReturnValues="ALL_NEW",
             )
-        return len(response["Attributes"]["Subscribers"]["SS"])
+        attributes = response["Attributes"]
+        return CellWindow(len(attributes["Subscribers"]["SS"]), "Declared" in attributes)
+
+    def declare_outage(self, cell: str, window: datetime, at: datetime) -> None:
+        """Note that the window's outage signal was sent (the first time is kept)."""
+        with translated("dynamodb.UpdateItem"):
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._key(f"cell#{cell}", window),
+                UpdateExpression="SET Declared = if_not_exists(Declared, :at), ExpiresAt = :exp",
+                ExpressionAttributeValues={
+                    ":at": {"S": format_utc(at)},
+                    ":exp": self._expires(window),
+                },
+            )
 
     def subscribers(self, cell: str, window: datetime) -> int:
         """Distinct subscribers of the cell who crossed a threshold in the window."""
