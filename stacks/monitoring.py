@@ -163,7 +163,7 @@ class Monitoring(Construct):
         self.dashboard = self._build_dashboard()
 
     def _alarm(
-        self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str
+        self, name: str, metric: cloudwatch.Metric, *, threshold: float, description: str
     ) -> None:
         alarm_name = f"{ALARM_PREFIX}-{name}"
         alarm = metric.create_alarm(
@@ -230,7 +230,7 @@ def _queue_name(queue: sqs.IQueue) -> str:
     return cfn.queue_name
 
 
-def _depth(queue: sqs.IQueue) -> cloudwatch.IMetric:
+def _depth(queue: sqs.IQueue) -> cloudwatch.Metric:
     return queue.metric_approximate_number_of_messages_visible(
         period=Duration.minutes(1), statistic="Maximum"
     )
