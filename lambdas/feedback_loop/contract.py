@@ -68,7 +68,12 @@ _ENGINE_TYPES = {
     "string": {"glue": "string", "duckdb": "VARCHAR"},
     "double": {"glue": "double", "duckdb": "DOUBLE"},
     "int": {"glue": "int", "duckdb": "BIGINT"},
+    "bigint": {"glue": "bigint", "duckdb": "BIGINT"},
+    "boolean": {"glue": "boolean", "duckdb": "BOOLEAN"},
 }
+# How a table's objects are stored: gzip JSON Lines written by the handlers, or Parquet
+# written by Amazon Data Firehose (the probe archive).
+STORAGE_FORMATS = ("jsonl", "parquet")
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,14 @@ class LakeTable:
     name: str
     time_field: str
     columns: tuple[tuple[str, str], ...]
+    storage: str = "jsonl"
 
     def __post_init__(self) -> None:
         unknown = {kind for _, kind in self.columns} - set(_ENGINE_TYPES)
         if unknown:
             raise ValueError(f"{self.name}: unknown column types {sorted(unknown)}")
+        if self.storage not in STORAGE_FORMATS:
+            raise ValueError(f"{self.name}: storage must be one of {STORAGE_FORMATS}")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -106,13 +114,13 @@ class LakeTable:
         return {name: values[name] for name in self.column_names}
 
 
-def _table(name: str, time_field: str, columns: str) -> LakeTable:
+def _table(name: str, time_field: str, columns: str, storage: str = "jsonl") -> LakeTable:
     """``columns`` as ``"name:type name:type ..."`` (type defaults to string)."""
     pairs = tuple(
         (column.partition(":")[0], column.partition(":")[2] or "string")
         for column in columns.split()
     )
-    return LakeTable(name, time_field, pairs)
+    return LakeTable(name, time_field, pairs, storage)
 
 
 LAKE_TABLES: dict[str, LakeTable] = {
@@ -143,8 +151,21 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "previous_sentiment:double sentiment:double change_sentiment:double updated_at",
         ),
         _table("rejected", "received_at", "source record_id reason received_at payload"),
+        # The probe archive: every valid probe record as it arrived (section-4 fields,
+        # pseudonymised), ``record_id`` = its stream position, ``timestamp_epoch`` = its
+        # ``timestamp`` in epoch seconds so SQL does no date parsing (sql/detect_incidents.sql).
+        _table(
+            "probes",
+            "timestamp",
+            "record_id arrival subscriber_id timestamp timestamp_epoch:bigint cell event_type "
+            "success:boolean device vendor",
+            storage="parquet",
+        ),
     )
 }
+PROBE_ARCHIVE = "probes"
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
 ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment")
-LAKE_PREFIXES = tuple(LAKE_TABLES)
+# Prefixes of the gzip JSON Lines objects the handlers write (and ops.erase_subscriber
+# rewrites); the Parquet archive expires instead (``probe_archive_retention_days``).
+LAKE_PREFIXES = tuple(name for name, table in LAKE_TABLES.items() if table.storage == "jsonl")
