@@ -157,8 +157,9 @@ class _ParquetWriter:
         self._work.cleanup()
 
 
-def main(subscribers: int, days: int, out: Path, seed: int, stream: TextIO = sys.stdout) -> int:
+def main(subscribers: int, days: int, out: Path, seed: int, stream: TextIO | None = None) -> int:
     """The ``export`` command."""
+    stream = stream or sys.stdout
     summary = export(subscribers, days, out, seed=seed, progress=sys.stderr)
     stream.write(
         f"{summary.records} probe records ({summary.subscribers} subscribers, {summary.days} "

@@ -40,6 +40,7 @@ from simulator.event_sources import (
     moto_stream_latest,
 )
 from simulator.faults import FaultInjector, dead_letter_bodies, exactly_once_figures
+from simulator.firehose import DeliveryStream, delivery_specs, guarded_trim
 from simulator.provision import REGION, ContactFlowSpec, Estate, Provisioner
 from simulator.report import write_report
 from simulator.runtime import Runtime
@@ -266,7 +267,20 @@ class Twin:
                 module.clock = self.clock.datetime
 
     def _pollers(self) -> list[Poller]:
-        pollers: list[Poller] = []
+        # Firehose delivery streams read the probe stream too; they come first in the list
+        # and the Lambda poller's early trim spares what they have not read (firehose.py).
+        self.deliveries = [
+            DeliveryStream(
+                spec,
+                self.runtime,
+                self.clock,
+                self._kinesis,
+                self._client("s3"),
+                moto_kinesis_latest(REGION),
+            )
+            for spec in delivery_specs(self.provisioner)
+        ]
+        pollers: list[Poller] = [*self.deliveries]  # type: ignore[list-item]
         streams_client = self._client("dynamodbstreams")
         for spec in self.estate.event_sources:
             queue = self.estate.queue_by_arn(spec.source_arn)
@@ -295,7 +309,7 @@ class Twin:
                         self._kinesis,
                         stream.name,
                         moto_kinesis_latest(REGION),
-                        moto_kinesis_trim(REGION),
+                        guarded_trim(moto_kinesis_trim(REGION), self.deliveries),
                     )
                 )
             else:
@@ -361,7 +375,8 @@ class Twin:
         )
         for (moment, _), result in zip(chunk, response["Records"], strict=True):
             if "SequenceNumber" in result:
-                poller.note_arrival(result["ShardId"], result["SequenceNumber"], moment)
+                for consumer in (poller, *self.deliveries):
+                    consumer.note_arrival(result["ShardId"], result["SequenceNumber"], moment)
                 self.probe_events_put += 1
 
     def replay(self, progress: Progress) -> None:

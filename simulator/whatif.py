@@ -24,6 +24,7 @@ order. The Athena side is :mod:`simulator.whatif_athena`.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -218,7 +219,8 @@ _SECTION4_TYPES = {
     "device": "VARCHAR",
     "vendor": "VARCHAR",
 }
-_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?)$"
+# A time of day followed by an explicit offset: parse_utc refuses a timestamp without one.
+_OFFSET = r"[T ][0-9]{2}(:[0-9]{2}){0,2}([.,][0-9]+)?(Z|[+-][0-9]{2}(:?[0-9]{2}){0,2})$"
 _KPIS = ", ".join(f"'{kpi}'" for kpi in EVENT_TYPES)
 # feedback_loop.probe.parse_probe_record as SQL, for one row of ``fields`` (each field's text
 # and whether its JSON type was right). Not here: the time-range check against the Kinesis
@@ -339,7 +341,7 @@ class LocalProbes:
                 SELECT
                     ordinality AS n,
                     json_type(j) = 'OBJECT' AS is_object,
-                    octet_length(CAST(j AS VARCHAR)) AS bytes,
+                    strlen(CAST(j AS VARCHAR)) AS bytes,
                     j ->> '$.phone_number' AS phone_number,
                     json_type(j, '$.phone_number') = 'VARCHAR' AS phone_ok,
                     j ->> '$.event_type' AS event_type,
@@ -354,7 +356,8 @@ class LocalProbes:
                     coalesce(json_type(j, '$.device') IN ('VARCHAR', 'NULL'), true) AS device_ok,
                     NULLIF(j ->> '$.vendor', '') AS vendor,
                     coalesce(json_type(j, '$.vendor') IN ('VARCHAR', 'NULL'), true) AS vendor_ok
-                FROM read_ndjson_objects({listed}) WITH ORDINALITY AS r (j, ordinality)
+                FROM read_ndjson_objects({listed}, ignore_errors = true)
+                    WITH ORDINALITY AS r (j, ordinality)
             """
         self.con.execute(
             f"""
@@ -580,23 +583,26 @@ def main(
     configs: Sequence[Path],
     out_dir: Path,
     athena: Mapping[str, Any] | None = None,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
 ) -> Path:
     """The ``whatif`` command: load, run every config, write ``whatif.json``, print the table."""
+    stream = stream or sys.stdout
     candidates = load_candidates(configs)
     started = time.monotonic()
+    workdir = out_dir / "whatif-work"
     if probe_export.startswith("s3://"):
         from simulator.whatif_athena import AthenaProbes
 
         source: Any = AthenaProbes.from_options(probe_export, **dict(athena or {}))
     else:
-        source = LocalProbes(Path(probe_export), out_dir / "whatif-work")
+        source = LocalProbes(Path(probe_export), workdir)
     try:
         results = run_whatif(source, candidates)
     finally:
         close = getattr(source, "close", None)
         if close is not None:
             close()
+        shutil.rmtree(workdir, ignore_errors=True)
     path = write_results(results, out_dir)
     stream.write(table(results) + "\n")
     stream.write(

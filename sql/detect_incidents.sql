@@ -18,8 +18,8 @@
 -- order, read at the failed session and at its marker, differs by exactly the sessions of the
 -- window up to the failure. Records Firehose delivered twice (it retries) count once.
 --
--- Parameters, positional, in this order (Athena accepts ? only in WHERE clauses, so each one
--- filters; DuckDB gets the same values):
+-- Parameters, positional, in this order (Athena accepts placeholders only in WHERE clauses, so each
+-- one filters; DuckDB gets the same values):
 --    1, 2   first and last dt partition to read ('YYYY-MM-DD'), the first one window before 7
 --    3 - 6  window_minutes of CALL_DROP, CALL_QUALITY, LOW_BITRATE, VIDEO_STALLING (1 - 99999)
 --    7      first dt to return incidents for

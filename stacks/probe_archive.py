@@ -44,6 +44,7 @@ PROCESSOR_INTERVAL_SECONDS = 300
 PROCESSOR_RETRIES = 3
 TRANSFORM_TIMEOUT = Duration.seconds(60)
 LOG_STREAM = "DestinationDelivery"
+FILE_EXTENSION = ".parquet"
 # What Firehose calls (Firehose developer guide, "Controlling access with Amazon Data
 # Firehose"), split by resource type.
 KINESIS_SOURCE_ACTIONS = [
@@ -184,6 +185,7 @@ class ProbeArchive(Construct):
             ),
             # Record format conversion writes Snappy-compressed Parquet; S3 compression stays off.
             compression_format="UNCOMPRESSED",
+            file_extension=FILE_EXTENSION,
             encryption_configuration=cfn.EncryptionConfigurationProperty(
                 kms_encryption_config=cfn.KMSEncryptionConfigProperty(
                     awskms_key_arn=lake.key.key_arn
