@@ -105,7 +105,9 @@ def delivery_specs(provisioner: Provisioner) -> list[DeliverySpec]:
         source = props.get("KinesisStreamSourceConfiguration")
         destination = props.get("ExtendedS3DestinationConfiguration")
         if source is None or destination is None:
-            raise WiringError(f"{logical_id}: the twin emulates Kinesis-to-S3 delivery streams only")
+            raise WiringError(
+                f"{logical_id}: the twin emulates Kinesis-to-S3 delivery streams only"
+            )
         source_arn = provisioner.resolve(source["KinesisStreamARN"])
         processors = [
             p
@@ -116,7 +118,9 @@ def delivery_specs(provisioner: Provisioner) -> list[DeliverySpec]:
             raise WiringError(f"{logical_id}: expected one Lambda processor, found {processors}")
         parameters = {**DEFAULT_PROCESSOR}
         for parameter in processors[0]["Parameters"]:
-            parameters[parameter["ParameterName"]] = provisioner.resolve(parameter["ParameterValue"])
+            parameters[parameter["ParameterName"]] = provisioner.resolve(
+                parameter["ParameterValue"]
+            )
         function_arn = str(parameters["LambdaArn"])
         hints = destination.get("BufferingHints", {})
         specs.append(

@@ -155,15 +155,15 @@ def detection_parameters(
     return [period.scan_from, period.scan_to, *windows, period.report_from, *thresholds]
 
 
-def counting_sql() -> str:
-    """How many rows the detection returns (with zero thresholds: every incident)."""
-    return f"SELECT COUNT(*) AS incidents FROM (\n{detection_sql()}\n) AS found"
+def counting_sql(detection: str) -> str:
+    """How many rows ``detection`` returns (with zero thresholds: every incident)."""
+    return f"SELECT COUNT(*) AS incidents FROM (\n{detection}\n) AS found"
 
 
-def selecting_sql() -> str:
-    """The columns of the detection the what-if needs, in :class:`IncidentRow` order."""
+def selecting_sql(detection: str) -> str:
+    """The columns of ``detection`` the what-if needs, in :class:`IncidentRow` order."""
     columns = ", ".join(f'"{name}"' if name == "timestamp" else name for name in INCIDENT_COLUMNS)
-    return f"SELECT {columns} FROM (\n{detection_sql()}\n) AS found"
+    return f"SELECT {columns} FROM (\n{detection}\n) AS found"
 
 
 def incident_rows(rows: Iterable[Sequence[Any]]) -> list[IncidentRow]:
@@ -196,14 +196,13 @@ class ProbeSource(Protocol):
         """The days to report on."""
         ...
 
-    def count_incidents(self, policy: Policy, period: Period) -> int:
-        """Every incident in the period."""
-        ...
-
-    def above_threshold(
+    def incidents(
         self, policies: Sequence[Policy], period: Period
-    ) -> list[list[IncidentRow]]:
-        """Per policy, the incidents strictly above its KPI's threshold."""
+    ) -> tuple[int, list[list[IncidentRow]]]:
+        """Every incident of the period counted, and per policy those above its thresholds.
+
+        The count does not depend on the policy: every failed session is an incident.
+        """
         ...
 
 
@@ -403,20 +402,21 @@ class LocalProbes:
     def period(self) -> Period:
         return Period.of_days(self.first_day, self.last_day, lead_in=False)
 
-    def count_incidents(self, policy: Policy, period: Period) -> int:
-        parameters = detection_parameters(policy, period, every_incident=True)
-        (count,) = self.con.execute(counting_sql(), parameters).fetchone()
-        return int(count)
-
-    def above_threshold(
+    def incidents(
         self, policies: Sequence[Policy], period: Period
-    ) -> list[list[IncidentRow]]:
-        return [
+    ) -> tuple[int, list[list[IncidentRow]]]:
+        detection = detection_sql()
+        every = detection_parameters(policies[0], period, every_incident=True)
+        (count,) = self.con.execute(counting_sql(detection), every).fetchone()
+        rows = [
             incident_rows(
-                self.con.execute(selecting_sql(), detection_parameters(policy, period)).fetchall()
+                self.con.execute(
+                    selecting_sql(detection), detection_parameters(policy, period)
+                ).fetchall()
             )
             for policy in policies
         ]
+        return int(count), rows
 
     def close(self) -> None:
         """Close the database (its file stays in the work folder until the next run)."""
@@ -537,8 +537,7 @@ def run_whatif(
     """Every candidate's figures, in the order given."""
     period = source.period()
     started = time.monotonic()
-    incidents = source.count_incidents(candidates[0].policy, period)
-    found = source.above_threshold([c.policy for c in candidates], period)
+    incidents, found = source.incidents([c.policy for c in candidates], period)
     results = []
     for candidate, above in zip(candidates, found, strict=True):
         decisions = contact_decisions(above, candidate.policy)

@@ -21,7 +21,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
-from stacks.analytics import DATABASE, PROJECTION_START, SQL_DIR
+from stacks.analytics import DATABASE, PROJECTION_START, SQL_DIR, WHATIF_SQL
 from stacks.config import FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, NONCURRENT_VERSION_DAYS, DataLake
 from stacks.functions import RETENTION, FunctionFactory
@@ -31,7 +31,7 @@ DELIVERY_STREAM = "probe_archive"
 TRANSFORM_FUNCTION = "Archive_probe_records"
 ERRORS_PREFIX = "probes-errors"
 WHATIF_WORKGROUP = "subscriber_feedback_loop_whatif"
-WHATIF_QUERY = "detect_incidents"
+WHATIF_QUERY = WHATIF_SQL.removesuffix(".sql")
 # A month of a large operator's archive: 1 TB is $5 of Athena at most (docs/DEPLOY.md).
 WHATIF_BYTES_SCANNED_CUTOFF = 1024**4
 # Dynamic partitioning and record format conversion both need a buffer of 64 MiB or more;
@@ -323,7 +323,7 @@ class ProbeArchive(Construct):
         )
 
     def _build_named_query(self, database: glue.CfnDatabase) -> athena.CfnNamedQuery:
-        text = (SQL_DIR / f"{WHATIF_QUERY}.sql").read_text(encoding="utf-8")
+        text = (SQL_DIR / WHATIF_SQL).read_text(encoding="utf-8")
         query = athena.CfnNamedQuery(
             self,
             "DetectIncidentsQuery",

@@ -9,6 +9,7 @@ FUNCTION_NAMES = (
     "write_engagement_to_S3",
     "Trigger_Connect",
     "Collect_feedback_from_Connect",
+    "Archive_probe_records",
 )
 
 

@@ -32,7 +32,8 @@ def test_database_and_one_table_per_analysed_prefix(default) -> None:
     (database,) = of_type(default.resources, "AWS::Glue::Database").values()
     assert database["Properties"]["DatabaseInput"]["Name"] == "sentimentdb"
     tables = _tables(default.resources)
-    assert set(tables) == {"incidents", "engagement", "feedback", "sentiment"}
+    # plus the probe archive's Parquet table (tests/infra/test_probe_archive.py)
+    assert set(tables) == {"incidents", "engagement", "feedback", "sentiment", "probes"}
     assert {t["DatabaseName"] for t in tables.values()} == {"sentimentdb"}
 
 
@@ -66,7 +67,7 @@ def test_crawler_never_changes_the_code_defined_schema(default) -> None:
     configuration = json.loads(props["Configuration"])
     assert configuration["CrawlerOutput"]["Partitions"]["AddOrUpdateBehavior"] == "InheritFromTable"
     (target,) = props["Targets"]["CatalogTargets"]
-    assert set(target["Tables"]) == set(_tables(default.resources))
+    assert set(target["Tables"]) == set(_tables(default.resources)) - {"probes"}
     (security,) = of_type(default.resources, "AWS::Glue::SecurityConfiguration").values()
     assert props["CrawlerSecurityConfiguration"] == security["Properties"]["Name"]
 
@@ -86,8 +87,27 @@ def test_glue_security_configuration_encrypts_everything_with_the_key(default) -
         assert referenced_id(arn) == key_id
 
 
+def _analytics_workgroup(resources: dict) -> str:
+    """The dashboards' workgroup (the what-if has its own: tests/infra/test_probe_archive.py)."""
+    (workgroup,) = [
+        lid
+        for lid, r in of_type(resources, "AWS::Athena::WorkGroup").items()
+        if r["Properties"]["Name"] == "subscriber_feedback_loop"
+    ]
+    return workgroup
+
+
+def _named_queries(resources: dict) -> list[dict]:
+    group = _analytics_workgroup(resources)
+    return [
+        q["Properties"]
+        for q in of_type(resources, "AWS::Athena::NamedQuery").values()
+        if q["Properties"]["WorkGroup"] == {"Ref": group}
+    ]
+
+
 def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
-    (workgroup,) = of_type(default.resources, "AWS::Athena::WorkGroup").values()
+    workgroup = default.resources[_analytics_workgroup(default.resources)]
     configuration = workgroup["Properties"]["WorkGroupConfiguration"]
     assert configuration["EnforceWorkGroupConfiguration"] is True
     assert configuration["BytesScannedCutoffPerQuery"] > 0
@@ -99,10 +119,7 @@ def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
 def test_one_named_query_per_sql_file(default) -> None:
     files = sql_files()
     assert files, "the repo ships analytics SQL under sql/"
-    queries = {
-        q["Properties"]["Name"]: q["Properties"]
-        for q in of_type(default.resources, "AWS::Athena::NamedQuery").values()
-    }
+    queries = {q["Name"]: q for q in _named_queries(default.resources)}
     assert set(queries) == {path.stem for path in files}
     for path in files:
         assert queries[path.stem]["QueryString"] == path.read_text()
@@ -114,10 +131,7 @@ def test_named_queries_follow_the_sql_directory(tmp_path, default) -> None:
 
     (tmp_path / "only_one.sql").write_text("-- A single query\nSELECT 1\n")
     template = synth_template(outdir=str(tmp_path / "out"), checks=False, sql_dir=tmp_path)
-    names = [
-        q["Properties"]["Name"]
-        for q in of_type(template["Resources"], "AWS::Athena::NamedQuery").values()
-    ]
+    names = [q["Name"] for q in _named_queries(template["Resources"])]
     assert names == ["only_one"]
 
 

@@ -74,6 +74,10 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs({"s3:PutObject"}, "lake feedback/*", "lake sentiment/*")
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
     | _pairs(KMS_TABLE, "stack key"),
+    # Invoked by Firehose (its role calls lambda:InvokeFunction): reads the key, nothing else.
+    "Archive_probe_records": RUNTIME
+    | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
+    | _pairs({"kms:Decrypt"}, "stack key"),
 }
 
 # Every resource wildcard in an identity policy, and why AWS leaves no narrower choice.
@@ -86,6 +90,8 @@ WILDCARD_ALLOW_LIST = {
     "lake sentiment/*": "object keys are generated per batch under the prefix",
     "glue crawler log group /aws-glue/crawlers*": "Glue names the crawler log group at run time",
     "contacts of the connect instance": "a contact id exists only once the call is placed",
+    "lake probes/*": "Firehose names the archive objects at delivery time under the prefix",
+    "lake probes-errors/*": "Firehose names its error objects at delivery time under the prefix",
 }
 
 
@@ -119,6 +125,8 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
             return "contact flow"
         if kind == "AWS::S3::Bucket":
             return "lake bucket"
+        if kind == "AWS::Lambda::Function":
+            return f"function {props['FunctionName']}"
     is_ref = isinstance(value, dict) and "Ref" in value
     if is_ref and resources[value["Ref"]]["Type"] == "AWS::SecretsManager::Secret":
         return "pseudonym secret"

@@ -177,7 +177,7 @@ def test_pseudonym_secret_is_generated_and_kms_encrypted(default) -> None:
 
 def test_every_log_group_is_encrypted_with_configured_retention(variant) -> None:
     groups = of_type(variant.resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 6
+    assert len(groups) == 8  # seven functions and the probe archive's delivery stream
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == variant.config.log_retention_days
         assert referenced_id(group["Properties"]["KmsKeyId"]) == _stack_key(variant.resources)

@@ -4,8 +4,8 @@ import base64
 import json
 
 import pytest
-
 from archive_probe_records import app
+
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
 from feedback_loop.pseudonym import subscriber_id
 
@@ -40,8 +40,9 @@ def test_each_valid_record_becomes_a_pseudonymised_archive_row(archive, event, l
     first, second, dropped = _rows(response).values()
     assert dropped is None
     assert list(first) == list(LAKE_TABLES[PROBE_ARCHIVE].column_names)
+    sequence = "49590338271490256608559692538361571095921575989136588800"
     assert first == {
-        "record_id": "shardId-000000000000:49590338271490256608559692538361571095921575989136588800",
+        "record_id": f"shardId-000000000000:{sequence}",
         "arrival": "2026-11-25T10:21:10.125Z",
         "subscriber_id": subscriber_id(archive.pseudonym_key, "+447700900123"),
         "timestamp": "2026-11-25T10:01:10Z",
@@ -53,7 +54,9 @@ def test_each_valid_record_becomes_a_pseudonymised_archive_row(archive, event, l
         "vendor": "VendorA",
     }
     # the ingest handler's normalisation: UTC timestamp, stripped cell; sub-sequence kept
-    assert second["record_id"].endswith(":49590338271490256608559692538361571095921575989136588817:2")
+    assert second["record_id"].endswith(
+        ":49590338271490256608559692538361571095921575989136588817:2"
+    )
     assert (second["timestamp"], second["cell"]) == ("2026-11-25T09:04:55Z", "LDN-0107")
 
 
@@ -78,6 +81,8 @@ def test_a_timestamp_too_far_from_the_batch_arrival_is_dropped_as_the_ingest_dro
 def test_a_missing_secret_fails_the_invocation_so_firehose_retries(
     archive, event, lambda_context, monkeypatch
 ):
-    monkeypatch.setenv("PSEUDONYM_SECRET_ARN", "arn:aws:secretsmanager:eu-west-2:123456789012:secret:gone")
+    monkeypatch.setenv(
+        "PSEUDONYM_SECRET_ARN", "arn:aws:secretsmanager:eu-west-2:123456789012:secret:gone"
+    )
     with pytest.raises(Exception, match="ResourceNotFound"):
         app.handler(event("firehose_probe_batch.json"), lambda_context)

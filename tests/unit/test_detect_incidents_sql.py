@@ -55,7 +55,9 @@ def _detect(
             [[row[name] for name in columns] + [row["timestamp"][:10]] for row in rows],
         )
     period = Period("2026-11-18", "2026-12-31", report_from)
-    result = con.execute(detection_sql(), detection_parameters(policy, period, every_incident=every))
+    result = con.execute(
+        detection_sql(), detection_parameters(policy, period, every_incident=every)
+    )
     names = [d[0] for d in result.description]
     found = {}
     for values in result.fetchall():
@@ -101,7 +103,9 @@ def test_the_sql_parses_as_trino() -> None:
 
 
 def test_parameters_follow_the_order_the_sql_header_lists() -> None:
-    policy = load_policy({"windows_minutes": {"LOW_BITRATE": 120}, "thresholds": {"CALL_DROP": 0.2}})
+    policy = load_policy(
+        {"windows_minutes": {"LOW_BITRATE": 120}, "thresholds": {"CALL_DROP": 0.2}}
+    )
     params = detection_parameters(policy, Period("2026-11-18", "2026-11-30", DAY))
     assert params[:2] == ["2026-11-18", "2026-11-30"]
     assert params[2:6] == [policy.windows_minutes[kpi] for kpi in EVENT_TYPES] == [60, 60, 120, 360]
@@ -122,7 +126,9 @@ def test_a_failure_is_rated_over_the_buckets_of_its_window() -> None:
     # Then the 10:03 failure is its own incident and the 11:02 one counts 10:05 and itself
     assert found[f"{SHARD}:3"][:2] == (2, 1)
     assert found[f"{SHARD}:1"][:2] == (1, 1)
-    assert found == {k: (*v, pytest.approx(v[1] / v[0])) for k, v in _handler(rows, [], policy).items()}
+    assert found == {
+        k: (*v, pytest.approx(v[1] / v[0])) for k, v in _handler(rows, [], policy).items()
+    }
 
 
 def test_same_second_sessions_count_in_arrival_order_by_numeric_sequence() -> None:

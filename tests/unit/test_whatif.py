@@ -93,7 +93,8 @@ def test_a_parquet_export_with_a_mistyped_column_is_refused(tmp_path: Path) -> N
 
     path = tmp_path / "bad.parquet"
     duckdb.connect().execute(
-        f"COPY (SELECT '2026-11-25T10:00:00Z' AS timestamp, 1 AS success) TO '{path}' (FORMAT parquet)"
+        "COPY (SELECT '2026-11-25T10:00:00Z' AS timestamp, 1 AS success) "
+        f"TO '{path}' (FORMAT parquet)"
     )
     with pytest.raises(WhatIfError, match="column success is INTEGER, not BOOLEAN"):
         LocalProbes(path, tmp_path / "work")
@@ -109,7 +110,7 @@ def test_candidates_merge_over_cdk_json_and_name_a_bad_file(tmp_path: Path) -> N
     assert [c.name for c in load_candidates([])] == ["deployed defaults"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"min_sessions": 0}))
-    with pytest.raises(WhatIfError, match="bad.json: min_sessions must be between"):
+    with pytest.raises(WhatIfError, match=r"bad\.json: min_sessions must be between"):
         load_candidates([bad])
 
 
@@ -173,7 +174,11 @@ def test_figures_count_calls_by_local_day_and_hour_and_rank_cells_by_subscribers
     assert (result["engagements"], result["calls"]) == (4, 4)
     assert result["distinct_subscribers_called"] == 3
     assert result["calls_per_day"] == {"2026-11-25": 3, "2026-11-26": 1}
-    assert result["busiest_hour"] == {"hour": "2026-11-25T18:00", "calls": 3, "timezone": "Asia/Tokyo"}
+    assert result["busiest_hour"] == {
+        "hour": "2026-11-25T18:00",
+        "calls": 3,
+        "timezone": "Asia/Tokyo",
+    }
     assert result["suppressed"] == {"min_sessions": 2}
     assert result["top_cells"] == ["B", "A", "C"]
 
@@ -195,7 +200,17 @@ def test_whatif_command_writes_one_object_per_config_in_order(tmp_path: Path, ca
     export_path = _write_jsonl(tmp_path / "export.jsonl", [*_day_of_records(), "not a record"])
     strict = tmp_path / "strict.json"
     strict.write_text(json.dumps({"thresholds": {"CALL_DROP": 0.5}}))
-    code = cli(["whatif", "--probe-export", str(export_path), "--config", str(strict), "--out", str(tmp_path / "out")])
+    code = cli(
+        [
+            "whatif",
+            "--probe-export",
+            str(export_path),
+            "--config",
+            str(strict),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "out" / "whatif.json").read_text())
     assert [r["config"] for r in results] == ["strict.json"]
