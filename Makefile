@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= eu-west-2
 export CDK_DEFAULT_REGION ?= eu-west-2
 
-.PHONY: setup demo test test-fast synth lint format bench deploy pr clean
+.PHONY: setup demo test test-fast synth lint format bench whatif deploy pr clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,14 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m simulator bench
+
+# What-if on a generated export of ~10M probe records (50,000 subscribers, 28 days), made once:
+# make whatif WHATIF_EXPORT=path/to/export WHATIF_CONFIGS="--config a.json --config b.json"
+WHATIF_EXPORT ?= out/probes-10m.parquet
+WHATIF_CONFIGS ?= --config docs/examples/whatif-deployed.json --config docs/examples/whatif-stricter.json
+whatif: $(STAMP)
+	@test -e $(WHATIF_EXPORT) || $(PY) -m simulator export --subscribers 50000 --days 28 --out $(WHATIF_EXPORT)
+	$(PY) -m simulator whatif --probe-export $(WHATIF_EXPORT) $(WHATIF_CONFIGS) --out out/whatif
 
 deploy: $(STAMP)
 	npx --yes aws-cdk@2 deploy --all

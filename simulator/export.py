@@ -16,12 +16,13 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from simulator.scenario import DEFAULT_DAY, city, day_sessions, person, probe_record
+from simulator.scenario import DEFAULT_DAY, City, Person, city, day_sessions, person
 
 SUBSCRIBERS_PER_CELL = 10
 DEGRADED_SHARE = 40  # one cell in 40 is badly degraded (5 of the default day's 200)
@@ -41,14 +42,23 @@ class ExportSummary:
     seconds: float
 
 
-def _day_records(rng: random.Random, world, people, day: datetime):  # type: ignore[no-untyped-def]
+Row = tuple[str, str, str, str, bool, str, str]
+
+
+def _day_rows(
+    rng: random.Random, world: City, people: list[Person], day: datetime
+) -> Iterator[Row]:
+    """One day of everyone's sessions as section-4 rows (``COLUMNS``), in timestamp order."""
     sessions = []
     for who in people:
         sessions += day_sessions(rng, world, who)
     sessions.sort()
+    date = day.strftime("%Y-%m-%d")
     for second, n, cell, kpi, ok, device in sessions:
+        hour, rest = divmod(second, 3600)
+        stamp = f"{date}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
         phone = people[n].subscriber.phone_number
-        yield probe_record(day, second, phone, cell, kpi, ok, device, world.cell_vendor[cell])
+        yield stamp, phone, cell, kpi, ok, device, world.cell_vendor[cell]
 
 
 def export(
@@ -77,9 +87,7 @@ def export(
     try:
         for index in range(days):
             day = first_day + timedelta(days=index)
-            records += writer.write(
-                _day_records(random.Random(f"{seed}:{index}"), world, people, day)
-            )
+            records += writer.write(_day_rows(random.Random(f"{seed}:{index}"), world, people, day))
             if progress is not None:
                 progress.write(f"\rexport: day {index + 1}/{days}, {records} records")
                 progress.flush()
@@ -98,10 +106,10 @@ class _JsonLinesWriter:
     def __init__(self, path: Path) -> None:
         self._file = path.open("w", encoding="utf-8")
 
-    def write(self, records) -> int:  # type: ignore[no-untyped-def]
+    def write(self, rows: Iterable[Row]) -> int:
         count = 0
-        for record in records:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        for row in rows:
+            self._file.write(json.dumps(dict(zip(COLUMNS, row, strict=True))) + "\n")
             count += 1
         return count
 
@@ -128,14 +136,12 @@ class _ParquetWriter:
             "event_type VARCHAR, success BOOLEAN, device VARCHAR, vendor VARCHAR)"
         )
 
-    def write(self, records) -> int:  # type: ignore[no-untyped-def]
+    def write(self, rows: Iterable[Row]) -> int:
         count = 0
         with self._csv.open("w", encoding="utf-8", newline="") as file:
-            rows = csv.writer(file)
-            for record in records:
-                rows.writerow(
-                    [record[c] if c != "success" else str(record[c]).lower() for c in COLUMNS]
-                )
+            out = csv.writer(file)
+            for stamp, phone, cell, kpi, ok, device, vendor in rows:
+                out.writerow((stamp, phone, cell, kpi, "true" if ok else "false", device, vendor))
                 count += 1
         self._con.execute(
             f"INSERT INTO probes SELECT * FROM read_csv('{self._csv}', header = false, "
