@@ -20,10 +20,10 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from collect_feedback_from_connect.store import DynamoSubscriberStore
 from feedback_loop.adapters.lake_writer import LakeWriter
 from feedback_loop.adapters.secrets import load_pseudonym_key
 from feedback_loop.adapters.settings import load_settings
+from feedback_loop.adapters.subscribers import DynamoSubscriberStore
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import (
     INVALID,
@@ -32,13 +32,12 @@ from feedback_loop.feedback import (
     RATED,
     REJECTED_RESULT,
     FeedbackRequest,
-    LakeSink,
-    SubscriberStore,
     parse_request,
     record_feedback,
 )
 from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
+from feedback_loop.ports import LakeSink, SubscriberStore
 
 
 def _utc_now() -> datetime:

@@ -54,8 +54,8 @@ PHONE_NUMBER = "PhoneNumber"
 # --- reasons ---------------------------------------------------------------------------------
 
 
-class Decision(StrEnum):
-    """What ``Read_after_incident`` decided on an above-threshold incident."""
+class Verdict(StrEnum):
+    """The ``decision`` of an engagement record: what was decided about an incident."""
 
     ENGAGE = "engage"
     SUPPRESS = "suppress"

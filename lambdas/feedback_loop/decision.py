@@ -19,15 +19,15 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from feedback_loop.contract import EVENT_TYPES
+from feedback_loop.contract import EVENT_TYPES, Verdict
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import engagement_id
 from feedback_loop.messages import EngagementMessage
 from feedback_loop.policy import Policy
 from feedback_loop.timeutil import parse_utc
 
-ENGAGE = "engage"
-SUPPRESS = "suppress"
+ENGAGE = Verdict.ENGAGE
+SUPPRESS = Verdict.SUPPRESS
 CALLS_DAY = "CallsDay"
 CALLS_TODAY = "CallsToday"
 

@@ -20,3 +20,16 @@ class UnknownSchema(InvalidRecord):
 
 class ConfigError(FeedbackLoopError):
     """A missing or malformed setting, raised at cold start with the setting's name."""
+
+
+class AwsError(FeedbackLoopError):
+    """An AWS call failed after the SDK's own retries; adapters raise it, use cases catch it.
+
+    ``code`` is the service's error code (``ThrottlingException``, ``AccessDenied``...) or,
+    for a failure below the API (timeout, connection), the botocore exception's name.
+    """
+
+    def __init__(self, operation: str, code: str, message: str = "") -> None:
+        super().__init__(f"{operation} failed: {code}" + (f" ({message})" if message else ""))
+        self.operation = operation
+        self.code = code

@@ -3,18 +3,19 @@
 The subscriber table is the source of truth. A rating is applied at most once
 per Connect contact id (the store guards it); lake objects are keyed by the
 contact id, so writing them again for a replayed contact overwrites instead of
-duplicating. Everything here is plain data; storage sits behind two protocols.
+duplicating. Everything here is plain data; storage sits behind two ports.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from feedback_loop import ids, pseudonym
 from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES
 from feedback_loop.errors import InvalidRecord
+from feedback_loop.ports import LakeSink, SubscriberStore
 from feedback_loop.sentiment import (
     NEUTRAL,
     SentimentUpdate,
@@ -68,23 +69,6 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class AppliedRating:
-    """What the store did with a rating.
-
-    ``update`` is the sentiment change this contact caused and ``received_at``
-    when it was first recorded; both are ``None`` for a replay of a contact
-    older than the last one, whose original result is no longer kept.
-    """
-
-    current_sentiment: float
-    update: SentimentUpdate | None
-    received_at: str | None
-    device: str | None
-    vendor: str | None
-    replayed: bool
-
-
-@dataclass(frozen=True)
 class FeedbackResult:
     """The outcome returned to the contact flow."""
 
@@ -104,45 +88,6 @@ class FeedbackResult:
 
 
 REJECTED_RESULT = FeedbackResult(result=REJECTED, sentiment=NEUTRAL, change_sentiment=0.0)
-
-
-class SubscriberStore(Protocol):
-    """The subscriber table as the feedback function needs it."""
-
-    def apply_rating(
-        self,
-        phone_number: str,
-        contact_id: str,
-        received_at: str,
-        compute: Callable[[float | None], SentimentUpdate],
-    ) -> AppliedRating:
-        """Store ``compute(stored sentiment)`` once per contact id, atomically.
-
-        Raises ``InvalidRecord`` for an unknown subscriber.
-        """
-        ...
-
-    def opt_out(self, phone_number: str, received_at: str) -> float | None:
-        """Mark the subscriber opted out; returns the current sentiment (``None`` = neutral)."""
-        ...
-
-    def current_sentiment(self, phone_number: str) -> float | None:
-        """The stored sentiment, ``None`` when absent."""
-        ...
-
-
-class LakeSink(Protocol):
-    """Where lake records go (``LakeWriter``)."""
-
-    def put_records(
-        self,
-        prefix: str,
-        records: list[Mapping[str, Any]],
-        time_field: str,
-        batch_id: str | None = None,
-    ) -> list[str]:
-        """Write records under ``prefix``, one object per date, named ``batch_id`` if given."""
-        ...
 
 
 def parse_request(

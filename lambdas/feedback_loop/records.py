@@ -5,16 +5,15 @@ no phone number reaches the lake, Athena or QuickSight.
 """
 
 import json
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from feedback_loop.contract import LAKE_TABLES
 from feedback_loop.errors import InvalidRecord
-from feedback_loop.messages import EngagementMessage, IncidentMessage
-from feedback_loop.observability import MetricUnit, logger, metrics
+from feedback_loop.lake_sink import LakeRecords
+from feedback_loop.messages import EngagementMessage, IncidentMessage, Message, decode
 from feedback_loop.pseudonym import redact, subscriber_id
+from feedback_loop.timeutil import parse_utc
 
 # A rejected payload is kept for diagnosis, not replay: bound what one bad
 # record can put into the lake.
@@ -98,48 +97,33 @@ def rejected_record(
     )
 
 
-@dataclass(frozen=True)
-class LakeBatchResult:
-    """Outcome of writing a batch of queue messages to the lake."""
+def _message_records(
+    body: str,
+    kind: type[Message],
+    table: str,
+    build: Callable[[Message, bytes], dict[str, Any]],
+    key: bytes,
+) -> LakeRecords:
+    """Decode a queue message and build its lake record; raises :class:`InvalidRecord`.
 
-    written: list[str]
-    failed: list[str]
-
-
-def write_messages(
-    bodies: Sequence[tuple[str, str]],
-    decode_record: Callable[[str], dict[str, Any]],
-    time_field: str,
-    put: Callable[[list[dict[str, Any]]], object],
-) -> LakeBatchResult:
-    """Decode ``(message id, body)`` pairs and ``put`` one object per business date.
-
-    A message that does not decode fails alone (it can never succeed: it goes to
-    the DLQ after its retries); when ``put`` raises, every message of that object
-    fails and is retried.
+    A message can pass the schema check with a field of the wrong type (a number for a
+    phone number, a time that does not parse): that is a bad message too, not a crash.
     """
-    by_date: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    failed: list[str] = []
-    for message_id, body in bodies:
-        try:
-            record = decode_record(body)
-        except InvalidRecord as error:
-            logger.warning(
-                "Rejected queue message",
-                extra={"message_id": message_id, "reason": error.reason, "detail": error.detail},
-            )
-            metrics.add_metric(name="RejectedMessages", unit=MetricUnit.Count, value=1)
-            failed.append(message_id)
-            continue
-        by_date[str(record[time_field])[:10]].append((message_id, record))
-    written: list[str] = []
-    for _dt, pairs in sorted(by_date.items()):
-        ids = [message_id for message_id, _ in pairs]
-        try:
-            put([record for _, record in pairs])
-        except Exception:
-            logger.exception("Lake write failed", extra={"messages": len(ids)})
-            failed.extend(ids)
-            continue
-        written.extend(ids)
-    return LakeBatchResult(written=written, failed=failed)
+    message = decode(body, kind)
+    lake_table = LAKE_TABLES[table]
+    try:
+        record = build(message, key)
+        parse_utc(record[lake_table.time_field])
+    except (AttributeError, TypeError, ValueError) as error:
+        raise InvalidRecord("wrong_type", str(error)) from error
+    return [(lake_table, record)]
+
+
+def incident_records(body: str, key: bytes) -> LakeRecords:
+    """An ``incident`` message as its ``incidents/`` record."""
+    return _message_records(body, IncidentMessage, "incidents", incident_record, key)
+
+
+def engagement_records(body: str, key: bytes) -> LakeRecords:
+    """An ``engagement`` message as its ``engagement/`` record."""
+    return _message_records(body, EngagementMessage, "engagement", engagement_record, key)

@@ -1,20 +1,15 @@
-"""Trigger_Connect: SQS FIFO engagements → ``StartOutboundVoiceContact``.
+"""Trigger_Connect: SQS FIFO ``engagement_trigger_queue.fifo`` → ``feedback_loop.dial``.
 
-Exactly one call per engagement id, twice over: a Powertools idempotency
-record keyed by the engagement id (``ClientToken``) stops a redelivered
-message before it reaches Connect, and Connect itself deduplicates on the
-``ClientToken`` if a timed-out request is retried.
+Exactly one call per engagement id, twice over: a Powertools idempotency record keyed
+by the engagement id (the ``ClientToken``) stops a redelivered message before it
+reaches Connect, and Connect itself returns the running contact for a repeated token.
 
-Every failure is reported as a batch item failure, never swallowed: a
-throttled call (``CallsThrottled``) is retried by SQS; a permanent one
-(``CallsFailed``: bad message, number not allowed, ...) is logged with its
-reason and reaches ``engagement_trigger_dlq.fifo`` after ``maxReceiveCount``,
-where an operator can inspect and redrive it. ``skip_group_on_error`` fails
-the rest of that subscriber's message group so calls stay in order, while
-other subscribers' messages in the batch go ahead.
+Every failure is reported as a batch item failure: a throttled call
+(``CallsThrottled``) is retried by SQS; a permanent one (``CallsFailed``) is logged
+with its reason. ``skip_group_on_error`` fails the rest of that subscriber's message
+group so calls stay in order, while other subscribers' messages go ahead.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -29,12 +24,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
+from feedback_loop.adapters.connect import ConnectCalls
 from feedback_loop.adapters.settings import load_settings
-from feedback_loop.calls import CallCentre, is_retryable, outbound_call_request
+from feedback_loop.calls import CallCentre
+from feedback_loop.dial import CallDeferred, CallRefused, PlaceCall, dial
 from feedback_loop.errors import InvalidRecord
-from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import MetricUnit, logger, metrics
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -55,19 +50,12 @@ class Settings:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What one cold start creates: where calls go, the Connect client, the idempotent placer."""
+    """What one cold start creates: where calls go, the Connect adapter, the idempotent placer."""
 
     centre: CallCentre
-    connect: Any
+    calls: ConnectCalls
     idempotency: IdempotencyConfig
-    place_call: Callable[..., dict[str, str]]
-
-
-def _start_call(*, request: dict[str, Any], connect: Any) -> dict[str, str]:
-    response = connect.start_outbound_voice_contact(**request)
-    metrics.add_metric(name="CallsStarted", unit=MetricUnit.Count, value=1)
-    logger.info("Call started", extra={"contact_id": response["ContactId"]})
-    return {"contact_id": response["ContactId"]}
+    place_call: PlaceCall
 
 
 @cache
@@ -81,26 +69,33 @@ def _dependencies() -> Dependencies:
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=boto3.client("dynamodb")
     )
-    place_call = idempotent_function(
+    calls = ConnectCalls(boto3.client("connect"))
+
+    @idempotent_function(
         data_keyword_argument="request", persistence_store=persistence, config=config
-    )(_start_call)
+    )
+    def start_once(request: dict[str, Any]) -> str:
+        contact_id = calls.start(request)
+        metrics.add_metric(name="CallsStarted", unit=MetricUnit.Count, value=1)
+        logger.info("Call started", extra={"contact_id": contact_id})
+        return contact_id
+
     return Dependencies(
         centre=CallCentre(
             instance_id=settings.connect_instance_id,
             contact_flow_id=settings.contact_flow_id,
             source_phone_number=settings.source_phone_number,
         ),
-        connect=boto3.client("connect"),
+        calls=calls,
         idempotency=config,
-        place_call=place_call,
+        place_call=lambda request: start_once(request=dict(request)),
     )
 
 
 def _record_handler(record: SQSRecord) -> None:
     deps = _dependencies()
     try:
-        message = decode(record.body, EngagementMessage)
-        request = outbound_call_request(message, deps.centre)
+        dial(record.body, deps.centre, deps.place_call)
     except InvalidRecord as error:
         metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
         logger.error(
@@ -108,17 +103,19 @@ def _record_handler(record: SQSRecord) -> None:
             extra={"reason": error.reason, "detail": error.detail, "message_id": record.message_id},
         )
         raise
-    log_keys = {"engagement_id": message.engagement_id, "message_id": record.message_id}
-    try:
-        deps.place_call(request=request, connect=deps.connect)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        if is_retryable(code):
-            metrics.add_metric(name="CallsThrottled", unit=MetricUnit.Count, value=1)
-            logger.warning("Call deferred, SQS will retry", extra={"reason": code, **log_keys})
-        else:
-            metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
-            logger.error("Call refused by Connect", extra={"reason": code, **log_keys})
+    except CallDeferred as error:
+        metrics.add_metric(name="CallsThrottled", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "Call deferred, SQS will retry",
+            extra={"reason": error.code, "engagement_id": error.engagement_id},
+        )
+        raise
+    except CallRefused as error:
+        metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "Call refused by Connect",
+            extra={"reason": error.code, "engagement_id": error.engagement_id},
+        )
         raise
 
 

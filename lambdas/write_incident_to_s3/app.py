@@ -1,32 +1,21 @@
 """write_incident_to_S3: ``incident_update_queue`` → ``incidents/`` in the lake.
 
-One gzip JSON Lines object per batch and incident date; phone numbers are
-replaced by ``subscriber_id``. A message that does not decode is reported
-alone (retried, then the DLQ); a failed PutObject reports every message of
-that object (see ``feedback_loop.adapters.queue_to_lake``).
+The use case is ``feedback_loop.lake_sink``: one gzip JSON Lines object per batch and
+date, phone numbers replaced by ``subscriber_id``. A message that does not decode is
+reported alone (retried, then the DLQ); a failed PutObject reports every message of
+that object.
 """
 
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedback_loop.adapters.queue_to_lake import (
-    LakeWriterDependencies,
-    QueueToLake,
-    lake_writer_dependencies,
-)
-from feedback_loop.messages import IncidentMessage
-from feedback_loop.observability import logger, metrics
-from feedback_loop.records import incident_record
-
-SINK = QueueToLake(
-    kind=IncidentMessage,
-    prefix="incidents",
-    time_field="timestamp",
-    build=incident_record,
-    written_metric="IncidentsWritten",
-)
+from feedback_loop.adapters.lake_writer import LakeWriterDependencies, lake_writer_dependencies
+from feedback_loop.lake_sink import write_batch
+from feedback_loop.observability import logger, metrics, report_lake_batch
+from feedback_loop.records import incident_records
 
 
 @cache
@@ -38,4 +27,8 @@ def _dependencies() -> LakeWriterDependencies:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS entry point; returns the partial batch response."""
-    return SINK.handle(event, _dependencies())
+    deps = _dependencies()
+    messages = [(record.message_id, record.body) for record in SQSEvent(event).records]
+    outcome = write_batch(messages, partial(incident_records, key=deps.pseudonym_key), deps.lake)
+    report_lake_batch(outcome, "IncidentsWritten")
+    return {"batchItemFailures": [{"itemIdentifier": item} for item in outcome.records_failed]}

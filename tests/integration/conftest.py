@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from tests.moto_tables import create_tables
@@ -72,6 +73,49 @@ class Aws:
             item["Key"]: self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
             for item in listing.get("Contents", [])
         }
+
+
+class SendFaults:
+    """Makes a client's ``SendMessageBatch`` refuse chosen entries or fail whole calls.
+
+    ``refuse(entry)`` marks an entry ``Failed`` while the rest of the call goes to moto
+    (as SQS answers a partly refused batch); ``failing_calls`` makes the next N calls
+    fail as a whole with ``ServiceUnavailable``.
+    """
+
+    def __init__(self, sqs: Any) -> None:
+        self.refuse: Any = lambda entry: False
+        self.failing_calls = 0
+        self._refused: list[str] = []
+        self._fail = False
+        self._sent_any = True
+        events = sqs.meta.events
+        events.register("before-parameter-build.sqs.SendMessageBatch", self._split)
+        events.register("before-call.sqs.SendMessageBatch", self._answer)
+        events.register("after-call.sqs.SendMessageBatch", self._mark_refused)
+
+    def _split(self, params: dict[str, Any], **_: Any) -> None:
+        self._fail = self.failing_calls > 0
+        self.failing_calls -= int(self._fail)
+        entries = params["Entries"]
+        self._refused = [e["Id"] for e in entries if not self._fail and self.refuse(e)]
+        self._sent_any = len(self._refused) < len(entries)
+        if self._sent_any:
+            params["Entries"] = [e for e in entries if e["Id"] not in self._refused]
+
+    def _answer(self, **_: Any) -> Any:
+        if self._fail:
+            error = {"Error": {"Code": "ServiceUnavailable", "Message": "x"}}
+            return AWSResponse(None, 503, {}, None), {**error, "ResponseMetadata": {}}
+        if self._refused and not self._sent_any:
+            return AWSResponse(None, 200, {}, None), {"Successful": [], "ResponseMetadata": {}}
+        return None
+
+    def _mark_refused(self, parsed: dict[str, Any], **_: Any) -> None:
+        for entry_id in self._refused:
+            parsed.setdefault("Failed", []).append(
+                {"Id": entry_id, "SenderFault": False, "Code": "InternalError", "Message": "x"}
+            )
 
 
 def _create_queues(sqs: Any) -> dict[str, str]:

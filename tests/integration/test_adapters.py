@@ -4,15 +4,17 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from feedback_loop.adapters.lake_writer import LakeWriter
-from feedback_loop.adapters.queues import OutgoingMessage, send_batches
+from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.secrets import load_pseudonym_key
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.errors import ConfigError
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy
+from feedback_loop.ports import OutgoingMessage
 
 REGION = "eu-west-2"
 
@@ -68,9 +70,9 @@ def test_send_batches_chunks_by_ten_and_keeps_fifo_headers():
     calls = []
     sqs.meta.events.register("before-call.sqs.SendMessageBatch", lambda **kw: calls.append(1))
 
-    failed = send_batches(sqs, url, messages)
+    not_sent = Queue(sqs, url).send(messages)
 
-    assert failed == set()
+    assert not not_sent
     assert len(calls) == 3
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in received][:2] == ['{"n": 0}', '{"n": 1}']
@@ -82,3 +84,53 @@ def test_pseudonym_key_comes_from_the_secret():
     arn = secrets.create_secret(Name="k", SecretString="s3cr3t")["ARN"]
 
     assert load_pseudonym_key(secrets, arn) == b"s3cr3t"
+
+
+def _answer_send_batches(sqs, answers):
+    """Answer each SendMessageBatch with the next of ``answers``: a ``Failed`` id list or an
+    error code (the call fails as a whole)."""
+    pending = list(answers)
+
+    def answer(params, **kwargs):
+        reply = pending.pop(0) if pending else None
+        if reply is None:
+            return None
+        if isinstance(reply, str):
+            error = {"Error": {"Code": reply, "Message": "twin"}, "ResponseMetadata": {}}
+            return AWSResponse(None, 500, {}, None), error
+        entries = params["Entries"]
+        failed = [e for e in entries if e["Id"] in reply]
+        parsed = {
+            "Successful": [
+                {"Id": e["Id"], "MessageId": "m" + e["Id"], "MD5OfMessageBody": "x"}
+                for e in entries
+                if e["Id"] not in reply
+            ],
+            "Failed": [
+                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in failed
+            ],
+        }
+        return AWSResponse(None, 200, {}, None), parsed
+
+    captured = {}
+    sqs.meta.events.register(
+        "before-parameter-build.sqs.SendMessageBatch",
+        lambda params, **kw: captured.update(params=params),
+    )
+    sqs.meta.events.register(
+        "before-call.sqs.SendMessageBatch", lambda **kw: answer(captured["params"])
+    )
+
+
+@mock_aws
+def test_send_reports_refused_entries_and_failed_calls_by_key():
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    messages = [OutgoingMessage(key=f"k{i}", body=f"{i}") for i in range(25)]
+    # First chunk: entries 3 and 7 refused; second chunk: the whole call fails; third: fine.
+    _answer_send_batches(sqs, [["3", "7"], "ServiceUnavailable", None])
+
+    not_sent = Queue(sqs, url).send(messages)
+
+    assert not_sent.keys == {"k3", "k7", *(f"k{i}" for i in range(10, 20))}
+    assert sorted(not_sent.errors) == ["InternalError", "InternalError", "ServiceUnavailable"]

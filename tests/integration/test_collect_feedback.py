@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from collect_feedback_from_connect import app
-from collect_feedback_from_connect.store import MAX_FEEDBACK_CONTACTS, DynamoSubscriberStore
 from feedback_loop import pseudonym
+from feedback_loop.adapters.subscribers import MAX_FEEDBACK_CONTACTS, DynamoSubscriberStore
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.observability import metrics
 from feedback_loop.sentiment import update_sentiment

@@ -14,6 +14,7 @@ from feedback_loop.messages import IncidentMessage, decode
 from feedback_loop.policy import Policy
 from feedback_loop.rates import STALE_BUCKETS_BEFORE_PRUNE
 from ingest_probe_events import app
+from tests.integration.conftest import SendFaults
 
 A, B = "+447700900123", "+447700900456"
 
@@ -61,7 +62,7 @@ class CallCounter:
         self.calls: Counter[str] = Counter()
         self.fail_when = None
         deps = app._dependencies()
-        for client in (deps.counters._dynamodb, deps.sqs, deps.lake._s3):
+        for client in (deps.counters._dynamodb, deps.incident_queue._sqs, deps.lake._s3):
             client.meta.events.register("before-parameter-build.*.*", self._before_call)
 
     def _before_call(self, model, params, **kwargs):
@@ -346,3 +347,64 @@ def test_a_sparse_subscribers_counter_item_stays_bounded(aws, event, lambda_cont
     # Then leftovers are pruned once more than the tolerated number has built up:
     # without pruning the item would hold one bucket per session (48).
     assert max(sizes) <= STALE_BUCKETS_BEFORE_PRUNE + 1
+
+
+def _incident_rows(phone: str, minute: int) -> list[dict]:
+    """Three sessions of ``phone``, the last one failed: one incident."""
+    return [
+        {
+            "timestamp": f"2026-11-25T10:{minute:02d}:{second:02d}Z",
+            "phone_number": phone,
+            "cell": "LDN-0042",
+            "event_type": "CALL_DROP",
+            "success": second != 20,
+        }
+        for second in (0, 10, 20)
+    ]
+
+
+def test_a_refused_incident_message_fails_only_its_subscribers_records_and_the_retry_sends_it(
+    aws, event, lambda_context
+):
+    # Given SQS refuses the incident message of subscriber A (SendMessageBatch "Failed")
+    batch = kinesis_event(
+        event("kinesis_probe_batch.json"), _incident_rows(A, 1) + _incident_rows(B, 2)
+    )
+    faults = SendFaults(app._dependencies().incident_queue._sqs)
+    faults.refuse = lambda entry: json.loads(entry["MessageBody"])["phone_number"] == A
+
+    # When
+    response = app.handler(batch, lambda_context)
+
+    # Then only A's records are retried; B's incident is on the queue
+    a_sequences = [r["kinesis"]["sequenceNumber"] for r in batch["Records"][:3]]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == a_sequences
+    sent = [decode(m["Body"], IncidentMessage) for m in aws.messages("incident_update_queue")]
+    assert [m.phone_number for m in sent] == [B]
+
+    # When Lambda retries from A's first record with SQS healthy again
+    faults.refuse = lambda entry: False
+    retry = {"Records": batch["Records"][:3]}
+    assert app.handler(retry, lambda_context) == {"batchItemFailures": []}
+
+    # Then A's incident is sent once and A's sessions were counted once
+    resent = [decode(m["Body"], IncidentMessage) for m in aws.messages("incident_update_queue")]
+    assert [m.phone_number for m in resent] == [A]
+    assert counters(aws)[(A, "CALL_DROP")] == (3, 1)
+
+
+def test_a_failed_send_call_fails_the_subscribers_of_that_call_not_the_rejects(
+    aws, event, lambda_context
+):
+    rows = [*_incident_rows(A, 1), "not json", *_incident_rows(B, 2)]
+    batch = kinesis_event(event("kinesis_probe_batch.json"), rows)
+    faults = SendFaults(app._dependencies().incident_queue._sqs)
+    faults.failing_calls = 1
+
+    response = app.handler(batch, lambda_context)
+
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    sequences = [r["kinesis"]["sequenceNumber"] for r in batch["Records"]]
+    assert failed == set(sequences) - {sequences[3]}
+    assert aws.messages("incident_update_queue") == []
+    assert len(aws.lake_objects("rejected/")) == 1

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.messages import EngagementMessage, decode
 from read_after_incident import app
+from tests.integration.conftest import SendFaults
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -62,7 +63,7 @@ class Calls:
     def __init__(self):
         self.calls: Counter[str] = Counter()
         deps = app._dependencies()
-        for client in (deps.engagements._dynamodb, deps.sqs):
+        for client in (deps.engagements._dynamodb, deps.update_queue._sqs):
             client.meta.events.register("before-parameter-build.*.*", self._count)
 
     def _count(self, model, **kwargs):
@@ -230,3 +231,60 @@ def test_a_failed_write_fails_that_record_and_the_ones_after_it(aws, event, lamb
     ]
     assert aws.messages("engagement_trigger_queue.fifo") == []
     assert "Engagements" not in profile(aws, other_phone)
+
+
+def _second_subscriber(template, phone="+447700900456", sequence="111100000000012345679999"):
+    other = copy.deepcopy(template)
+    for image in images(other):
+        image["PhoneNumber"] = {"S": phone}
+    other["dynamodb"]["Keys"]["PhoneNumber"]["S"] = phone
+    other["dynamodb"]["SequenceNumber"] = sequence
+    return other
+
+
+def test_a_refused_trigger_message_fails_its_record_and_the_later_ones_and_the_retry_calls_once(
+    aws, event, lambda_context
+):
+    # Given two subscribers' records and SQS refusing the first one's trigger message
+    first = event("dynamodb_stream_incident.json")["Records"][0]
+    second = _second_subscriber(first)
+    put_profile(aws, first)
+    put_profile(aws, second)
+    faults = SendFaults(app._dependencies().trigger_queue._sqs)
+    faults.refuse = lambda entry: entry.get("MessageGroupId") == phone_of(first)
+
+    # When
+    response = app.handler({"Records": [first, second]}, lambda_context)
+
+    # Then Lambda retries from the first record (stream order), both records included
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        first["dynamodb"]["SequenceNumber"],
+        second["dynamodb"]["SequenceNumber"],
+    ]
+
+    # When the retry arrives with SQS healthy again
+    faults.refuse = lambda entry: False
+    assert app.handler({"Records": [first, second]}, lambda_context) == {"batchItemFailures": []}
+
+    # Then each subscriber has exactly one engagement on the trigger queue (FIFO dedup on the
+    # engagement id absorbs the resend of the second one) and one engage decision recorded
+    triggers = engagements(aws, "engagement_trigger_queue.fifo")
+    assert sorted(raw["Attributes"]["MessageGroupId"] for raw, _ in triggers) == sorted(
+        [phone_of(first), phone_of(second)]
+    )
+    assert profile(aws, phone_of(first))["Engagements"]["CallsToday"] == 1
+
+
+def test_a_failed_send_call_fails_every_record_whose_messages_were_in_it(
+    aws, event, lambda_context
+):
+    first = event("dynamodb_stream_incident.json")["Records"][0]
+    second = _second_subscriber(first)
+    put_profile(aws, first)
+    put_profile(aws, second)
+    SendFaults(app._dependencies().update_queue._sqs).failing_calls = 1
+
+    response = app.handler({"Records": [first, second]}, lambda_context)
+
+    assert len(response["batchItemFailures"]) == 2
+    assert aws.messages("engagement_update_queue") == []

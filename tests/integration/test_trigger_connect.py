@@ -85,7 +85,7 @@ def connect(env):
     with mock_aws():
         create_tables(boto3.client("dynamodb"), "Idempotency_table")
         app._dependencies.cache_clear()
-        yield FakeConnect(app._dependencies().connect)
+        yield FakeConnect(app._dependencies().calls._connect)
         app._dependencies.cache_clear()
 
 

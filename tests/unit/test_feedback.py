@@ -14,12 +14,12 @@ from feedback_loop.feedback import (
     NO_RESPONSE,
     OPTED_OUT,
     RATED,
-    AppliedRating,
     FeedbackRequest,
     classify_input,
     parse_request,
     record_feedback,
 )
+from feedback_loop.ports import AppliedRating
 from feedback_loop.sentiment import incident_weight, score, update_sentiment
 
 EVENT = json.loads(

@@ -2,7 +2,9 @@
 
 import json
 
-from feedback_loop.errors import InvalidRecord
+from feedback_loop.contract import LakeTable
+from feedback_loop.errors import AwsError, InvalidRecord
+from feedback_loop.lake_sink import write_batch
 from feedback_loop.messages import EngagementMessage, IncidentMessage
 from feedback_loop.pseudonym import subscriber_id
 from feedback_loop.records import (
@@ -10,7 +12,6 @@ from feedback_loop.records import (
     engagement_record,
     incident_record,
     rejected_record,
-    write_messages,
 )
 
 KEY = b"unit-test-key"
@@ -99,15 +100,32 @@ def test_a_rejected_payload_is_bounded():
     assert len(record["payload"]) == MAX_REJECTED_PAYLOAD_CHARS
 
 
-def _decoder(body: str) -> dict:
+DAY = LakeTable("incidents", "day", (("day", "string"),))
+
+
+def _records(body: str) -> list:
     data = json.loads(body)
     if "day" not in data:
         raise InvalidRecord("missing_field", "day")
-    return data
+    return [(DAY, {"day": data["day"]})]
 
 
-def test_write_messages_puts_one_object_per_date_and_fails_only_the_bad_message():
-    puts: list[list[dict]] = []
+class Lake:
+    """Lake sink stand-in: keeps each put; fails the dates it is told to."""
+
+    def __init__(self, failing_dates: tuple[str, ...] = ()) -> None:
+        self.puts: list[list[dict]] = []
+        self.failing_dates = failing_dates
+
+    def put_records(self, prefix, records, time_field, batch_id=None):
+        if records[0][time_field][:10] in self.failing_dates:
+            raise AwsError("s3.PutObject", "SlowDown")
+        self.puts.append(list(records))
+        return [prefix]
+
+
+def test_write_batch_puts_one_object_per_date_and_fails_only_the_bad_message():
+    lake = Lake()
     bodies = [
         ("m1", json.dumps({"day": "2026-11-25T10:00:00Z"})),
         ("m2", json.dumps({"nope": 1})),
@@ -115,25 +133,24 @@ def test_write_messages_puts_one_object_per_date_and_fails_only_the_bad_message(
         ("m4", json.dumps({"day": "2026-11-25T23:59:59Z"})),
     ]
 
-    result = write_messages(bodies, _decoder, "day", puts.append)
+    result = write_batch(bodies, _records, lake)
 
-    assert result.failed == ["m2"]
+    assert [item for item, _ in result.rejected] == ["m2"]
+    assert result.records_failed == ["m2"]
     assert sorted(result.written) == ["m1", "m3", "m4"]
-    assert sorted(len(put) for put in puts) == [1, 2]
+    assert sorted(len(put) for put in lake.puts) == [1, 2]
 
 
 def test_a_failed_put_fails_every_message_of_that_object_only():
-    def put(records):
-        if records[0]["day"].startswith("2026-11-26"):
-            raise OSError("S3 is down")
-
+    lake = Lake(failing_dates=("2026-11-26",))
     bodies = [
         ("m1", json.dumps({"day": "2026-11-25T10:00:00Z"})),
         ("m2", json.dumps({"day": "2026-11-26T10:00:00Z"})),
         ("m3", json.dumps({"day": "2026-11-26T11:00:00Z"})),
     ]
 
-    result = write_messages(bodies, _decoder, "day", put)
+    result = write_batch(bodies, _records, lake)
 
     assert result.written == ["m1"]
     assert sorted(result.failed) == ["m2", "m3"]
+    assert result.errors and "SlowDown" in result.errors[0]

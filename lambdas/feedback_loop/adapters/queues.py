@@ -1,35 +1,59 @@
-"""Batched SQS sends that report which entries failed instead of raising."""
+"""SQS sends that report which messages did not go, instead of raising.
+
+``SendMessageBatch`` takes 10 entries a call and can refuse some of them (``Failed``)
+while accepting the rest; a call can also fail as a whole. Either way the caller gets
+the keys of the messages that were not sent, so it can fail only the records that
+produced them.
+"""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from feedback_loop.ports import NotSent, OutgoingMessage
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
 
 SQS_BATCH_LIMIT = 10
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One message to send; ``key`` is the caller's handle to map failures back."""
+class Queue:
+    """One SQS queue (standard or FIFO) that messages are sent to in batches."""
 
-    key: str
-    body: str
-    group_id: str | None = None
-    deduplication_id: str | None = None
+    def __init__(self, sqs: "SQSClient", url: str) -> None:
+        self._sqs = sqs
+        self.url = url
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> NotSent:
+        """Send in chunks of 10; returns what was not sent (falsy when everything was)."""
+        failed: set[str] = set()
+        errors: list[str] = []
+        for start in range(0, len(messages), SQS_BATCH_LIMIT):
+            chunk = messages[start : start + SQS_BATCH_LIMIT]
+            try:
+                response = self._sqs.send_message_batch(
+                    QueueUrl=self.url, Entries=[_entry(i, m) for i, m in enumerate(chunk)]
+                )
+            except ClientError as error:
+                failed.update(message.key for message in chunk)
+                errors.append(str(error.response.get("Error", {}).get("Code", "Unknown")))
+                continue
+            except BotoCoreError as error:
+                failed.update(message.key for message in chunk)
+                errors.append(type(error).__name__)
+                continue
+            for item in response.get("Failed", []):
+                failed.add(chunk[int(item["Id"])].key)
+                errors.append(str(item.get("Code", "Unknown")))
+        return NotSent(frozenset(failed), tuple(errors))
 
 
-def send_batches(sqs: Any, queue_url: str, messages: Sequence[OutgoingMessage]) -> set[str]:
-    """Send with ``SendMessageBatch`` in chunks of 10; returns the keys SQS did not accept."""
-    failed: set[str] = set()
-    for start in range(0, len(messages), SQS_BATCH_LIMIT):
-        chunk = messages[start : start + SQS_BATCH_LIMIT]
-        entries = []
-        for index, message in enumerate(chunk):
-            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
-            if message.group_id is not None:
-                entry["MessageGroupId"] = message.group_id
-            if message.deduplication_id is not None:
-                entry["MessageDeduplicationId"] = message.deduplication_id
-            entries.append(entry)
-        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        failed.update(chunk[int(item["Id"])].key for item in response.get("Failed", []))
-    return failed
+def _entry(index: int, message: OutgoingMessage) -> Any:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
+    if message.group_id is not None:
+        entry["MessageGroupId"] = message.group_id
+    if message.deduplication_id is not None:
+        entry["MessageDeduplicationId"] = message.deduplication_id
+    return entry

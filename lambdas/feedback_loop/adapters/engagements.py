@@ -8,23 +8,25 @@ to ``engagement`` so the stream filter does not wake this function again.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from feedback_loop.adapters.aws import aws_error
+from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
 from feedback_loop.contract import EVENT_TYPES, LastChange
 from feedback_loop.decision import CALLS_DAY, CALLS_TODAY, EngagementState
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+
 _FIELDS = (*EVENT_TYPES, CALLS_DAY, CALLS_TODAY)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class EngagementStore:
     """Conditional writes of the ``Engagements`` map."""
 
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: "DynamoDBClient", table: str) -> None:
         self._dynamodb = dynamodb
         self._table = table
 
@@ -37,7 +39,7 @@ class EngagementStore:
         """Write ``state`` if the item still holds ``seen``; else return the current item."""
         names = {"#e": "Engagements"}
         values: dict[str, Any] = {
-            ":state": _serializer.serialize(state.to_item()),
+            ":state": to_attribute(state.to_item()),
             ":change": {"S": LastChange.ENGAGEMENT},
             ":true": {"BOOL": True},
         }
@@ -48,7 +50,7 @@ class EngagementStore:
             for index, field in enumerate(_FIELDS):
                 names[f"#f{index}"] = field
                 if field in seen:
-                    values[f":v{index}"] = _serializer.serialize(seen[field])
+                    values[f":v{index}"] = to_attribute(seen[field])
                     conditions.append(f"#e.#f{index} = :v{index}")
                 else:
                     conditions.append(f"attribute_not_exists(#e.#f{index})")
@@ -63,8 +65,9 @@ class EngagementStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            item = error.response.get("Item", {})
-            return {name: _deserializer.deserialize(value) for name, value in item.items()}
+            if not condition_failed(error):
+                raise aws_error("dynamodb.UpdateItem", error) from error
+            return from_item(error.response.get("Item", {}))
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.UpdateItem", error) from error
         return None

@@ -9,12 +9,19 @@ A lost race is retried from a fresh read.
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from feedback_loop.adapters.aws import aws_error, translated
+from feedback_loop.adapters.dynamodb import condition_failed
 from feedback_loop.contract import LastChange
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
-from feedback_loop.feedback import AppliedRating
+from feedback_loop.ports import AppliedRating
 from feedback_loop.sentiment import NEUTRAL, SentimentUpdate
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
 
 MAX_FEEDBACK_CONTACTS = 20
 MAX_ATTEMPTS = 3
@@ -39,9 +46,9 @@ def _string(value: Mapping[str, str] | None) -> str | None:
 
 
 class DynamoSubscriberStore:
-    """Implements ``feedback_loop.feedback.SubscriberStore`` on a low-level DynamoDB client."""
+    """Implements ``feedback_loop.ports.SubscriberStore`` on a low-level DynamoDB client."""
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    def __init__(self, dynamodb: "DynamoDBClient", table_name: str) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
 
@@ -98,8 +105,12 @@ class DynamoSubscriberStore:
                     ConditionExpression=condition,
                     ExpressionAttributeValues=values,
                 )
-            except self._dynamodb.exceptions.ConditionalCheckFailedException:
-                continue
+            except ClientError as error:
+                if condition_failed(error):
+                    continue
+                raise aws_error("dynamodb.UpdateItem", error) from error
+            except BotoCoreError as error:
+                raise aws_error("dynamodb.UpdateItem", error) from error
             return AppliedRating(update.sentiment, update, received_at, device, vendor, False)
         raise ConcurrentFeedback(
             f"gave up applying contact {contact_id} after {MAX_ATTEMPTS} tries"
@@ -122,10 +133,14 @@ class DynamoSubscriberStore:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except self._dynamodb.exceptions.ConditionalCheckFailedException as error:
-            raise InvalidRecord(
-                "unknown_subscriber", "opt-out for an unknown subscriber"
-            ) from error
+        except ClientError as error:
+            if condition_failed(error):
+                raise InvalidRecord(
+                    "unknown_subscriber", "opt-out for an unknown subscriber"
+                ) from error
+            raise aws_error("dynamodb.UpdateItem", error) from error
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.UpdateItem", error) from error
         return _number(response["Attributes"].get("Sentiment"))
 
     def current_sentiment(self, phone_number: str) -> float | None:
@@ -134,11 +149,12 @@ class DynamoSubscriberStore:
         return _number(item.get("Sentiment")) if item else None
 
     def _get(self, phone_number: str, *, consistent: bool) -> dict[str, Any] | None:
-        response = self._dynamodb.get_item(
-            TableName=self._table,
-            Key={"PhoneNumber": {"S": phone_number}},
-            ConsistentRead=consistent,
-        )
+        with translated("dynamodb.GetItem"):
+            response = self._dynamodb.get_item(
+                TableName=self._table,
+                Key={"PhoneNumber": {"S": phone_number}},
+                ConsistentRead=consistent,
+            )
         return response.get("Item")
 
 

@@ -1,0 +1,106 @@
+"""``Subscriber_table`` as ingest needs it: the capped recent-incident list and dimensions.
+
+Profiles are read for the batch's subscribers with incidents (``BatchGetItem``, 100
+keys per call) and written with one conditional ``UpdateItem`` each, guarded by
+``IncidentsVersion`` so two writers never interleave their incident lists.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from feedback_loop.adapters.aws import aws_error, translated
+from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
+from feedback_loop.contract import LastChange
+from feedback_loop.incidents import ProfileUpdate
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+
+BATCH_GET_LIMIT = 100
+BATCH_GET_ATTEMPTS = 3
+
+
+class ProfileStore:
+    """``Subscriber_table``: the capped recent-incident list and latest dimensions."""
+
+    def __init__(self, dynamodb: "DynamoDBClient", table: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table
+
+    def read(self, phone_numbers: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored incident lists by phone number (absent subscribers map to ``{}``).
+
+        Subscribers DynamoDB left unprocessed after retries are missing from the result.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(phone_numbers), BATCH_GET_LIMIT):
+            chunk = phone_numbers[start : start + BATCH_GET_LIMIT]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"PhoneNumber": {"S": phone}} for phone in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "PhoneNumber, RecentIncidents, IncidentsVersion",
+                }
+            }
+            for _ in range(BATCH_GET_ATTEMPTS):
+                with translated("dynamodb.BatchGetItem"):
+                    response = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    profile = from_item(item)
+                    found[profile["PhoneNumber"]] = profile
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                unprocessed = {k["PhoneNumber"]["S"] for k in request[self._table]["Keys"]}
+                chunk = [phone for phone in chunk if phone not in unprocessed]
+            for phone in chunk:
+                found.setdefault(phone, {})
+        return found
+
+    def write(self, update: ProfileUpdate, seen_version: int | None) -> bool:
+        """Write the batch's incidents; ``False`` if another writer changed the list meanwhile."""
+        values: dict[str, Any] = {
+            ":list": to_attribute(update.recent_incidents),
+            ":id": {"S": update.latest["IncidentId"]},
+            ":type": {"S": update.latest["EventType"]},
+            ":time": {"S": update.latest["Timestamp"]},
+            ":cell": {"S": update.cell},
+            ":change": {"S": LastChange.INCIDENT},
+            ":next": {"N": str((seen_version or 0) + 1)},
+        }
+        sets = [
+            "RecentIncidents = :list",
+            "LatestIncidentId = :id",
+            "LatestIncidentType = :type",
+            "LatestIncidentTime = :time",
+            "Cell = :cell",
+            "LastChange = :change",
+            "IncidentsVersion = :next",
+        ]
+        for name, value in (("Device", update.device), ("Vendor", update.vendor)):
+            if value is not None:
+                sets.append(f"{name} = :{name.lower()}")
+                values[f":{name.lower()}"] = {"S": value}
+        if seen_version is None:
+            condition = "attribute_not_exists(IncidentsVersion)"
+        else:
+            condition = "IncidentsVersion = :seen"
+            values[":seen"] = {"N": str(seen_version)}
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"PhoneNumber": {"S": update.phone_number}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise aws_error("dynamodb.UpdateItem", error) from error
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.UpdateItem", error) from error
+        return True

@@ -1,0 +1,235 @@
+"""Detect: a batch of probe records → windowed counters, incidents on profiles, incident messages.
+
+The batch is validated record by record; a bad record is rejected (returned with its
+reason and written pseudonymised to ``rejected/``) and counts as processed, so it never
+blocks the shard. Good records are aggregated per subscriber: one counter update per
+(subscriber, KPI), one profile update per subscriber with incidents, and the incident
+messages sent in batches. An AWS failure fails only the records of the subscriber it
+concerns; the retry is idempotent (counters skip what they already applied, incident
+ids are deterministic and deduplicated on the profile).
+"""
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from feedback_loop.errors import AwsError, InvalidRecord
+from feedback_loop.incidents import Incident, incident_from, profile_update
+from feedback_loop.messages import encode
+from feedback_loop.policy import Policy
+from feedback_loop.ports import CounterStore, LakeSink, MessageQueue, OutgoingMessage, ProfileStore
+from feedback_loop.probe import MAX_PAST, ProbeRecord, parse_probe_record
+from feedback_loop.pseudonym import subscriber_id
+from feedback_loop.rates import Session, fold, rates_at_failures, subtract
+from feedback_loop.records import rejected_record
+from feedback_loop.timeutil import format_utc
+
+SOURCE = "probe_events"
+
+
+@dataclass(frozen=True)
+class ProbeInput:
+    """One stream record as ingest needs it: its position, its bytes and its arrival."""
+
+    sequence_number: str
+    shard_id: str
+    data: bytes
+    arrival: datetime
+
+    @property
+    def record_id(self) -> str:
+        """Where the record is on the stream: ``<shard id>:<sequence number>``."""
+        return f"{self.shard_id}:{self.sequence_number}"
+
+
+@dataclass(frozen=True)
+class IngestPorts:
+    """What ingest reads and writes, created once per cold start."""
+
+    policy: Policy
+    counters: CounterStore
+    profiles: ProfileStore
+    incident_queue: MessageQueue
+    lake: LakeSink
+    pseudonym_key: bytes
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A step that failed for one subscriber (or for the rejects); its records are retried."""
+
+    step: str
+    subscriber_id: str | None
+    error: str
+
+
+@dataclass
+class IngestOutcome:
+    """What a batch did: sequence numbers to retry, and what the metrics and logs report."""
+
+    failed: list[str] = field(default_factory=list)
+    incidents: int = 0
+    rejected: list[tuple[ProbeInput, InvalidRecord]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def rejected_by_reason(self) -> Counter[str]:
+        """Rejected records counted by reason."""
+        return Counter(error.reason for _, error in self.rejected)
+
+
+@dataclass(frozen=True)
+class _Good:
+    order: int
+    source: ProbeInput
+    record: ProbeRecord
+
+
+def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
+    """Process one batch of stream records; returns the sequence numbers to retry."""
+    outcome = IngestOutcome()
+    if not inputs:
+        return outcome
+    reference = max(source.arrival for source in inputs)
+    by_phone: dict[str, list[_Good]] = defaultdict(list)
+    for order, source in enumerate(inputs):
+        try:
+            record = parse_probe_record(source.data, reference)
+        except InvalidRecord as error:
+            outcome.rejected.append((source, error))
+            continue
+        by_phone[record.phone_number].append(_Good(order, source, record))
+    if outcome.rejected:
+        _write_rejects(outcome, ports)
+
+    failed_phones: set[str] = set()
+    incidents: dict[str, list[Incident]] = {}
+    for phone, goods in by_phone.items():
+        try:
+            found = _incidents_of(goods, ports)
+        except AwsError as error:
+            outcome.failures.append(Failure("counters", _sid(phone, ports), str(error)))
+            failed_phones.add(phone)
+            continue
+        if found:
+            incidents[phone] = found
+
+    _record_on_profiles(incidents, by_phone, ports, failed_phones, outcome)
+    messages = [
+        OutgoingMessage(key=incident.incident_id, body=encode(incident))
+        for phone, found in incidents.items()
+        if phone not in failed_phones
+        for incident in found
+    ]
+    not_sent = ports.incident_queue.send(messages)
+    for phone, found in incidents.items():
+        if phone in failed_phones:
+            continue
+        if any(incident.incident_id in not_sent.keys for incident in found):
+            failed_phones.add(phone)
+            outcome.failures.append(
+                Failure("incident_queue", _sid(phone, ports), ", ".join(not_sent.errors))
+            )
+        else:
+            outcome.incidents += len(found)
+    for phone in failed_phones:
+        outcome.failed.extend(good.source.sequence_number for good in by_phone[phone])
+    return outcome
+
+
+def _write_rejects(outcome: IngestOutcome, ports: IngestPorts) -> None:
+    records = [
+        rejected_record(
+            SOURCE,
+            source.record_id,
+            error.reason,
+            format_utc(source.arrival),
+            source.data,
+            ports.pseudonym_key,
+        )
+        for source, error in outcome.rejected
+    ]
+    # Named after its records, so a retried batch overwrites its rejects instead of repeating them.
+    batch_id = hashlib.sha256("|".join(r["record_id"] for r in records).encode()).hexdigest()[:32]
+    try:
+        ports.lake.put_records("rejected", records, "received_at", batch_id=batch_id)
+    except AwsError as error:
+        outcome.failures.append(Failure("rejected", None, str(error)))
+        outcome.failed.extend(source.sequence_number for source, _ in outcome.rejected)
+
+
+def _incidents_of(records: Sequence[_Good], ports: IngestPorts) -> list[Incident]:
+    """Update the subscriber's counters (one write per KPI) and rate each failed session."""
+    by_kpi: dict[str, list[_Good]] = defaultdict(list)
+    for good in records:
+        by_kpi[good.record.event_type].append(good)
+    incidents = []
+    for kpi, goods in sorted(by_kpi.items()):
+        window = ports.policy.windows_minutes[kpi]
+        sessions = [Session(g.record.moment, not g.record.success, g.order) for g in goods]
+        newest = max(s.moment for s in sessions)
+        after = ports.counters.add(
+            goods[0].record.phone_number,
+            kpi,
+            goods[0].source.shard_id,
+            [(g.source.sequence_number, s) for g, s in zip(goods, sessions, strict=True)],
+            int((newest + timedelta(minutes=window) + MAX_PAST + timedelta(days=1)).timestamp()),
+            window,
+        )
+        by_order = {g.order: g for g in goods}
+        for rate in rates_at_failures(subtract(after, fold(sessions)), sessions, window):
+            good = by_order[rate.session.order]
+            incidents.append(incident_from(good.record, rate, window))
+    return incidents
+
+
+def _record_on_profiles(
+    incidents: dict[str, list[Incident]],
+    by_phone: dict[str, list[_Good]],
+    ports: IngestPorts,
+    failed_phones: set[str],
+    outcome: IngestOutcome,
+) -> None:
+    """One conditional profile write per subscriber with incidents."""
+    phones = sorted(incidents)
+    try:
+        profiles = ports.profiles.read(phones) if phones else {}
+    except AwsError as error:
+        outcome.failures.append(Failure("profiles", None, str(error)))
+        failed_phones.update(phones)
+        return
+    for phone in phones:
+        if phone not in profiles:
+            outcome.failures.append(Failure("profiles", _sid(phone, ports), "unprocessed key"))
+            failed_phones.add(phone)
+            continue
+        profile = profiles[phone]
+        newest = max(by_phone[phone], key=lambda good: (good.record.moment, good.order))
+        update = profile_update(
+            phone,
+            profile.get("RecentIncidents") or [],
+            incidents[phone],
+            newest.record,
+            ports.policy.max_recent_incidents,
+        )
+        if update is None:
+            continue
+        version = profile.get("IncidentsVersion")
+        try:
+            written = ports.profiles.write(update, None if version is None else int(version))
+        except AwsError as error:
+            outcome.failures.append(Failure("profile", _sid(phone, ports), str(error)))
+            written = False
+        else:
+            if not written:
+                outcome.failures.append(
+                    Failure("profile", _sid(phone, ports), "changed by another writer")
+                )
+        if not written:
+            failed_phones.add(phone)
+
+
+def _sid(phone: str, ports: IngestPorts) -> str:
+    return subscriber_id(ports.pseudonym_key, phone)
