@@ -8,11 +8,14 @@ SQL over the archive (``sql/detect_incidents.sql``) can order sessions the way t
 did and name the very record an incident came from.
 """
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
+from feedback_loop.errors import InvalidRecord
 from feedback_loop.probe import parse_probe_record
 from feedback_loop.pseudonym import subscriber_id
 
@@ -72,3 +75,50 @@ def archive_record(source: StreamRecord, reference: datetime, key: bytes) -> dic
 def partition_of(row: dict[str, Any]) -> str:
     """The ``dt`` partition of an archive row: the business date of its ``timestamp``."""
     return str(row["timestamp"])[:10]
+
+
+@dataclass(frozen=True)
+class Archived:
+    """The answer for one record of the batch: its row and partition, or why it was dropped."""
+
+    delivery_id: str
+    row: dict[str, Any] | None
+    partition: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ArchiveOutcome:
+    """Every record of the batch answered, in the batch's order."""
+
+    results: list[Archived] = field(default_factory=list)
+
+    @property
+    def dropped_by_reason(self) -> Counter[str]:
+        """Records not archived (the ingest handler rejects them), by reason."""
+        return Counter(r.reason for r in self.results if r.row is None and r.reason)
+
+    @property
+    def archived(self) -> int:
+        """Rows handed back for the archive."""
+        return sum(1 for r in self.results if r.row is not None)
+
+
+def archive_batch(records: Sequence[tuple[str, StreamRecord]], key: bytes) -> ArchiveOutcome:
+    """Turn a delivery batch (``(delivery record id, stream record)`` pairs) into archive rows.
+
+    The reference time is the newest arrival of the batch, as for ``Ingest_probe_events``;
+    a record it would reject is dropped with the same reason.
+    """
+    outcome = ArchiveOutcome()
+    if not records:
+        return outcome
+    reference = max(source.arrival for _, source in records)
+    for delivery_id, source in records:
+        try:
+            row = archive_record(source, reference, key)
+        except InvalidRecord as error:
+            outcome.results.append(Archived(delivery_id, None, reason=error.reason))
+            continue
+        outcome.results.append(Archived(delivery_id, row, partition_of(row)))
+    return outcome
