@@ -68,7 +68,7 @@ class FeedbackLoopStack(Stack):
             stream=ingestion.stream,
             database=analytics.database,
         )
-        Monitoring(
+        monitoring = Monitoring(
             self,
             "Monitoring",
             key=lake.key,
@@ -91,6 +91,7 @@ class FeedbackLoopStack(Stack):
             ],
             stream=ingestion.stream,
         )
+        archive.watch(monitoring.topic)
         outputs = {
             "ProbeStreamName": ingestion.stream.stream_name,
             "IncidentQueueUrl": ingestion.incident_queue.queue_url,

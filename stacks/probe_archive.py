@@ -12,12 +12,15 @@ archive rather than the dashboards' queries.
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
@@ -57,6 +60,8 @@ LAMBDA_ACTIONS = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
 S3_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
 S3_OBJECT_ACTIONS = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
 GLUE_SCHEMA_ACTIONS = ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]
+# Oldest record not yet in S3: two buffer intervals means deliveries are failing or stuck.
+FRESHNESS_ALARM_SECONDS = 2 * S3_BUFFER_SECONDS
 
 
 class ProbeArchive(Construct):
@@ -87,6 +92,40 @@ class ProbeArchive(Construct):
             )
         self.workgroup = self._build_workgroup()
         self.named_query = self._build_named_query(database)
+
+    def watch(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
+        """Alarms on the delivery stream (its function's errors are watched with the others):
+        records waiting too long for S3, and failed S3 deliveries (Firehose metrics, "Data
+        delivery CloudWatch metrics")."""
+        dimensions = {"DeliveryStreamName": DELIVERY_STREAM}
+        checks = (
+            ("Freshness", "DeliveryToS3.DataFreshness", "Maximum", FRESHNESS_ALARM_SECONDS,
+             cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+             "probe_archive: the oldest record has waited too long for S3."),
+            ("Delivery", "DeliveryToS3.Success", "Average", 1,
+             cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+             "probe_archive: deliveries to S3 failed (see probes-errors/ and its log group)."),
+        )  # fmt: skip
+        alarms = []
+        for name, metric, statistic, threshold, comparison, description in checks:
+            alarm = cloudwatch.Metric(
+                namespace="AWS/Firehose",
+                metric_name=metric,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=Duration.minutes(5),
+            ).create_alarm(
+                self,
+                f"{name}Alarm",
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=comparison,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            alarm.add_alarm_action(actions.SnsAction(topic))
+            alarms.append(alarm)
+        return alarms
 
     def _build_table(self, database: glue.CfnDatabase) -> glue.CfnTable:
         location = f"s3://{self._lake.bucket.bucket_name}/{PROBE_ARCHIVE}/"

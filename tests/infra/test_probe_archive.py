@@ -136,3 +136,20 @@ def test_firehose_role_can_read_the_stream_and_write_only_the_archive_prefixes(v
     trust = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "firehose.amazonaws.com"}]
     assert "aws:SourceAccount" in trust[0]["Condition"]["StringEquals"]
+
+
+def test_a_stuck_or_failing_archive_alarms_on_the_alarm_topic(default) -> None:
+    (topic,) = of_type(default.resources, "AWS::SNS::Topic")
+    alarms = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in of_type(default.resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/Firehose"
+    }
+    assert set(alarms) == {"DeliveryToS3.DataFreshness", "DeliveryToS3.Success"}
+    for alarm in alarms.values():
+        assert alarm["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": "probe_archive"}]
+        assert alarm["AlarmActions"] == [{"Ref": topic}]
+    freshness = alarms["DeliveryToS3.DataFreshness"]
+    assert freshness["ComparisonOperator"] == "GreaterThanThreshold"
+    assert freshness["Threshold"] >= 900  # beyond one full buffer interval
+    assert alarms["DeliveryToS3.Success"]["ComparisonOperator"] == "LessThanThreshold"
