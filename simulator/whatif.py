@@ -604,8 +604,11 @@ def main(
         shutil.rmtree(workdir, ignore_errors=True)
     path = write_results(results, out_dir)
     stream.write(table(results) + "\n")
+    first = results[0]
+    records = first["probe_records"]
+    read = f"{records} probe records" if records is not None else first["source"]
     stream.write(
-        f"{results[0]['probe_records']} probe records, {len(results)} configs "
+        f"{read} ({first['first_day']} to {first['last_day']}), {len(results)} configs "
         f"in {time.monotonic() - started:.1f} s -> {path}\n"
     )
     return path
