@@ -39,6 +39,7 @@ def contact_attributes(message: EngagementMessage) -> dict[str, str]:
         "engagement_id": str(message.engagement_id),
         "incident_type": str(message.incident_type),
         "incident_time": str(message.incident_time),
+        "incident_id": str(message.incident_id),
         "cell": str(message.cell),
     }
 

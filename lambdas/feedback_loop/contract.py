@@ -50,6 +50,25 @@ class LastChange(StrEnum):
 
 LAST_CHANGE = "LastChange"
 PHONE_NUMBER = "PhoneNumber"
+# The incidents the last ingest write added (what ``Read_after_incident`` decides on), and
+# the short ids of the recent ones (so a replayed batch adds nothing).
+NEW_INCIDENTS = "NewIncidents"
+SEEN_INCIDENTS = "SeenIncidents"
+INCIDENTS_VERSION = "IncidentsVersion"
+# An incident on the profile: message field → item attribute (the phone number is the key).
+INCIDENT_ATTRIBUTES = {
+    "incident_id": "IncidentId",
+    "event_type": "EventType",
+    "timestamp": "Timestamp",
+    "cell": "Cell",
+    "device": "Device",
+    "vendor": "Vendor",
+    "failure_rate": "FailureRate",
+    "sessions": "Sessions",
+    "failures": "Failures",
+    "window_minutes": "WindowMinutes",
+    "record_id": "RecordId",
+}
 
 # --- reasons ---------------------------------------------------------------------------------
 
@@ -130,7 +149,7 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "incidents",
             "timestamp",
             "incident_id subscriber_id event_type timestamp cell device vendor "
-            "failure_rate:double sessions:int failures:int window_minutes:int",
+            "failure_rate:double sessions:int failures:int window_minutes:int record_id",
         ),
         _table(
             "engagement",

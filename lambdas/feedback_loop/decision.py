@@ -1,12 +1,13 @@
 """Engagement decision and contact policy, evaluated for each new incident.
 
-Engage iff the failure rate is strictly above the KPI's threshold and the
-window held at least ``min_sessions`` sessions, the subscriber has not opted
-out, the incident's local time (``policy.timezone``) is outside quiet hours,
-the same KPI was not engaged within ``cooldown_minutes`` and fewer than
-``max_calls_per_day`` engagements happened on that local day. Incidents at or
-below the threshold produce no decision at all; the others produce ``engage``
-or ``suppress`` with the first rule that blocked them, checked in that order.
+Incidents at or below the KPI's threshold (compared exactly) produce no decision at
+all. The others are engaged unless a rule blocks them; the rules are checked in this
+order and the first that blocks names the ``suppress`` decision's reason: the
+subscriber opted out (``opted_out``); the window held fewer than ``min_sessions``
+sessions (``min_sessions``); the incident's local time (``policy.timezone``) is in
+quiet hours (``quiet_hours``); the same KPI was engaged within ``cooldown_minutes``
+(``cooldown``); ``max_calls_per_day`` engagements already happened on that local day
+(``daily_cap``).
 
 All times are business times: ``decided_at`` is the incident's time, so a
 replayed day takes the same decisions.
@@ -23,6 +24,7 @@ from feedback_loop.contract import EVENT_TYPES, Verdict
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import engagement_id
 from feedback_loop.messages import EngagementMessage
+from feedback_loop.messages import IncidentMessage as Incident
 from feedback_loop.policy import Policy
 from feedback_loop.timeutil import parse_utc
 
@@ -30,21 +32,6 @@ ENGAGE = Verdict.ENGAGE
 SUPPRESS = Verdict.SUPPRESS
 CALLS_DAY = "CallsDay"
 CALLS_TODAY = "CallsToday"
-
-
-@dataclass(frozen=True)
-class RecordedIncident:
-    """An incident as stored in the profile's ``RecentIncidents``."""
-
-    incident_id: str
-    event_type: str
-    timestamp: str
-    cell: str
-    device: str | None
-    vendor: str | None
-    failure_rate: float
-    sessions: int
-    failures: int
 
 
 @dataclass(frozen=True)
@@ -84,7 +71,7 @@ class EngagementState:
         """Engagements already made on local ``day``."""
         return self.calls_today if self.calls_day == day else 0
 
-    def engaged(self, incident: RecordedIncident, day: str) -> "EngagementState":
+    def engaged(self, incident: Incident, day: str) -> "EngagementState":
         """The state after engaging on ``incident`` (local ``day``)."""
         last = dict(self.last_by_kpi)
         previous = last.get(incident.event_type)
@@ -102,7 +89,7 @@ class Decision:
     """The decision on one above-threshold incident."""
 
     phone_number: str
-    incident: RecordedIncident
+    incident: Incident
     decision: str
     reason: str
     threshold: float
@@ -111,7 +98,10 @@ class Decision:
     @property
     def engagement_id(self) -> str:
         """Deterministic id: the same incident always yields the same engagement."""
-        return engagement_id(self.phone_number, self.incident.event_type, self.incident.timestamp)
+        incident = self.incident
+        return engagement_id(
+            self.phone_number, incident.event_type, incident.timestamp, incident.incident_id
+        )
 
     def to_message(self) -> EngagementMessage:
         """The ``engagement`` queue message for this decision."""
@@ -133,60 +123,7 @@ class Decision:
         )
 
 
-def _text(item: Mapping[str, Any], name: str) -> str:
-    value = item.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRecord("malformed_image", f"incident without {name}")
-    return value
-
-
-def _optional(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-def recorded_incidents(items: Any) -> list[RecordedIncident]:
-    """Parse a deserialised ``RecentIncidents`` list; raises on a malformed entry."""
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise InvalidRecord("malformed_image", "RecentIncidents is not a list")
-    incidents = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            raise InvalidRecord("malformed_image", "incident is not a map")
-        try:
-            incidents.append(
-                RecordedIncident(
-                    incident_id=_text(item, "IncidentId"),
-                    event_type=_text(item, "EventType"),
-                    timestamp=_text(item, "Timestamp"),
-                    cell=_text(item, "Cell"),
-                    device=_optional(item, "Device"),
-                    vendor=_optional(item, "Vendor"),
-                    failure_rate=float(item["FailureRate"]),
-                    sessions=int(item["Sessions"]),
-                    failures=int(item["Failures"]),
-                )
-            )
-            parse_utc(incidents[-1].timestamp)
-            if incidents[-1].event_type not in EVENT_TYPES:
-                raise ValueError(f"unknown event type {incidents[-1].event_type!r}")
-        except (KeyError, TypeError, ValueError) as error:
-            raise InvalidRecord("malformed_image", f"bad incident: {error}") from error
-    return incidents
-
-
-def new_incidents(
-    old: Sequence[RecordedIncident], new: Sequence[RecordedIncident]
-) -> list[RecordedIncident]:
-    """Incidents in the new image but not in the old one, oldest first."""
-    seen = {incident.incident_id for incident in old}
-    fresh = [incident for incident in new if incident.incident_id not in seen]
-    return sorted(fresh, key=lambda incident: (parse_utc(incident.timestamp), incident.incident_id))
-
-
-def above_threshold(incident: RecordedIncident, threshold: float) -> bool:
+def above_threshold(incident: Incident, threshold: float) -> bool:
     """failures/sessions strictly above ``threshold``, compared exactly (no float rounding)."""
     if incident.sessions <= 0:
         return False
@@ -200,7 +137,7 @@ def local_day_and_time(timestamp: str, timezone: str) -> tuple[str, str]:
 
 
 def _blocking_rule(
-    incident: RecordedIncident, state: EngagementState, opted_out: bool, policy: Policy
+    incident: Incident, state: EngagementState, opted_out: bool, policy: Policy
 ) -> str | None:
     day, hhmm = local_day_and_time(incident.timestamp, policy.timezone)
     if opted_out:
@@ -221,7 +158,7 @@ def _blocking_rule(
 
 def decide(
     phone_number: str,
-    incident: RecordedIncident,
+    incident: Incident,
     state: EngagementState,
     opted_out: bool,
     policy: Policy,
@@ -248,7 +185,7 @@ def decide(
 
 def decide_all(
     phone_number: str,
-    incidents: Sequence[RecordedIncident],
+    incidents: Sequence[Incident],
     state: EngagementState,
     opted_out: bool,
     policy: Policy,

@@ -1,7 +1,7 @@
 """Decide: changes of subscriber profiles (the table's stream) → engagement decisions.
 
-Works from the stream images alone (no read): the new incidents are those in the NEW
-image's ``RecentIncidents`` that the OLD image did not have. Each above-threshold
+Works from the stream images alone (no read): the new incidents are the NEW image's
+``NewIncidents``, which the ingest write that produced the record added. Each above-threshold
 incident gets a decision (``feedback_loop.decision``); engage decisions are recorded
 atomically on the profile, then every decision goes to the update queue (the lake) and
 the engage ones to the trigger queue (FIFO, group = phone number, dedup = engagement
@@ -18,15 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedback_loop.contract import LAST_CHANGE, LastChange, Verdict
-from feedback_loop.decision import (
-    Decision,
-    EngagementState,
-    decide_all,
-    new_incidents,
-    recorded_incidents,
-)
+from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, LastChange, Verdict
+from feedback_loop.decision import Decision, EngagementState, decide_all
 from feedback_loop.errors import AwsError, InvalidRecord
+from feedback_loop.incidents import new_incidents
 from feedback_loop.messages import encode
 from feedback_loop.policy import Policy
 from feedback_loop.ports import EngagementStore, MessageQueue, OutgoingMessage
@@ -106,10 +101,7 @@ def _decide(
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
         raise InvalidRecord("malformed_image", "NewImage without PhoneNumber")
-    fresh = new_incidents(
-        recorded_incidents((change.old_image or {}).get("RecentIncidents")),
-        recorded_incidents(image.get("RecentIncidents")),
-    )
+    fresh = new_incidents(phone, image.get(NEW_INCIDENTS))
     if not fresh:
         return []
     # A later record of the same subscriber in this batch carries an image older

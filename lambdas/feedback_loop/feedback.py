@@ -43,7 +43,7 @@ _FLOW_RESULT = {
 }
 """What the contact flow branches on; an invalid key is, for the caller, no usable answer."""
 
-_PARAMETERS = ("engagement_id", "incident_type", "incident_time", "cell")
+_PARAMETERS = ("engagement_id", "incident_type", "incident_time", "incident_id", "cell")
 MAX_CELL_LENGTH = 64
 
 
@@ -56,6 +56,7 @@ class FeedbackRequest:
     engagement_id: str
     incident_type: str
     incident_time: str
+    incident_id: str
     cell: str
     digits: str
 
@@ -117,7 +118,10 @@ def parse_request(
     # Contact attributes come back from the flow: bind them to the call that was
     # placed, so a forged or mangled engagement id is never recorded.
     expected = ids.engagement_id(
-        str(values["phone_number"]), str(values["incident_type"]), str(values["incident_time"])
+        str(values["phone_number"]),
+        str(values["incident_type"]),
+        str(values["incident_time"]),
+        str(values["incident_id"]),
     )
     if values["engagement_id"] != expected:
         raise InvalidRecord("engagement_mismatch", "engagement_id is not this call's engagement")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from feedback_loop.contract import INCIDENTS_VERSION, SEEN_INCIDENTS
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import Incident, incident_from, profile_update
 from feedback_loop.messages import encode
@@ -67,7 +68,11 @@ class Failure:
 
 @dataclass
 class IngestOutcome:
-    """What a batch did: sequence numbers to retry, and what the metrics and logs report."""
+    """What a batch did: sequence numbers to retry, and what the metrics and logs report.
+
+    ``incidents`` counts the incidents newly recorded (and sent); a replayed batch resends
+    its incidents without counting them again.
+    """
 
     failed: list[str] = field(default_factory=list)
     incidents: int = 0
@@ -116,7 +121,7 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
         if found:
             incidents[phone] = found
 
-    _record_on_profiles(incidents, by_phone, ports, failed_phones, outcome)
+    recorded = _record_on_profiles(incidents, by_phone, ports, failed_phones, outcome)
     messages = [
         OutgoingMessage(key=incident.incident_id, body=encode(incident))
         for phone, found in incidents.items()
@@ -133,7 +138,7 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
                 Failure("incident_queue", _sid(phone, ports), ", ".join(not_sent.errors))
             )
         else:
-            outcome.incidents += len(found)
+            outcome.incidents += recorded.get(phone, 0)
     for phone in failed_phones:
         outcome.failed.extend(good.source.sequence_number for good in by_phone[phone])
     return outcome
@@ -181,7 +186,7 @@ def _incidents_of(records: Sequence[_Good], ports: IngestPorts) -> list[Incident
         by_order = {g.order: g for g in goods}
         for rate in rates_at_failures(subtract(after, fold(sessions)), sessions, window):
             good = by_order[rate.session.order]
-            incidents.append(incident_from(good.record, rate, window))
+            incidents.append(incident_from(good.record, good.source.record_id, rate, window))
     return incidents
 
 
@@ -191,15 +196,20 @@ def _record_on_profiles(
     ports: IngestPorts,
     failed_phones: set[str],
     outcome: IngestOutcome,
-) -> None:
-    """One conditional profile write per subscriber with incidents."""
+) -> dict[str, int]:
+    """One conditional profile write per subscriber with incidents.
+
+    Returns how many incidents each subscriber's write newly recorded (a replayed batch
+    records none: its incidents are resent, but they are not new).
+    """
+    recorded: dict[str, int] = {}
     phones = sorted(incidents)
     try:
         profiles = ports.profiles.read(phones) if phones else {}
     except AwsError as error:
         outcome.failures.append(Failure("profiles", None, str(error)))
         failed_phones.update(phones)
-        return
+        return recorded
     for phone in phones:
         if phone not in profiles:
             outcome.failures.append(Failure("profiles", _sid(phone, ports), "unprocessed key"))
@@ -209,14 +219,14 @@ def _record_on_profiles(
         newest = max(by_phone[phone], key=lambda good: (good.record.moment, good.order))
         update = profile_update(
             phone,
-            profile.get("RecentIncidents") or [],
+            profile.get(SEEN_INCIDENTS) or [],
             incidents[phone],
             newest.record,
             ports.policy.max_recent_incidents,
         )
         if update is None:
             continue
-        version = profile.get("IncidentsVersion")
+        version = profile.get(INCIDENTS_VERSION)
         try:
             written = ports.profiles.write(update, None if version is None else int(version))
         except AwsError as error:
@@ -227,8 +237,11 @@ def _record_on_profiles(
                 outcome.failures.append(
                     Failure("profile", _sid(phone, ports), "changed by another writer")
                 )
-        if not written:
+        if written:
+            recorded[phone] = len(update.new_incidents)
+        else:
             failed_phones.add(phone)
+    return recorded
 
 
 def _sid(phone: str, ports: IngestPorts) -> str:

@@ -12,12 +12,17 @@ from typing import Any, TypeVar
 
 from feedback_loop.errors import InvalidRecord, UnknownSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
 class IncidentMessage:
-    """A failed session recorded as an incident (``incident_update_queue``)."""
+    """A failed session recorded as an incident (``incident_update_queue``).
+
+    This is the one definition of an incident: ingest builds it, the profile stores it
+    (``feedback_loop.incidents``), the queue carries it and the lake records it.
+    ``record_id`` is the failed session's position on the probe stream.
+    """
 
     incident_id: str
     phone_number: str
@@ -30,6 +35,7 @@ class IncidentMessage:
     sessions: int
     failures: int
     window_minutes: int
+    record_id: str
 
     SCHEMA = "incident"
 

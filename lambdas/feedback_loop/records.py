@@ -35,6 +35,7 @@ def incident_record(message: IncidentMessage, key: bytes) -> dict[str, Any]:
             "sessions": message.sessions,
             "failures": message.failures,
             "window_minutes": message.window_minutes,
+            "record_id": message.record_id,
         }
     )
 

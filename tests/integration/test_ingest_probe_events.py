@@ -15,6 +15,7 @@ from feedback_loop.policy import Policy
 from feedback_loop.rates import STALE_BUCKETS_BEFORE_PRUNE
 from ingest_probe_events import app
 from tests.integration.conftest import SendFaults
+from write_incident_to_s3 import app as incident_writer
 
 A, B = "+447700900123", "+447700900456"
 
@@ -120,10 +121,10 @@ def test_a_batch_updates_counters_records_incidents_and_rejects_the_bad_record(
     for phone in {row["phone_number"] for row in failed}:
         item = profile(aws, phone)
         mine = sorted(row["timestamp"] for row in failed if row["phone_number"] == phone)
-        stored = [i["M"]["Timestamp"]["S"] for i in item["RecentIncidents"]["L"]]
+        stored = [i["M"]["Timestamp"]["S"] for i in item["NewIncidents"]["L"]]
         assert stored == mine
+        assert len(item["SeenIncidents"]["L"]) == len(mine)
         assert item["LastChange"]["S"] == "incident"
-        assert item["LatestIncidentTime"]["S"] == mine[-1]
 
     messages = [decode(m["Body"], IncidentMessage) for m in aws.messages("incident_update_queue")]
     assert sorted((m.phone_number, m.timestamp) for m in messages) == sorted(
@@ -181,7 +182,9 @@ def test_a_replayed_batch_does_not_count_twice(aws, event, lambda_context):
     assert profile(aws, A) == first_profile
 
 
-def test_the_recent_incident_list_stays_capped(aws, event, lambda_context, monkeypatch):
+def test_the_profile_holds_only_the_new_incidents_and_a_capped_memory(
+    aws, event, lambda_context, monkeypatch
+):
     monkeypatch.setenv("POLICY_JSON", Policy(max_recent_incidents=3).to_json())
     app._dependencies.cache_clear()
     template = event("kinesis_probe_batch.json")
@@ -198,10 +201,10 @@ def test_the_recent_incident_list_stays_capped(aws, event, lambda_context, monke
 
     for index in range(0, len(rows), 2):
         app.handler(kinesis_event(template, rows[index : index + 2], index), lambda_context)
-        stored = profile(aws, A)["RecentIncidents"]["L"]
-        assert len(stored) <= 3
-
-    assert [i["M"]["Timestamp"]["S"] for i in stored] == [row["timestamp"] for row in rows[-3:]]
+        item = profile(aws, A)
+        new = [i["M"]["Timestamp"]["S"] for i in item["NewIncidents"]["L"]]
+        assert new == [row["timestamp"] for row in rows[index : index + 2]]
+        assert len(item["SeenIncidents"]["L"]) == min(3, index + 2)
 
 
 def test_a_transient_failure_fails_only_that_subscribers_records_and_the_retry_is_exact(
@@ -408,3 +411,45 @@ def test_a_failed_send_call_fails_the_subscribers_of_that_call_not_the_rejects(
     assert failed == set(sequences) - {sequences[3]}
     assert aws.messages("incident_update_queue") == []
     assert len(aws.lake_objects("rejected/")) == 1
+
+
+def test_two_failed_sessions_in_one_second_are_two_incidents_in_profile_queue_and_lake(
+    aws, event, lambda_context
+):
+    # Given a redial: two failed CALL_DROP sessions of A in the same second
+    rows = [
+        {"timestamp": "2026-11-25T10:00:00Z", "phone_number": A, "cell": "LDN-0042",
+         "event_type": "CALL_DROP", "success": True},
+        {"timestamp": "2026-11-25T10:00:07Z", "phone_number": A, "cell": "LDN-0042",
+         "event_type": "CALL_DROP", "success": False},
+        {"timestamp": "2026-11-25T10:00:07Z", "phone_number": A, "cell": "LDN-0042",
+         "event_type": "CALL_DROP", "success": False},
+    ]  # fmt: skip
+    batch = kinesis_event(event("kinesis_probe_batch.json"), rows)
+
+    # When ingest runs, and Lambda retries the same batch (redelivery)
+    assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
+    assert app.handler(copy.deepcopy(batch), lambda_context) == {"batchItemFailures": []}
+
+    # Then the profile has two distinct incidents, recorded once
+    item = profile(aws, A)
+    profile_ids = [i["M"]["IncidentId"]["S"] for i in item["NewIncidents"]["L"]]
+    assert len(profile_ids) == len(set(profile_ids)) == 2
+    assert len(item["SeenIncidents"]["L"]) == 2
+    # And the queue carries those two (the retry resends them, at least once, identical)
+    messages = [m["Body"] for m in aws.messages("incident_update_queue")]
+    queued = [decode(body, IncidentMessage) for body in messages]
+    assert {m.incident_id for m in queued} == set(profile_ids)
+    assert len(set(messages)) == 2
+    assert {m.record_id for m in queued} == {r["eventID"] for r in batch["Records"][1:]}
+    # And the lake gets both, with the same ids
+    sqs_batch = event("sqs_incident_batch.json")
+    template = sqs_batch["Records"][0]
+    sqs_batch["Records"] = [
+        {**copy.deepcopy(template), "messageId": f"m{n}", "body": body}
+        for n, body in enumerate(messages)
+    ]
+    assert incident_writer.handler(sqs_batch, lambda_context) == {"batchItemFailures": []}
+    lake = [r for body in aws.lake_objects("incidents/").values() for r in decode_jsonl_gz(body)]
+    assert {r["incident_id"] for r in lake} == set(profile_ids)
+    assert len({r["record_id"] for r in lake}) == 2

@@ -20,9 +20,12 @@ def images(record):
 
 
 def stored_incident(phone, kpi, time, sessions, failures):
+    record_id = f"shardId-000000000000:{time}"
     return _serialize(
         {
-            "IncidentId": incident_id(phone, kpi, time),
+            "IncidentId": incident_id(phone, kpi, time, record_id),
+            "RecordId": record_id,
+            "WindowMinutes": 60,
             "EventType": kpi,
             "Timestamp": time,
             "Cell": "LDN-0042",
@@ -36,10 +39,10 @@ def stored_incident(phone, kpi, time, sessions, failures):
 
 
 def with_new_incidents(template, *incidents, sequence="111100000000012345678999"):
-    """A stream record whose NEW image adds ``incidents`` to the OLD image's list."""
+    """A stream record whose NEW image was written by an ingest that added ``incidents``."""
     record = copy.deepcopy(template)
-    old, new = images(record)
-    new["RecentIncidents"] = {"L": [*old["RecentIncidents"]["L"], *incidents]}
+    _, new = images(record)
+    new["NewIncidents"] = {"L": list(incidents)}
     record["dynamodb"]["SequenceNumber"] = sequence
     return record
 
@@ -79,14 +82,16 @@ def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambd
     [record] = stream["Records"]
     put_profile(aws, record)
     phone = phone_of(record)
-    newest = _deserialize(images(record)[1]["RecentIncidents"])[-1]
+    newest = _deserialize(images(record)[1]["NewIncidents"])[-1]
     calls = Calls()
 
     response = app.handler(stream, lambda_context)
 
     assert response == {"batchItemFailures": []}
     [(raw, trigger)] = engagements(aws, "engagement_trigger_queue.fifo")
-    expected_id = engagement_id(phone, newest["EventType"], newest["Timestamp"])
+    expected_id = engagement_id(
+        phone, newest["EventType"], newest["Timestamp"], newest["IncidentId"]
+    )
     assert (trigger.decision, trigger.engagement_id) == ("engage", expected_id)
     assert raw["Attributes"]["MessageGroupId"] == phone
     assert raw["Attributes"]["MessageDeduplicationId"] == expected_id
@@ -132,9 +137,7 @@ def test_two_incidents_within_five_minutes_are_both_called_in_order(aws, event, 
     phone = phone_of(template)
     first = stored_incident(phone, "LOW_BITRATE", "2026-11-25T10:16:00Z", 10, 2)
     second = stored_incident(phone, "VIDEO_STALLING", "2026-11-25T10:20:00Z", 10, 2)
-    base = copy.deepcopy(template)
-    images(base)[1]["RecentIncidents"] = images(base)[0]["RecentIncidents"]
-    record = with_new_incidents(base, second, first)
+    record = with_new_incidents(template, second, first)
     put_profile(aws, record)
 
     app.handler({"Records": [record]}, lambda_context)
@@ -186,7 +189,7 @@ def test_a_malformed_image_is_dropped_and_its_neighbour_is_processed(aws, event,
     good = event("dynamodb_stream_incident.json")["Records"][0]
     bad = copy.deepcopy(good)
     bad["dynamodb"]["SequenceNumber"] = "111100000000012345678800"
-    del images(bad)[1]["RecentIncidents"]["L"][-1]["M"]["Sessions"]
+    del images(bad)[1]["NewIncidents"]["L"][-1]["M"]["Sessions"]
     put_profile(aws, good)
 
     response = app.handler({"Records": [bad, good]}, lambda_context)

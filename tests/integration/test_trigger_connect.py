@@ -122,6 +122,7 @@ def test_each_engagement_calls_its_subscriber_with_token_and_attributes(connect)
             "engagement_id": message.engagement_id,
             "incident_type": message.incident_type,
             "incident_time": message.incident_time,
+            "incident_id": message.incident_id,
             "cell": message.cell,
         }
         assert call["InstanceId"] == app._dependencies().centre.instance_id

@@ -77,6 +77,7 @@ def test_the_corpus_is_large_and_covers_every_entry_point():
 PROBE, PROBE_CASES = _load("probe_events.json")
 ARRIVAL = parse_utc(PROBE["reference_time"])
 CASE_PHONE = "+447700900123"
+RECORD_ID = "shardId-000000000000:49590338271490256608559692538361571095921575989136580000"
 NEIGHBOURS = ("+447700900901", "+447700900902")
 
 
@@ -173,7 +174,7 @@ def _neighbour_body(spec: LakeQueue, phone: str) -> str:
     moment = "2026-11-25T11:30:00Z"
     if spec.prefix == "incidents":
         message: Any = IncidentMessage(
-            incident_id=ids.incident_id(phone, "CALL_DROP", moment),
+            incident_id=ids.incident_id(phone, "CALL_DROP", moment, RECORD_ID),
             phone_number=phone,
             event_type="CALL_DROP",
             timestamp=moment,
@@ -184,6 +185,7 @@ def _neighbour_body(spec: LakeQueue, phone: str) -> str:
             sessions=4,
             failures=2,
             window_minutes=60,
+            record_id=RECORD_ID,
         )
     else:
         message = _engagement(phone, moment)
@@ -191,9 +193,10 @@ def _neighbour_body(spec: LakeQueue, phone: str) -> str:
 
 
 def _engagement(phone: str, moment: str, decision: str = "engage") -> EngagementMessage:
+    incident_id = ids.incident_id(phone, "CALL_DROP", moment, RECORD_ID)
     return EngagementMessage(
-        engagement_id=ids.engagement_id(phone, "CALL_DROP", moment),
-        incident_id=ids.incident_id(phone, "CALL_DROP", moment),
+        engagement_id=ids.engagement_id(phone, "CALL_DROP", moment, incident_id),
+        incident_id=incident_id,
         phone_number=phone,
         incident_type="CALL_DROP",
         incident_time=moment,
@@ -277,7 +280,9 @@ STREAM, STREAM_CASES = _load("subscriber_table_stream.json")
 def _neighbour_image(phone: str) -> dict[str, Any]:
     moment = "2026-11-25T11:30:00Z"
     incident = {
-        "IncidentId": ids.incident_id(phone, "CALL_DROP", moment),
+        "IncidentId": ids.incident_id(phone, "CALL_DROP", moment, RECORD_ID),
+        "RecordId": RECORD_ID,
+        "WindowMinutes": 60,
         "EventType": "CALL_DROP",
         "Timestamp": moment,
         "Cell": "LDN-0001",
@@ -285,7 +290,7 @@ def _neighbour_image(phone: str) -> dict[str, Any]:
         "Sessions": 4,
         "Failures": 2,
     }
-    return {"PhoneNumber": phone, "LastChange": "incident", "RecentIncidents": [incident]}
+    return {"PhoneNumber": phone, "LastChange": "incident", "NewIncidents": [incident]}
 
 
 def _as_dynamodb_item(item: Any) -> Any:
@@ -376,10 +381,12 @@ def test_contact_flow_invocation_between_good_neighbours(case, estate, invoke, f
 
 def _flow_parameters(phone: str, digits: str) -> dict[str, str]:
     moment = "2026-11-25T11:30:00Z"
+    incident_id = ids.incident_id(phone, "CALL_DROP", moment, RECORD_ID)
     return {
-        "engagement_id": ids.engagement_id(phone, "CALL_DROP", moment),
+        "engagement_id": ids.engagement_id(phone, "CALL_DROP", moment, incident_id),
         "incident_type": "CALL_DROP",
         "incident_time": moment,
+        "incident_id": incident_id,
         "cell": "LDN-0001",
         "input": digits,
     }

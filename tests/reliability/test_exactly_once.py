@@ -30,9 +30,12 @@ TRIGGER_DLQ = "engagement_trigger_dlq.fifo"
 
 def _engagement(phone: str, minute: int) -> EngagementMessage:
     incident_time = f"2026-11-25T10:{minute:02d}:03Z"
+    incident_id = ids.incident_id(
+        phone, "CALL_DROP", incident_time, f"shardId-000000000000:{minute}"
+    )
     return EngagementMessage(
-        engagement_id=ids.engagement_id(phone, "CALL_DROP", incident_time),
-        incident_id=ids.incident_id(phone, "CALL_DROP", incident_time),
+        engagement_id=ids.engagement_id(phone, "CALL_DROP", incident_time, incident_id),
+        incident_id=incident_id,
         phone_number=phone,
         incident_type="CALL_DROP",
         incident_time=incident_time,
@@ -204,10 +207,12 @@ def _subscriber(estate: Estate, phone: str) -> None:
 
 def _feedback_event(contact_id: str, phone: str, digits: str) -> dict:
     incident_time = "2026-11-25T10:15:03Z"
+    incident_id = ids.incident_id(phone, "CALL_DROP", incident_time, "shardId-000000000000:15")
     parameters = {
-        "engagement_id": ids.engagement_id(phone, "CALL_DROP", incident_time),
+        "engagement_id": ids.engagement_id(phone, "CALL_DROP", incident_time, incident_id),
         "incident_type": "CALL_DROP",
         "incident_time": incident_time,
+        "incident_id": incident_id,
         "cell": "LDN-0042",
         "input": digits,
     }

@@ -42,6 +42,7 @@ def test_attributes_tell_the_flow_why_it_calls_as_strings(engagement):
         "engagement_id": engagement.engagement_id,
         "incident_type": engagement.incident_type,
         "incident_time": engagement.incident_time,
+        "incident_id": engagement.incident_id,
         "cell": engagement.cell,
     }
     assert all(isinstance(value, str) for value in attributes.values())

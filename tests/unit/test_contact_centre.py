@@ -44,10 +44,12 @@ LOG_FIELDS = {
 
 def attributes_for(phone: str = PHONE, incident_type: str = "CALL_DROP") -> dict[str, str]:
     incident_time = "2026-11-25T10:15:03Z"
+    incident_id = f"incident-of-{phone}-{incident_type}"
     return {
-        "engagement_id": engagement_id(phone, incident_type, incident_time),
+        "engagement_id": engagement_id(phone, incident_type, incident_time, incident_id),
         "incident_type": incident_type,
         "incident_time": incident_time,
+        "incident_id": incident_id,
         "cell": "LDN-0042",
     }
 

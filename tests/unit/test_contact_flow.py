@@ -10,8 +10,8 @@ from feedback_loop.contract import EVENT_TYPES
 FLOW_PATH = Path(__file__).parents[2] / "connect_flows" / "Subscriber_engagement.json"
 ARN_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
 # What Collect_feedback_from_Connect reads from Details.Parameters (docs/ARCHITECTURE.md).
-HANDLER_PARAMETERS = {"engagement_id", "incident_type", "incident_time", "cell", "input"}
-FROM_ATTRIBUTES = {"engagement_id", "incident_type", "incident_time", "cell"}
+FROM_ATTRIBUTES = {"engagement_id", "incident_type", "incident_time", "incident_id", "cell"}
+HANDLER_PARAMETERS = {*FROM_ATTRIBUTES, "input"}
 HANDLER_RESULTS = {"recorded", "opted_out", "no_response", "rejected"}
 VALID_KEYS = {"1", "2", "3", "4", "5", "9"}
 NEEDS_ERROR_BRANCH = {

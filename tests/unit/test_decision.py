@@ -8,14 +8,11 @@ from feedback_loop.decision import (
     ENGAGE,
     SUPPRESS,
     EngagementState,
-    RecordedIncident,
     decide,
     decide_all,
-    new_incidents,
-    recorded_incidents,
 )
-from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import engagement_id, incident_id
+from feedback_loop.incidents import Incident
 from feedback_loop.policy import Policy, load_policy
 
 PHONE = "+447700900123"
@@ -23,8 +20,10 @@ POLICY = load_policy({"quiet_hours": {"start": "21:00", "end": "08:00"}, "timezo
 
 
 def incident(kpi="CALL_DROP", time="2026-11-25T10:15:03Z", sessions=8, failures=2):
-    return RecordedIncident(
-        incident_id=incident_id(PHONE, kpi, time),
+    record_id = f"shardId-000000000000:{time}"
+    return Incident(
+        incident_id=incident_id(PHONE, kpi, time, record_id),
+        phone_number=PHONE,
         event_type=kpi,
         timestamp=time,
         cell="LDN-0042",
@@ -33,6 +32,8 @@ def incident(kpi="CALL_DROP", time="2026-11-25T10:15:03Z", sessions=8, failures=
         failure_rate=failures / sessions,
         sessions=sessions,
         failures=failures,
+        window_minutes=60,
+        record_id=record_id,
     )
 
 
@@ -157,14 +158,12 @@ def test_the_engagement_id_is_deterministic_and_in_the_message():
     decision, _ = decide(PHONE, incident(), EngagementState(), False, POLICY)
     message = decision.to_message()
 
-    assert message.engagement_id == engagement_id(PHONE, "CALL_DROP", "2026-11-25T10:15:03Z")
+    item = incident()
+    assert message.engagement_id == engagement_id(
+        PHONE, "CALL_DROP", "2026-11-25T10:15:03Z", item.incident_id
+    )
+    assert message.engagement_id != message.incident_id
     assert (message.threshold, message.decided_at) == (0.16, message.incident_time)
-
-
-def test_new_incidents_are_those_the_old_image_did_not_have_oldest_first():
-    a, b, c = (incident(time=f"2026-11-25T10:{m:02d}:00Z") for m in (1, 2, 3))
-
-    assert new_incidents([a], [a, c, b]) == [b, c]
 
 
 def test_the_engagement_state_round_trips_through_the_item():
@@ -172,10 +171,3 @@ def test_the_engagement_state_round_trips_through_the_item():
 
     assert EngagementState.from_item(state.to_item()) == state
     assert EngagementState.from_item(None) == EngagementState()
-
-
-def test_a_malformed_incident_list_is_rejected():
-    with pytest.raises(InvalidRecord):
-        recorded_incidents([{"IncidentId": "x", "EventType": "CALL_DROP"}])
-    with pytest.raises(InvalidRecord):
-        recorded_incidents("not a list")

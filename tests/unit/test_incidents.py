@@ -1,10 +1,19 @@
-"""Incidents on the profile: deterministic ids, a capped list, newest last, replay-safe."""
+"""Incidents on the profile: one id per failed session, new ones only, bounded, replay-safe."""
 
 from dataclasses import replace
 from datetime import timedelta
 
-from feedback_loop.ids import incident_id
-from feedback_loop.incidents import incident_from, merge_recent, profile_update
+import pytest
+
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.ids import incident_id, short_id
+from feedback_loop.incidents import (
+    incident_from,
+    incident_from_item,
+    incident_item,
+    new_incidents,
+    profile_update,
+)
 from feedback_loop.messages import IncidentMessage, decode, encode
 from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, WindowRate
@@ -18,60 +27,91 @@ RECORD = ProbeRecord(
     device="Pixel 8",
     vendor="VendorA",
 )
+SHARD = "shardId-000000000000"
+SEQUENCE = 49590338271490256608559692538361571095921575989136588000
 
 
-def incident_at(minute: int):
+def incident_at(minute: int, position: int = 0):
     moment = RECORD.moment + timedelta(minutes=minute)
     record = replace(RECORD, timestamp=moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return incident_from(record, WindowRate(Session(moment, True), 3, 1), 60)
+    record_id = f"{SHARD}:{SEQUENCE + minute * 10 + position}"
+    return incident_from(record, record_id, WindowRate(Session(moment, True), 3, 1), 60)
 
 
-def test_an_incident_carries_its_window_rate_and_a_deterministic_id():
-    incident = incident_from(RECORD, WindowRate(Session(RECORD.moment, True), 3, 1), 60)
+def test_an_incident_carries_its_window_rate_position_and_a_deterministic_id():
+    record_id = f"{SHARD}:{SEQUENCE}"
+    incident = incident_from(RECORD, record_id, WindowRate(Session(RECORD.moment, True), 3, 1), 60)
 
     assert incident.incident_id == incident_id(
-        RECORD.phone_number, RECORD.event_type, RECORD.timestamp
+        RECORD.phone_number, RECORD.event_type, RECORD.timestamp, record_id
     )
     assert (incident.sessions, incident.failures, incident.window_minutes) == (3, 1, 60)
     assert incident.failure_rate == round(1 / 3, 6)
-    message = decode(encode(incident), IncidentMessage)
-    assert (message.phone_number, message.cell, message.timestamp) == (
-        RECORD.phone_number,
-        RECORD.cell,
-        RECORD.timestamp,
-    )
+    assert decode(encode(incident), IncidentMessage) == incident
 
 
-def test_the_recent_list_never_grows_past_the_cap_and_keeps_the_newest_last():
-    stored = []
-    for batch in range(10):
-        new = [incident_at(batch * 10 + i) for i in range(3)]
-        stored = merge_recent(stored, new, cap=5)
-        assert len(stored) <= 5
+def test_two_failed_sessions_in_the_same_second_are_two_incidents_on_the_profile():
+    # Given two failed CALL_DROP sessions of one subscriber in the same second
+    first, second = incident_at(0, position=0), incident_at(0, position=1)
+    assert first.timestamp == second.timestamp
 
-    expected = [incident_at(90 + i).incident_id for i in range(3)]
-    assert [item["IncidentId"] for item in stored][-3:] == expected
-    assert [item["Timestamp"] for item in stored] == sorted(item["Timestamp"] for item in stored)
+    update = profile_update(RECORD.phone_number, [], [first, second], RECORD, cap=20)
+
+    # Then both are new incidents with distinct ids, and both are remembered
+    ids = [item["IncidentId"] for item in update.new_incidents]
+    assert ids == [first.incident_id, second.incident_id]
+    assert len(set(ids)) == 2
+    assert update.seen_incidents == [short_id(first.incident_id), short_id(second.incident_id)]
 
 
-def test_a_replayed_batch_changes_nothing():
+def test_a_replayed_batch_adds_nothing():
     incidents = [incident_at(0), incident_at(1)]
     first = profile_update(RECORD.phone_number, [], incidents, RECORD, cap=20)
 
-    replay = profile_update(RECORD.phone_number, first.recent_incidents, incidents, RECORD, 20)
+    replay = profile_update(RECORD.phone_number, first.seen_incidents, incidents, RECORD, 20)
 
     assert replay is None
 
 
-def test_an_out_of_order_incident_is_inserted_in_time_order():
-    stored = merge_recent([], [incident_at(0), incident_at(10)], cap=20)
+def test_only_the_incidents_not_seen_before_are_new_and_the_memory_stays_capped():
+    seen: list[str] = []
+    for batch in range(10):
+        fresh = [incident_at(batch * 10 + i) for i in range(3)]
+        update = profile_update(RECORD.phone_number, seen, [incident_at(0), *fresh], RECORD, 5)
+        if batch:  # incident_at(0) is older than the memory after the first batches
+            assert [item["IncidentId"] for item in update.new_incidents][-3:] == [
+                i.incident_id for i in fresh
+            ]
+        seen = update.seen_incidents
+        assert len(seen) <= 5
 
-    update = profile_update(RECORD.phone_number, stored, [incident_at(5)], RECORD, cap=20)
 
-    assert [item["Timestamp"] for item in update.recent_incidents] == [
-        incident_at(m).timestamp for m in (0, 5, 10)
-    ]
-    assert update.latest["IncidentId"] == incident_at(10).incident_id
+def test_new_incidents_come_back_from_the_item_oldest_first():
+    late, early = incident_at(5), incident_at(1)
+    items = [incident_item(late), incident_item(early)]
+
+    assert new_incidents(RECORD.phone_number, items) == [early, late]
+    assert new_incidents(RECORD.phone_number, None) == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"IncidentId": "x", "EventType": "CALL_DROP"},
+        {**incident_item(incident_at(0)), "EventType": "SMS"},
+        {**incident_item(incident_at(0)), "Timestamp": "yesterday"},
+        {**incident_item(incident_at(0)), "Sessions": "many"},
+        "not a map",
+    ],
+)
+def test_a_malformed_incident_is_rejected(item):
+    with pytest.raises(InvalidRecord):
+        incident_from_item(RECORD.phone_number, item)
+
+
+def test_a_malformed_incident_list_is_rejected():
+    with pytest.raises(InvalidRecord):
+        new_incidents(RECORD.phone_number, "not a list")
 
 
 def test_the_profile_takes_the_dimensions_of_the_newest_record():

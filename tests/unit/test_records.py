@@ -17,7 +17,18 @@ from feedback_loop.records import (
 KEY = b"unit-test-key"
 PHONE = "+447700900123"
 INCIDENT = IncidentMessage(
-    "i1", PHONE, "CALL_DROP", "2026-11-25T10:15:03Z", "LDN-0042", "Pixel 8", None, 0.25, 8, 2, 60
+    "i1",
+    PHONE,
+    "CALL_DROP",
+    "2026-11-25T10:15:03Z",
+    "LDN-0042",
+    "Pixel 8",
+    None,
+    0.25,
+    8,
+    2,
+    60,
+    "shardId-000000000000:49590338271490256608559692538361571095921575989136580000",
 )
 ENGAGEMENT = EngagementMessage(
     "e1",
@@ -51,6 +62,7 @@ def test_incident_record_has_the_lake_fields_and_a_pseudonym():
         "sessions",
         "failures",
         "window_minutes",
+        "record_id",
     }
     assert record["subscriber_id"] == subscriber_id(KEY, PHONE)
     assert PHONE not in json.dumps(record)

@@ -2,7 +2,7 @@
 
 Profiles are read for the batch's subscribers with incidents (``BatchGetItem``, 100
 keys per call) and written with one conditional ``UpdateItem`` each, guarded by
-``IncidentsVersion`` so two writers never interleave their incident lists.
+``IncidentsVersion`` so two writers never interleave their updates.
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.aws import aws_error, translated
 from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
-from feedback_loop.contract import LastChange
+from feedback_loop.contract import (
+    INCIDENTS_VERSION,
+    LAST_CHANGE,
+    NEW_INCIDENTS,
+    PHONE_NUMBER,
+    SEEN_INCIDENTS,
+    LastChange,
+)
 from feedback_loop.incidents import ProfileUpdate
 
 if TYPE_CHECKING:
@@ -30,7 +37,9 @@ class ProfileStore:
         self._table = table
 
     def read(self, phone_numbers: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored incident lists by phone number (absent subscribers map to ``{}``).
+        """Stored replay guards (``SeenIncidents``, ``IncidentsVersion``) by phone number.
+
+        A subscriber with no item yet maps to ``{}``.
 
         Subscribers DynamoDB left unprocessed after retries are missing from the result.
         """
@@ -41,7 +50,9 @@ class ProfileStore:
                 self._table: {
                     "Keys": [{"PhoneNumber": {"S": phone}} for phone in chunk],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "PhoneNumber, RecentIncidents, IncidentsVersion",
+                    "ProjectionExpression": ", ".join(
+                        (PHONE_NUMBER, SEEN_INCIDENTS, INCIDENTS_VERSION)
+                    ),
                 }
             }
             for _ in range(BATCH_GET_ATTEMPTS):
@@ -61,38 +72,34 @@ class ProfileStore:
         return found
 
     def write(self, update: ProfileUpdate, seen_version: int | None) -> bool:
-        """Write the batch's incidents; ``False`` if another writer changed the list meanwhile."""
+        """Write the batch's incidents; ``False`` if another writer changed them meanwhile."""
         values: dict[str, Any] = {
-            ":list": to_attribute(update.recent_incidents),
-            ":id": {"S": update.latest["IncidentId"]},
-            ":type": {"S": update.latest["EventType"]},
-            ":time": {"S": update.latest["Timestamp"]},
+            ":new": to_attribute(update.new_incidents),
+            ":seen": to_attribute(update.seen_incidents),
             ":cell": {"S": update.cell},
             ":change": {"S": LastChange.INCIDENT},
             ":next": {"N": str((seen_version or 0) + 1)},
         }
         sets = [
-            "RecentIncidents = :list",
-            "LatestIncidentId = :id",
-            "LatestIncidentType = :type",
-            "LatestIncidentTime = :time",
+            f"{NEW_INCIDENTS} = :new",
+            f"{SEEN_INCIDENTS} = :seen",
             "Cell = :cell",
-            "LastChange = :change",
-            "IncidentsVersion = :next",
+            f"{LAST_CHANGE} = :change",
+            f"{INCIDENTS_VERSION} = :next",
         ]
         for name, value in (("Device", update.device), ("Vendor", update.vendor)):
             if value is not None:
                 sets.append(f"{name} = :{name.lower()}")
                 values[f":{name.lower()}"] = {"S": value}
         if seen_version is None:
-            condition = "attribute_not_exists(IncidentsVersion)"
+            condition = f"attribute_not_exists({INCIDENTS_VERSION})"
         else:
-            condition = "IncidentsVersion = :seen"
-            values[":seen"] = {"N": str(seen_version)}
+            condition = f"{INCIDENTS_VERSION} = :version"
+            values[":version"] = {"N": str(seen_version)}
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
-                Key={"PhoneNumber": {"S": update.phone_number}},
+                Key={PHONE_NUMBER: {"S": update.phone_number}},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
