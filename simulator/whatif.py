@@ -35,16 +35,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE
-from feedback_loop.decision import (
-    ENGAGE,
-    Decision,
-    EngagementState,
-    RecordedIncident,
-    decide_all,
-    local_day_and_time,
-)
+from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE, Verdict
+from feedback_loop.decision import Decision, EngagementState, decide_all, local_day_and_time
 from feedback_loop.errors import ConfigError
+from feedback_loop.ids import incident_id
+from feedback_loop.incidents import Incident
 from feedback_loop.policy import Policy
 from feedback_loop.probe import MAX_CELL_LENGTH, MAX_DIMENSION_LENGTH, MAX_RECORD_BYTES
 from stacks.config import CONTEXT_KEY, cdk_json_context, load_config, merge_overrides
@@ -434,11 +429,15 @@ def contact_decisions(incidents: Iterable[IncidentRow], policy: Policy) -> list[
     subscriber are evaluated exactly as ``Read_after_incident`` evaluates them. This is the
     one place the what-if calls into the policy, so a new rule there is a new rule here.
     """
-    by_subscriber: dict[str, list[RecordedIncident]] = defaultdict(list)
+    by_subscriber: dict[str, list[Incident]] = defaultdict(list)
     for row in incidents:
         by_subscriber[row.subscriber_id].append(
-            RecordedIncident(
-                incident_id=row.record_id,
+            Incident(
+                # the handler's id function over what the row has (a pseudonym in the archive)
+                incident_id=incident_id(
+                    row.subscriber_id, row.event_type, row.timestamp, row.record_id
+                ),
+                phone_number=row.subscriber_id,
                 event_type=row.event_type,
                 timestamp=row.timestamp,
                 cell=row.cell,
@@ -447,6 +446,8 @@ def contact_decisions(incidents: Iterable[IncidentRow], policy: Policy) -> list[
                 failure_rate=row.failure_rate,
                 sessions=row.sessions,
                 failures=row.failures,
+                window_minutes=policy.windows_minutes[row.event_type],
+                record_id=row.record_id,
             )
         )
     decisions: list[Decision] = []
@@ -490,7 +491,9 @@ def figures(
 ) -> dict[str, Any]:
     """The whatif.json object of one config."""
     policy = candidate.policy
-    calls = [d for d in decisions if d.decision == ENGAGE and not d.replayed]
+    # Offline nothing is delivered twice: a "replayed" engage is a second incident of the
+    # same KPI in the same second, which the handler engages (and calls) too.
+    calls = [d for d in decisions if d.decision == Verdict.ENGAGE]
     per_day: Counter[str] = Counter()
     per_hour: Counter[str] = Counter()
     for decision in calls:
@@ -498,7 +501,7 @@ def figures(
         per_day[day] += 1
         per_hour[f"{day}T{hhmm[:2]}:00"] += 1
     busiest = min(per_hour.items(), key=lambda item: (-item[1], item[0]), default=(None, 0))
-    suppressed = Counter(d.reason for d in decisions if d.decision != ENGAGE)
+    suppressed = Counter(d.reason for d in decisions if d.decision != Verdict.ENGAGE)
     subscribers: dict[str, set[str]] = defaultdict(set)
     incidents_by_cell: Counter[str] = Counter()
     for row in above:

@@ -5,7 +5,8 @@ One twin run of the default day (seed 7) with the stricter candidate config of
 out, the one contact rule the what-if cannot know in advance). Then:
 
 * parity: ``sql/detect_incidents.sql`` over the twin's ``probes/`` archive finds exactly the
-  incidents ``Ingest_probe_events`` wrote to ``incidents/``, with the config's windows;
+  incidents ``Ingest_probe_events`` wrote to ``incidents/`` (subscriber, KPI, time, the
+  stream record, rate, sessions, failures), with the config's windows;
 * ``python -m simulator whatif`` on the day's probe export, with the deployed config and the
   stricter one: the stricter makes fewer calls, and its figures are the twin's.
 """
@@ -100,10 +101,6 @@ def test_the_sql_finds_exactly_the_incidents_the_handler_wrote(day, tmp_path) ->
     assert summary["incidents"] == len(sql)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs record_id on incidents/ records (COORDINATION.md decision 2), issue 14",
-)
 def test_the_sql_names_the_stream_record_each_incident_came_from(day, tmp_path) -> None:
     handler = {(_key(r), r["record_id"]) for r in _lake(day["out"], "incidents")}
     assert {(_key(r), r["record_id"]) for r in _sql_incidents(day, tmp_path)} == handler

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_loop.decision import EngagementState, RecordedIncident, decide_all
 from feedback_loop.errors import InvalidRecord
+from feedback_loop.ids import incident_id
 from feedback_loop.policy import load_policy
 from feedback_loop.probe import parse_probe_record
 from feedback_loop.timeutil import parse_utc
@@ -148,13 +148,21 @@ def test_the_offline_policy_is_the_handlers_decide_all_per_subscriber() -> None:
         ("b", "09:05", "min_sessions"),
         ("b", "22:00", "quiet_hours"),
     ]
-    # the same as the handler's function called directly on one subscriber's incidents
-    recorded = [
-        RecordedIncident(r.record_id, r.event_type, r.timestamp, r.cell, None, None, 0.5, 4, 2)
-        for r in rows[:4]
-    ]
-    direct, _ = decide_all("a", recorded, EngagementState(), False, policy)
-    assert [d.reason for d in direct] == [d.reason for d in decisions if d.phone_number == "a"]
+    # the incidents carry the handler's ids (over the subscriber id the input has)
+    first = next(d for d in decisions if d.incident.timestamp.endswith("09:00:00Z"))
+    assert first.incident.incident_id == incident_id("a", "CALL_DROP", rows[0].timestamp, "shard:0")
+
+
+def test_two_failures_in_the_same_second_are_both_called_as_the_handler_calls_them() -> None:
+    # Distinct incidents (issue 14 ids): the second is decided as a "replay" of the first
+    # and engaged with its own engagement id, so the handler places a second call.
+    twin = [_incident("a", 0), _incident("a", 0)]
+    twin[1] = IncidentRow(**{**twin[1].__dict__, "record_id": "shard:1"})
+    policy = load_policy({})
+    decisions = contact_decisions(twin, policy)
+    assert len({d.engagement_id for d in decisions}) == 2
+    result = figures(Candidate("c", {}, policy), 2, twin, decisions)
+    assert result["calls"] == 2 and result["distinct_subscribers_called"] == 1
 
 
 def test_figures_count_calls_by_local_day_and_hour_and_rank_cells_by_subscribers() -> None:
