@@ -131,6 +131,7 @@ class _ParquetWriter:
         self._csv = Path(self._work.name) / "day.csv"
         self._con = duckdb.connect(str(Path(self._work.name) / "export.duckdb"))
         self._con.execute(f"SET temp_directory = '{self._work.name}/spill'")
+        self._con.execute("SET memory_limit = '1GB'")
         self._con.execute(
             "CREATE TABLE probes (timestamp VARCHAR, phone_number VARCHAR, cell VARCHAR, "
             "event_type VARCHAR, success BOOLEAN, device VARCHAR, vendor VARCHAR)"

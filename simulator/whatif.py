@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE, Verdict
-from feedback_loop.decision import Decision, EngagementState, decide_all, local_day_and_time
+from feedback_loop.decision import (
+    Decision,
+    EngagementState,
+    above_threshold,
+    decide_all,
+    local_day_and_time,
+)
 from feedback_loop.errors import ConfigError
 from feedback_loop.ids import incident_id
 from feedback_loop.incidents import Incident
@@ -194,7 +200,8 @@ class ProbeSource(Protocol):
     def incidents(
         self, policies: Sequence[Policy], period: Period
     ) -> tuple[int, list[list[IncidentRow]]]:
-        """Every incident of the period counted, and per policy those above its thresholds.
+        """Every incident of the period counted, and per policy its incidents: at least those
+        above its thresholds (:func:`run_whatif` keeps exactly those, by the handler's rule).
 
         The count does not depend on the policy: every failed session is an incident.
         """
@@ -316,9 +323,17 @@ class LocalProbes:
                     )
             present = {name: name in described for name in _SECTION4_TYPES}
             value = {n: (n if present[n] else "NULL") for n in _SECTION4_TYPES}
+            # Arrival order = file order: files by name, rows by position (no sort needed).
+            offsets = f"""
+                SELECT filename, coalesce(sum(rows) OVER (ORDER BY filename ROWS BETWEEN
+                    UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS first_row
+                FROM (SELECT filename, COUNT(*) AS rows
+                      FROM read_parquet({listed}, union_by_name = true, filename = true)
+                      GROUP BY filename)
+            """
             fields = f"""
                 SELECT
-                    row_number() OVER (ORDER BY filename, file_row_number) AS n,
+                    o.first_row + r.file_row_number + 1 AS n,
                     true AS is_object, 0 AS bytes,
                     CAST({value["phone_number"]} AS VARCHAR) AS phone_number, true AS phone_ok,
                     CAST({value["event_type"]} AS VARCHAR) AS event_type, true AS event_ok,
@@ -328,7 +343,8 @@ class LocalProbes:
                     NULLIF(CAST({value["device"]} AS VARCHAR), '') AS device, true AS device_ok,
                     NULLIF(CAST({value["vendor"]} AS VARCHAR), '') AS vendor, true AS vendor_ok
                 FROM read_parquet({listed}, union_by_name = true, filename = true,
-                                  file_row_number = true)
+                                  file_row_number = true) AS r
+                JOIN ({offsets}) AS o ON o.filename = r.filename
             """
         else:
             fields = f"""
@@ -400,18 +416,18 @@ class LocalProbes:
     def incidents(
         self, policies: Sequence[Policy], period: Period
     ) -> tuple[int, list[list[IncidentRow]]]:
-        detection = detection_sql()
-        every = detection_parameters(policies[0], period, every_incident=True)
-        (count,) = self.con.execute(counting_sql(detection), every).fetchone()
-        rows = [
-            incident_rows(
-                self.con.execute(
-                    selecting_sql(detection), detection_parameters(policy, period)
-                ).fetchall()
-            )
-            for policy in policies
-        ]
-        return int(count), rows
+        """One detection per distinct set of windows, every incident returned (the thresholds
+        are applied by :func:`run_whatif`): configs that differ only in their thresholds or
+        contact rules share one pass over the records."""
+        found: dict[tuple[int, ...], list[IncidentRow]] = {}
+        for policy in policies:
+            windows = tuple(policy.windows_minutes[kpi] for kpi in EVENT_TYPES)
+            if windows not in found:
+                parameters = detection_parameters(policy, period, every_incident=True)
+                result = self.con.execute(selecting_sql(detection_sql()), parameters)
+                found[windows] = incident_rows(result.fetchall())
+        rows = [found[tuple(p.windows_minutes[kpi] for kpi in EVENT_TYPES)] for p in policies]
+        return len(rows[0]), rows
 
     def close(self) -> None:
         """Close the database (its file stays in the work folder until the next run)."""
@@ -419,6 +435,31 @@ class LocalProbes:
 
 
 # --- the contact policy, offline -----------------------------------------------------------
+
+
+def as_incident(row: IncidentRow, policy: Policy) -> Incident:
+    """The handler's incident for a row (the id over what the row has: in the archive, a
+    pseudonym where the handler has the phone number)."""
+    return Incident(
+        incident_id=incident_id(row.subscriber_id, row.event_type, row.timestamp, row.record_id),
+        phone_number=row.subscriber_id,
+        event_type=row.event_type,
+        timestamp=row.timestamp,
+        cell=row.cell,
+        device=row.device,
+        vendor=row.vendor,
+        failure_rate=row.failure_rate,
+        sessions=row.sessions,
+        failures=row.failures,
+        window_minutes=policy.windows_minutes[row.event_type],
+        record_id=row.record_id,
+    )
+
+
+def is_above_threshold(row: IncidentRow, policy: Policy) -> bool:
+    """The handler's own threshold test (strict, exact) for a row."""
+    threshold = float(policy.thresholds[row.event_type])
+    return above_threshold(as_incident(row, policy), threshold)
 
 
 def contact_decisions(incidents: Iterable[IncidentRow], policy: Policy) -> list[Decision]:
@@ -431,25 +472,7 @@ def contact_decisions(incidents: Iterable[IncidentRow], policy: Policy) -> list[
     """
     by_subscriber: dict[str, list[Incident]] = defaultdict(list)
     for row in incidents:
-        by_subscriber[row.subscriber_id].append(
-            Incident(
-                # the handler's id function over what the row has (a pseudonym in the archive)
-                incident_id=incident_id(
-                    row.subscriber_id, row.event_type, row.timestamp, row.record_id
-                ),
-                phone_number=row.subscriber_id,
-                event_type=row.event_type,
-                timestamp=row.timestamp,
-                cell=row.cell,
-                device=row.device,
-                vendor=row.vendor,
-                failure_rate=row.failure_rate,
-                sessions=row.sessions,
-                failures=row.failures,
-                window_minutes=policy.windows_minutes[row.event_type],
-                record_id=row.record_id,
-            )
-        )
+        by_subscriber[row.subscriber_id].append(as_incident(row, policy))
     decisions: list[Decision] = []
     for subscriber, recorded in by_subscriber.items():
         found, _ = decide_all(subscriber, recorded, EngagementState(), False, policy)
@@ -542,7 +565,8 @@ def run_whatif(
     started = time.monotonic()
     incidents, found = source.incidents([c.policy for c in candidates], period)
     results = []
-    for candidate, above in zip(candidates, found, strict=True):
+    for candidate, rows in zip(candidates, found, strict=True):
+        above = [row for row in rows if is_above_threshold(row, candidate.policy)]
         decisions = contact_decisions(above, candidate.policy)
         results.append({**source.describe(), **figures(candidate, incidents, above, decisions)})
     if progress is not None:

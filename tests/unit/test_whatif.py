@@ -252,3 +252,21 @@ def test_export_streams_the_default_model_over_days(tmp_path: Path) -> None:
     query = "SELECT * FROM probes ORDER BY record_id"
     assert a.con.execute(query).fetchall() == b.con.execute(query).fetchall()
     assert a.records == parquet.records and a.rejected == 0
+
+
+def test_a_folder_of_parquet_files_arrives_in_file_name_then_row_order(tmp_path: Path) -> None:
+    import duckdb
+
+    export(40, 2, tmp_path / "all.parquet", seed=3)
+    folder = tmp_path / "days"
+    folder.mkdir()
+    con = duckdb.connect()
+    for name, day in (("b.parquet", "2026-11-26"), ("a.parquet", "2026-11-25")):
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{tmp_path / 'all.parquet'}') "
+            f"WHERE timestamp LIKE '{day}%') TO '{folder / name}' (FORMAT parquet)"
+        )
+    one = LocalProbes(tmp_path / "all.parquet", tmp_path / "one")
+    split = LocalProbes(folder, tmp_path / "split")
+    query = "SELECT record_id, subscriber_id, timestamp, event_type FROM probes ORDER BY 1"
+    assert split.con.execute(query).fetchall() == one.con.execute(query).fetchall()
