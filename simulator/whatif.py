@@ -4,9 +4,12 @@ An operator about to switch the loop on, or to change a threshold, asks how many
 day it would make, to whom, about which cells. This answers it before the first call:
 
 1. **Detection** is ``sql/detect_incidents.sql``, the handler's failure-rate rule as SQL,
-   run by DuckDB over a local export or by Athena over the probe archive (``probes/``).
-   The same file finds exactly the incidents ``Ingest_probe_events`` wrote (the parity test).
-2. **The contact policy** is the handlers' own code: :func:`contact_decisions` hands each
+   run by DuckDB over a local export (once per distinct set of windows, every incident) or
+   by Athena over the probe archive (``probes/``, one query per config, above-threshold
+   incidents only, so fewer rows come back). The same file finds exactly the incidents
+   ``Ingest_probe_events`` wrote (the parity test).
+2. **The contact policy** is the handlers' own code: the threshold test is
+   ``feedback_loop.decision.above_threshold``, and :func:`contact_decisions` hands each
    subscriber's above-threshold incidents, in time order, to ``feedback_loop.decision`` -
    every rule that needs no answer from the subscriber (minimum sessions, quiet hours,
    cooldown, daily cap) is evaluated exactly as ``Read_after_incident`` evaluates it. An
@@ -29,7 +32,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -391,15 +394,17 @@ class LocalProbes:
                 success,
                 device,
                 vendor,
-                strftime(moment, '%Y-%m-%d') AS dt
+                strftime(moment, '%Y-%m-%d') AS dt,
+                coalesce({_SECTION4_VALID}, false) AS valid
             FROM fields
-            WHERE {_SECTION4_VALID}
             """
         )
+        # One read of the source: the invalid rows are counted, then dropped.
         self.con.execute(
-            "CREATE TABLE load_stats AS "
-            "SELECT (SELECT COUNT(*) FROM fields) - (SELECT COUNT(*) FROM probes) AS rejected"
+            "CREATE TABLE load_stats AS SELECT COUNT(*) AS rejected FROM probes WHERE NOT valid"
         )
+        self.con.execute("DELETE FROM probes WHERE NOT valid")
+        self.con.execute("ALTER TABLE probes DROP COLUMN valid")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -495,14 +500,6 @@ def estimate_connect_cost(calls_per_day: Mapping[str, int]) -> float | None:
         return None
     monthly = getattr(cost, "connect_monthly_usd", None)
     return None if monthly is None else float(monthly(dict(calls_per_day)))
-
-
-@dataclass
-class CandidateResult:
-    """What one candidate config would have done."""
-
-    candidate: Candidate
-    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def figures(
