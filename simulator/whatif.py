@@ -281,14 +281,17 @@ class LocalProbes:
             self._load_archive(listed)
         else:
             self._load_section4(kind, listed)
-        self.records, self.rejected = self.con.execute(
-            "SELECT (SELECT COUNT(*) FROM probes), (SELECT rejected FROM load_stats)"
-        ).fetchone()
-        self.first_day, self.last_day = self.con.execute(
-            "SELECT MIN(dt), MAX(dt) FROM probes"
-        ).fetchone()
+        self.records, self.rejected, self.first_day, self.last_day = self._one(
+            "SELECT (SELECT COUNT(*) FROM probes), (SELECT rejected FROM load_stats), "
+            "(SELECT MIN(dt) FROM probes), (SELECT MAX(dt) FROM probes)"
+        )
         if self.records == 0:
             raise WhatIfError(f"{path}: no valid probe records")
+
+    def _one(self, sql: str) -> tuple[Any, ...]:
+        row = self.con.execute(sql).fetchone()
+        assert row is not None  # an aggregate always returns a row
+        return tuple(row)
 
     def _is_archive(self, listed: str) -> bool:
         names = {

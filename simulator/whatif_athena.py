@@ -168,11 +168,11 @@ class AthenaProbes:
                 selecting_sql(self.sql), detection_parameters(policy, period)
             )
         self._wait(started)
-        (count,) = next(iter(self._rows(started["incidents"])))
+        ((count,),) = self._rows(started["incidents"])
         rows = [
             incident_rows(self._rows(started[f"config {i}"])) for i in range(1, len(policies) + 1)
         ]
-        return int(count), rows
+        return int(count or 0), rows
 
     # --- Athena ------------------------------------------------------------------------------
 
