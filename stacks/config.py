@@ -159,7 +159,8 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         phone_number_country_code=_optional_text(
             merged, "phone_number_country_code", _COUNTRY, "an ISO 3166 two-letter country code"
         ),
-        max_concurrent_calls=_whole(merged, "max_concurrent_calls", 1, 1000),
+        # The SQS event source's MaximumConcurrency: AWS accepts 2 to 1000.
+        max_concurrent_calls=_whole(merged, "max_concurrent_calls", 2, 1000),
         quicksight_principal_arn=_optional_text(
             merged, "quicksight_principal_arn", _QUICKSIGHT_ARN, "a QuickSight user or group ARN"
         ),

@@ -11,11 +11,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from feedback_loop.contract import LastChange
 from feedback_loop.errors import ConfigError
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
+from stacks.queues import dead_letter_queue
 from stacks.subscriber_state import SubscriberState
 
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
@@ -23,6 +25,8 @@ FLOW_NAME = "Subscriber_engagement"
 FUNCTION_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
 # Amazon Connect waits at most 8 s for a Lambda invoked from a flow.
 FEEDBACK_TIMEOUT = Duration.seconds(8)
+WRITER_TIMEOUT = Duration.seconds(60)
+WRITER_WINDOW = Duration.seconds(10)
 
 
 def flow_content(flow_file: Path, function_arn: str) -> Any:
@@ -59,6 +63,10 @@ class ContactCentre(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.feedback = self._build_feedback_function(factory, lake, state)
+        self.feedback_failures_dlq = dead_letter_queue(
+            self, "FeedbackWriterFailures", name="write_feedback_failures_dlq", key=lake.key
+        )
+        self.feedback_writer = self._build_feedback_writer(factory, lake, state)
         self.instance_arn, self.instance_id = self._build_instance(config)
         self.contacts_arn = f"{self.instance_arn}/contact/*"
         association = connect.CfnIntegrationAssociation(
@@ -101,13 +109,32 @@ class ContactCentre(Construct):
             folder="collect_feedback_from_connect",
             timeout=FEEDBACK_TIMEOUT,
             invoked_by="the Subscriber_engagement contact flow (synchronous InvokeLambdaFunction)",
+            environment={"SUBSCRIBER_TABLE": state.subscribers.table_name},
+        )
+        state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        return function
+
+    def _build_feedback_writer(
+        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+    ) -> lambda_.Function:
+        """``write_feedback_to_S3``: every recorded answer, from the table's stream to the lake."""
+        function = factory.create(
+            self,
+            name="write_feedback_to_S3",
+            folder="write_feedback_to_s3",
+            timeout=WRITER_TIMEOUT,
+            invoked_by="the Subscriber_table stream event source mapping",
             environment={
-                "SUBSCRIBER_TABLE": state.subscribers.table_name,
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
             },
         )
-        state.grant_items(function, state.subscribers, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        state.consume_changes(
+            function,
+            LastChange.FEEDBACK,
+            on_failure=self.feedback_failures_dlq,
+            max_batching_window=WRITER_WINDOW,
+        )
         lake.grant_write(function, "feedback", "sentiment")
         lake.grant_pseudonym_read(function)
         return function

@@ -3,32 +3,24 @@ write_engagement_to_S3 and Trigger_Connect."""
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from feedback_loop.contract import LAST_CHANGE, LastChange
+from feedback_loop.contract import LastChange
 from stacks.config import FeedbackLoopConfig
 from stacks.contact_centre import ContactCentre
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
-from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import dead_letter_queue, queue_with_dlq, subscribe
 from stacks.subscriber_state import SubscriberState
 
 READ_TIMEOUT = Duration.seconds(30)
 WRITER_TIMEOUT = Duration.seconds(60)
 WRITER_WINDOW = Duration.seconds(10)
 TRIGGER_TIMEOUT = Duration.seconds(30)
-# Only records whose latest change is an incident wake Read_after_incident (docs/ARCHITECTURE.md).
-INCIDENT_FILTER = lambda_.FilterCriteria.filter(
-    {
-        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-        "dynamodb": {
-            "NewImage": {LAST_CHANGE: {"S": lambda_.FilterRule.is_equal(LastChange.INCIDENT.value)}}
-        },
-    }
-)
-# The smallest MaximumConcurrency an SQS event source mapping accepts.
-MIN_ESM_CONCURRENCY = 2
+# A throttled engagement is received again after each back-off (Trigger_Connect extends its
+# visibility), and every receive counts: enough receives for a burst to be called at the
+# pace Connect's quotas allow, while a message that keeps failing still reaches the DLQ.
+TRIGGER_MAX_RECEIVE_COUNT = 50
 
 
 class Engagement(Construct):
@@ -61,6 +53,7 @@ class Engagement(Construct):
             key=key,
             consumer_timeout=TRIGGER_TIMEOUT,
             fifo=True,
+            max_receive_count=TRIGGER_MAX_RECEIVE_COUNT,
         )
         self._updates, self._triggers = updates, triggers
         self.update_queue, self.update_dlq = updates.queue, updates.dlq
@@ -87,18 +80,8 @@ class Engagement(Construct):
                 "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
             },
         )
-        function.add_event_source(
-            sources.DynamoEventSource(
-                state.subscribers,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=100,
-                report_batch_item_failures=True,
-                bisect_batch_on_error=True,
-                retry_attempts=3,
-                on_failure=FailureQueue(self.failures_dlq, lake.key),
-                filters=[INCIDENT_FILTER],
-            )
-        )
+        # Only records whose latest change is an incident wake it (docs/ARCHITECTURE.md).
+        state.consume_changes(function, LastChange.INCIDENT, on_failure=self.failures_dlq)
         state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         for queue in (self.update_queue, self.trigger_queue):
@@ -136,23 +119,24 @@ class Engagement(Construct):
             name="Trigger_Connect",
             folder="trigger_connect",
             timeout=TRIGGER_TIMEOUT,
-            reserved_concurrency=config.max_concurrent_calls,
             invoked_by="the engagement_trigger_queue.fifo event source mapping",
             environment={
                 "CONNECT_INSTANCE_ID": contact.instance_id,
                 "CONTACT_FLOW_ID": contact.flow_id,
                 "SOURCE_PHONE_NUMBER": contact.source_phone_number,
                 "IDEMPOTENCY_TABLE": state.idempotency.table_name,
+                "ENGAGEMENT_TRIGGER_QUEUE_URL": self.trigger_queue.queue_url,
+                "ENGAGEMENT_UPDATE_QUEUE_URL": self.update_queue.queue_url,
             },
         )
-        # Keeping the poller at or below the reserved concurrency avoids throttled batches.
-        max_concurrency = config.max_concurrent_calls
+        # The event source's MaximumConcurrency bounds how many invocations dial at once,
+        # without reserving account concurrency (a reservation fails to deploy on accounts
+        # whose unreserved concurrency would drop below 100, new accounts among them).
         subscribe(
-            function,
-            self._triggers,
-            batch_size=10,
-            max_concurrency=max_concurrency if max_concurrency >= MIN_ESM_CONCURRENCY else None,
+            function, self._triggers, batch_size=10, max_concurrency=config.max_concurrent_calls
         )
+        # A call Connect refuses for good is recorded as a failed engagement.
+        self.update_queue.grant(function, "sqs:SendMessage")
         state.grant_items(
             function,
             state.idempotency,

@@ -79,6 +79,7 @@ class FeedbackLoopStack(Stack):
                 engagement.update_dlq,
                 engagement.trigger_dlq,
                 engagement.failures_dlq,
+                contact.feedback_failures_dlq,
             ],
             functions=[
                 ingestion.ingest,
@@ -87,6 +88,7 @@ class FeedbackLoopStack(Stack):
                 engagement.write_engagement,
                 engagement.trigger_connect,
                 contact.feedback,
+                contact.feedback_writer,
                 archive.transform,
             ],
             stream=ingestion.stream,
@@ -102,6 +104,7 @@ class FeedbackLoopStack(Stack):
             "EngagementTriggerQueueUrl": engagement.trigger_queue.queue_url,
             "EngagementTriggerDlqUrl": engagement.trigger_dlq.queue_url,
             "ReadAfterIncidentFailuresDlqUrl": engagement.failures_dlq.queue_url,
+            "FeedbackWriterFailuresDlqUrl": contact.feedback_failures_dlq.queue_url,
             "LakeBucketName": lake.bucket.bucket_name,
             "SubscriberTableName": state.subscribers.table_name,
             "PseudonymSecretArn": lake.pseudonym_secret.secret_arn,

@@ -85,7 +85,6 @@ class FunctionFactory(Construct):
         environment: Mapping[str, str],
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 256,
-        reserved_concurrency: int | None = None,
         invoked_by: str = "its event source mapping",
     ) -> lambda_.Function:
         """A function ``name`` running ``lambdas/<folder>/app.py:handler``.
@@ -120,7 +119,6 @@ class FunctionFactory(Construct):
             role=role,
             timeout=timeout,
             memory_size=memory_size,
-            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment={

@@ -24,6 +24,7 @@ class QueuePair:
 
     queue: sqs.Queue
     dlq: sqs.Queue
+    max_receive_count: int
 
 
 def _queue(scope: Construct, construct_id: str, name: str, key: kms.IKey, **props) -> sqs.Queue:
@@ -47,8 +48,9 @@ def queue_with_dlq(
     key: kms.IKey,
     consumer_timeout: Duration,
     fifo: bool = False,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
 ) -> QueuePair:
-    """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), maxReceiveCount 5."""
+    """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), by default maxReceiveCount 5."""
     stem = name.removesuffix(".fifo").removesuffix("_queue")
     dlq_name = f"{stem}_dlq.fifo" if fifo else f"{name}_dlq"
     fifo_props = {"fifo": True} if fifo else {}
@@ -59,11 +61,11 @@ def queue_with_dlq(
         name,
         key,
         visibility_timeout=Duration.seconds(consumer_timeout.to_seconds() * VISIBILITY_FACTOR),
-        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
         content_based_deduplication=True if fifo else None,
         **fifo_props,
     )
-    return QueuePair(queue=queue, dlq=dlq)
+    return QueuePair(queue=queue, dlq=dlq, max_receive_count=max_receive_count)
 
 
 def dead_letter_queue(
@@ -128,6 +130,7 @@ def subscribe(
         mapping,
         "Serverless-LambdaEventSourceMappingDestination",
         f"SQS event sources take no on-failure destination: a message that fails "
-        f"{MAX_RECEIVE_COUNT} times moves to {pair.dlq.node.id} by the queue's redrive policy.",
+        f"{pair.max_receive_count} times moves to {pair.dlq.node.id} by the queue's redrive "
+        "policy.",
     )
     return mapping

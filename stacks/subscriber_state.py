@@ -1,12 +1,22 @@
 """Subscriber state: the subscriber table (with its stream), windowed counters, idempotency."""
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from feedback_loop.contract import COUNTERS_TABLE, IDEMPOTENCY_TABLE, SUBSCRIBER_TABLE
+from feedback_loop.contract import (
+    COUNTERS_TABLE,
+    IDEMPOTENCY_TABLE,
+    LAST_CHANGE,
+    SUBSCRIBER_TABLE,
+    LastChange,
+)
+from stacks.queues import FailureQueue
 
 # What a caller of a table encrypted with a customer-managed key needs from KMS.
 KMS_TABLE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
@@ -37,6 +47,46 @@ class SubscriberState(Construct):
             IDEMPOTENCY_TABLE,
             partition_key="id",
             time_to_live_attribute="expiration",
+        )
+
+    def consume_changes(
+        self,
+        function: lambda_.IFunction,
+        change: LastChange,
+        *,
+        on_failure: sqs.IQueue,
+        batch_size: int = 100,
+        max_batching_window: Duration | None = None,
+    ) -> None:
+        """``function`` consumes the subscriber table's stream, filtered to ``change``.
+
+        Lambda event filtering drops the other writers' changes before they cost an
+        invocation (``LastChange`` says which writer it was); a failing record is retried,
+        its batch bisected, and after the retries its range goes to ``on_failure``.
+        """
+        function.add_event_source(
+            sources.DynamoEventSource(
+                self.subscribers,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=batch_size,
+                max_batching_window=max_batching_window,
+                report_batch_item_failures=True,
+                bisect_batch_on_error=True,
+                retry_attempts=3,
+                on_failure=FailureQueue(on_failure, self._key),
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {
+                                "NewImage": {
+                                    LAST_CHANGE: {"S": lambda_.FilterRule.is_equal(change.value)}
+                                }
+                            },
+                        }
+                    )
+                ],
+            )
         )
 
     def grant_items(self, grantee: iam.IGrantable, table: dynamodb.Table, *actions: str) -> None:

@@ -1,14 +1,13 @@
-"""Collect_feedback_from_Connect: invoked by the contact flow with the subscriber's digits.
+"""Collect_feedback_from_Connect: the contact flow's invocation → ``feedback_loop.feedback``.
 
-Returns the flat string map the flow branches on (``result``). A request that
-cannot be recorded (missing parameters, unknown subscriber) answers
-``rejected`` and is logged, so the caller hears an apology instead of an
-error. A failure to write the lake raises: the flow takes its error branch,
-and since the table update is guarded per contact id a retry cannot count the
-rating twice; it rewrites the same lake objects.
+Returns the flat string map the flow branches on (``result``). The answer is recorded
+on the subscriber's profile only; the table's stream carries it to the lake
+(``write_feedback_to_S3``), so nothing in the call depends on S3. A request that cannot
+be recorded (missing parameters, unknown subscriber) answers ``rejected`` and is logged,
+so the caller hears an apology instead of an error.
 
-``clock`` gives the business time of the feedback (the Connect event has no
-timestamp); the local twin replaces it with its simulated clock.
+``clock`` gives the business time of the answer (the Connect event has no timestamp);
+the local twin replaces it with its simulated clock.
 """
 
 from collections.abc import Callable
@@ -20,10 +19,9 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedback_loop.adapters.lake_writer import LakeWriter
-from feedback_loop.adapters.secrets import load_pseudonym_key
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.adapters.subscribers import DynamoSubscriberStore
+from feedback_loop.contract import Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import (
     INVALID,
@@ -37,7 +35,7 @@ from feedback_loop.feedback import (
 )
 from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
-from feedback_loop.ports import LakeSink, SubscriberStore
+from feedback_loop.ports import SubscriberStore
 
 
 def _utc_now() -> datetime:
@@ -59,18 +57,14 @@ class Settings:
     """Environment of this function (docs/ARCHITECTURE.md)."""
 
     subscriber_table: str
-    lake_bucket: str
-    pseudonym_secret_arn: str
     policy: Policy
 
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What one cold start creates: storage adapters, the pseudonym key, the policy."""
+    """What one cold start creates: the subscriber store and the policy."""
 
     store: SubscriberStore
-    lake: LakeSink
-    pseudonym_key: bytes
     policy: Policy
 
 
@@ -79,10 +73,6 @@ def _dependencies() -> Dependencies:
     settings = load_settings(Settings)
     return Dependencies(
         store=DynamoSubscriberStore(boto3.client("dynamodb"), settings.subscriber_table),
-        lake=LakeWriter(boto3.client("s3"), settings.lake_bucket),
-        pseudonym_key=load_pseudonym_key(
-            boto3.client("secretsmanager"), settings.pseudonym_secret_arn
-        ),
         policy=settings.policy,
     )
 
@@ -95,7 +85,7 @@ def _request(event: ConnectContactFlowEvent) -> FeedbackRequest:
             contact.contact_id, endpoint.address if endpoint else None, event.parameters
         )
     except (KeyError, TypeError) as error:
-        raise InvalidRecord("malformed_event", f"missing {error}") from error
+        raise InvalidRecord(Reason.MALFORMED_EVENT, f"missing {error}") from error
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -108,12 +98,7 @@ def handler(event: ConnectContactFlowEvent, context: LambdaContext) -> dict[str,
         logger.append_keys(contact_id=request.contact_id, engagement_id=request.engagement_id)
         deps = _dependencies()
         result = record_feedback(
-            request,
-            store=deps.store,
-            lake=deps.lake,
-            pseudonym_key=deps.pseudonym_key,
-            alpha=deps.policy.sentiment_alpha,
-            now=clock(),
+            request, store=deps.store, alpha=deps.policy.sentiment_alpha, now=clock()
         )
     except InvalidRecord as error:
         logger.warning("Feedback rejected", extra={"reason": error.reason, "detail": error.detail})

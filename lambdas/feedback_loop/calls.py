@@ -1,27 +1,40 @@
-"""Outbound calls: the StartOutboundVoiceContact request and how to treat its errors.
+"""Outbound calls: the StartOutboundVoiceContact request, and which refusals are final.
 
-The engagement id is the call's ``ClientToken``, so Amazon Connect itself
-refuses to place a second call for the same engagement (on top of the
-handler's idempotency record), even when a timed-out request is retried.
+The engagement id is the call's ``ClientToken``. Amazon Connect returns the running
+contact for a repeated token, but only while that contact is active: once it has
+disconnected, the same token starts a new call (StartOutboundVoiceContact, Amazon
+Connect API Reference, ``ClientToken``). The caller's idempotency record is therefore
+the guard that matters; Connect's is a second one for a request retried mid-call.
+
+Errors (same API reference, "Errors"): Connect answers ``LimitExceededException`` when
+the instance is at its concurrent active calls quota and ``ThrottlingException`` beyond
+the API's request rate; those, an internal error and a failure below the API (a timeout
+or a broken connection) can succeed later. A refusal of the destination, the
+parameters, the resource or the permission cannot: retrying it only blocks the
+subscriber's queue.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
+from feedback_loop.contract import Reason, Verdict
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage
 
-ENGAGE = "engage"
+ENGAGE = Verdict.ENGAGE
 
-RETRYABLE_ERRORS = frozenset(
+PERMANENT_ERRORS = frozenset(
     {
-        "ThrottlingException",
-        "LimitExceededException",
-        "ServiceQuotaExceededException",
-        "InternalServiceException",
+        "DestinationNotAllowedException",
+        "OutboundContactNotPermittedException",
+        "InvalidParameterException",
+        "InvalidRequestException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "IdempotencyException",
     }
 )
-"""Connect error codes that a later attempt can succeed on (capacity, concurrency, outages)."""
+"""Connect error codes no later attempt can overcome: the engagement fails for good."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +64,9 @@ def outbound_call_request(message: EngagementMessage, centre: CallCentre) -> dic
     (a suppressed decision or no engagement id to deduplicate on).
     """
     if message.decision != ENGAGE:
-        raise InvalidRecord("not_an_engagement", f"decision {message.decision!r}")
+        raise InvalidRecord(Reason.NOT_AN_ENGAGEMENT, f"decision {message.decision!r}")
     if not message.engagement_id or not message.phone_number:
-        raise InvalidRecord("missing_field", "engagement_id and phone_number are required")
+        raise InvalidRecord(Reason.MISSING_FIELD, "engagement_id and phone_number are required")
     return {
         "DestinationPhoneNumber": message.phone_number,
         "ContactFlowId": centre.contact_flow_id,
@@ -64,6 +77,6 @@ def outbound_call_request(message: EngagementMessage, centre: CallCentre) -> dic
     }
 
 
-def is_retryable(error_code: str) -> bool:
-    """True when Connect refused for now (throttled, over quota, internal) rather than for good."""
-    return error_code in RETRYABLE_ERRORS
+def is_permanent(error_code: str) -> bool:
+    """True when Connect refused the call for good; anything else may succeed later."""
+    return error_code in PERMANENT_ERRORS

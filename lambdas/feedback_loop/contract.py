@@ -69,8 +69,52 @@ INCIDENT_ATTRIBUTES = {
     "window_minutes": "WindowMinutes",
     "record_id": "RecordId",
 }
+# The last answer recorded on the profile (``LastFeedback``): field → map key. The table's
+# stream takes it to the lake, so every answer reaches ``feedback/`` (and a rating
+# ``sentiment/``) even when the lake was unreachable during the call.
+LAST_FEEDBACK = "LastFeedback"
+FEEDBACK_CONTACTS = "FeedbackContacts"
+FEEDBACK_ATTRIBUTES = {
+    "contact_id": "ContactId",
+    "engagement_id": "EngagementId",
+    "incident_id": "IncidentId",
+    "incident_type": "IncidentType",
+    "incident_time": "IncidentTime",
+    "cell": "Cell",
+    "outcome": "Outcome",
+    "rating": "Rating",
+    "previous_sentiment": "PreviousSentiment",
+    "sentiment": "Sentiment",
+    "change_sentiment": "ChangeSentiment",
+    "received_at": "At",
+}
 
 # --- reasons ---------------------------------------------------------------------------------
+
+
+class Reason(StrEnum):
+    """Why an input was rejected: the ``reason`` logged, counted and kept with it."""
+
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TOO_LARGE = "too_large"
+    TOO_LONG = "too_long"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    BAD_PHONE_NUMBER = "bad_phone_number"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    BAD_TIMESTAMP = "bad_timestamp"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    NOT_AN_ENGAGEMENT = "not_an_engagement"
+    MISSING_PARAMETER = "missing_parameter"
+    UNKNOWN_INCIDENT_TYPE = "unknown_incident_type"
+    BAD_INCIDENT_TIME = "bad_incident_time"
+    BAD_CELL = "bad_cell"
+    ENGAGEMENT_MISMATCH = "engagement_mismatch"
+    UNKNOWN_SUBSCRIBER = "unknown_subscriber"
+    MALFORMED_EVENT = "malformed_event"
+    MALFORMED_IMAGE = "malformed_image"
 
 
 class Verdict(StrEnum):
@@ -78,6 +122,7 @@ class Verdict(StrEnum):
 
     ENGAGE = "engage"
     SUPPRESS = "suppress"
+    FAILED = "failed"  # Connect refused the call for good (reason: its error code)
 
 
 # --- the lake --------------------------------------------------------------------------------

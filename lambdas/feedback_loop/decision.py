@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from feedback_loop.contract import EVENT_TYPES, Verdict
+from feedback_loop.contract import EVENT_TYPES, Reason, Verdict
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import engagement_id
 from feedback_loop.messages import EngagementMessage
@@ -57,7 +57,7 @@ class EngagementState:
                 calls_today=int(item.get(CALLS_TODAY) or 0),
             )
         except (AttributeError, TypeError, ValueError) as error:
-            raise InvalidRecord("malformed_image", f"bad Engagements: {error}") from error
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad Engagements: {error}") from error
 
     def to_item(self) -> dict[str, Any]:
         """The ``Engagements`` attribute value."""

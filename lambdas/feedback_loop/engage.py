@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, LastChange, Verdict
+from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, LastChange, Reason, Verdict
 from feedback_loop.decision import Decision, EngagementState, decide_all
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import new_incidents
@@ -79,7 +79,7 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
             continue
         try:
             if change.unreadable:
-                raise InvalidRecord("malformed_image", change.unreadable)
+                raise InvalidRecord(Reason.MALFORMED_IMAGE, change.unreadable)
             decisions = _decide(change, ports, states)
         except InvalidRecord as error:
             outcome.malformed.append((change.sequence_number, error))
@@ -100,7 +100,7 @@ def _decide(
     image = change.new_image or {}
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
-        raise InvalidRecord("malformed_image", "NewImage without PhoneNumber")
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewImage without PhoneNumber")
     fresh = new_incidents(phone, image.get(NEW_INCIDENTS))
     if not fresh:
         return []

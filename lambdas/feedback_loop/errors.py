@@ -1,5 +1,7 @@
 """Exceptions shared by the domain code and the handlers."""
 
+from feedback_loop.contract import Reason
+
 
 class FeedbackLoopError(Exception):
     """Base class for the errors this package raises on purpose."""
@@ -8,7 +10,7 @@ class FeedbackLoopError(Exception):
 class InvalidRecord(FeedbackLoopError):
     """An input record that can never be processed; it is rejected with ``reason``."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

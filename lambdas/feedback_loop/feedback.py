@@ -1,28 +1,32 @@
-"""Feedback from the IVR: validate the digits, update sentiment, describe it for the lake.
+"""Listen: the IVR's answer → the subscriber's sentiment, recorded once and durably.
 
-The subscriber table is the source of truth. A rating is applied at most once
-per Connect contact id (the store guards it); lake objects are keyed by the
-contact id, so writing them again for a replayed contact overwrites instead of
-duplicating. Everything here is plain data; storage sits behind two ports.
+The call writes one thing: the subscriber's profile (``SubscriberStore``), which gets
+the new sentiment (for a rating), the opt-out (for a 9) and, for every answer, the whole
+feedback record as ``LastFeedback``. That write is the commit point: the table's stream
+then carries the record to the lake (``write_feedback_to_S3``, with retries and a
+dead-letter queue), so once a subscriber has heard "thank you" their answer reaches the
+table *and* the lake, even when S3 is down during the call. An answer is recorded at
+most once per Connect contact id: a retry of the same contact finds it and returns what
+was recorded.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from feedback_loop import ids, pseudonym
-from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES
-from feedback_loop.errors import InvalidRecord
-from feedback_loop.ports import LakeSink, SubscriberStore
-from feedback_loop.sentiment import (
-    NEUTRAL,
-    SentimentUpdate,
-    incident_weight,
-    score,
-    update_sentiment,
+from feedback_loop.contract import (
+    EVENT_TYPES,
+    FEEDBACK_ATTRIBUTES,
+    LAKE_TABLES,
+    LAST_FEEDBACK,
+    Reason,
 )
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.lake_sink import LakeRecords
+from feedback_loop.ports import RecordedAnswer, SubscriberStore
+from feedback_loop.sentiment import NEUTRAL, incident_weight, score, update_sentiment
 from feedback_loop.timeutil import format_utc, parse_utc
 
 RATED = "rated"
@@ -70,6 +74,59 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """One answer as recorded on the profile (``LastFeedback``) and, from there, in the lake.
+
+    The sentiment fields are set for a rating only: ``previous_sentiment`` is what the
+    subscriber's sentiment was before it, ``change_sentiment`` = new - previous.
+    """
+
+    contact_id: str
+    engagement_id: str
+    incident_id: str
+    incident_type: str
+    incident_time: str
+    cell: str
+    outcome: str
+    rating: int | None
+    previous_sentiment: float | None
+    sentiment: float | None
+    change_sentiment: float | None
+    received_at: str
+
+    def to_item(self) -> dict[str, Any]:
+        """The ``LastFeedback`` map (empty fields left out)."""
+        values = asdict(self)
+        return {
+            attribute: values[name]
+            for name, attribute in FEEDBACK_ATTRIBUTES.items()
+            if values[name] is not None
+        }
+
+    @classmethod
+    def from_item(cls, item: Any) -> "Feedback":
+        """Read ``LastFeedback`` back; a malformed map raises :class:`InvalidRecord`."""
+        if not isinstance(item, Mapping):
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, "LastFeedback is not a map")
+        values = {name: item.get(attribute) for name, attribute in FEEDBACK_ATTRIBUTES.items()}
+        texts = ("contact_id", "engagement_id", "incident_id", "incident_type")
+        texts += ("incident_time", "cell", "outcome", "received_at")
+        try:
+            for name in texts:
+                if not isinstance(values[name], str) or not values[name]:
+                    raise ValueError(f"LastFeedback without {FEEDBACK_ATTRIBUTES[name]}")
+            parse_utc(str(values["received_at"]))
+            numbers = ("previous_sentiment", "sentiment", "change_sentiment")
+            return cls(
+                **{name: str(values[name]) for name in texts},
+                rating=None if values["rating"] is None else int(values["rating"]),
+                **{n: None if values[n] is None else float(values[n]) for n in numbers},
+            )
+        except (TypeError, ValueError) as error:
+            raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad LastFeedback: {error}") from error
+
+
+@dataclass(frozen=True)
 class FeedbackResult:
     """The outcome returned to the contact flow."""
 
@@ -78,6 +135,17 @@ class FeedbackResult:
     change_sentiment: float
     outcome: str | None = None
     replayed: bool = False
+
+    @classmethod
+    def of(cls, recorded: RecordedAnswer) -> "FeedbackResult":
+        """What the flow is told about a recorded answer."""
+        return cls(
+            result=_FLOW_RESULT[recorded.outcome],
+            sentiment=NEUTRAL if recorded.sentiment is None else recorded.sentiment,
+            change_sentiment=recorded.change_sentiment,
+            outcome=recorded.outcome,
+            replayed=recorded.replayed,
+        )
 
     def as_flow_response(self) -> dict[str, str]:
         """Flat string map, as Amazon Connect requires of a Lambda response."""
@@ -105,16 +173,16 @@ def parse_request(
     if "input" not in parameters or not isinstance(parameters["input"], str):
         missing.append("input")
     if missing:
-        raise InvalidRecord("missing_parameter", ", ".join(missing))
+        raise InvalidRecord(Reason.MISSING_PARAMETER, ", ".join(missing))
     if values["incident_type"] not in EVENT_TYPES:
-        raise InvalidRecord("unknown_incident_type", str(values["incident_type"]))
+        raise InvalidRecord(Reason.UNKNOWN_INCIDENT_TYPE, str(values["incident_type"]))
     try:
         parse_utc(str(values["incident_time"]))
     except ValueError as error:
-        raise InvalidRecord("bad_incident_time", str(error)) from error
+        raise InvalidRecord(Reason.BAD_INCIDENT_TIME, str(error)) from error
     cell = str(values["cell"])
     if len(cell) > MAX_CELL_LENGTH or not cell.isprintable():
-        raise InvalidRecord("bad_cell", f"not printable or longer than {MAX_CELL_LENGTH}")
+        raise InvalidRecord(Reason.BAD_CELL, f"not printable or longer than {MAX_CELL_LENGTH}")
     # Contact attributes come back from the flow: bind them to the call that was
     # placed, so a forged or mangled engagement id is never recorded.
     expected = ids.engagement_id(
@@ -124,7 +192,9 @@ def parse_request(
         str(values["incident_id"]),
     )
     if values["engagement_id"] != expected:
-        raise InvalidRecord("engagement_mismatch", "engagement_id is not this call's engagement")
+        raise InvalidRecord(
+            Reason.ENGAGEMENT_MISMATCH, "engagement_id is not this call's engagement"
+        )
     return FeedbackRequest(digits=parameters["input"], **values)  # type: ignore[arg-type]
 
 
@@ -139,123 +209,98 @@ def classify_input(digits: str) -> Answer:
     return Answer(INVALID)
 
 
-def feedback_record(
-    request: FeedbackRequest, answer: Answer, subscriber_id: str, received_at: str
-) -> dict[str, Any]:
-    """The ``feedback/`` lake record; the rating also weights the incident that caused the call."""
-    rating = answer.rating
-    return LAKE_TABLES["feedback"].record(
-        {
-            "contact_id": request.contact_id,
-            "engagement_id": request.engagement_id,
-            "subscriber_id": subscriber_id,
-            "incident_type": request.incident_type,
-            "incident_time": request.incident_time,
-            "cell": request.cell,
-            "outcome": answer.outcome,
-            "rating": rating,
-            "score": None if rating is None else score(rating),
-            "incident_weight": None if rating is None else incident_weight(rating),
-            "received_at": received_at,
-        }
-    )
-
-
-def sentiment_record(
-    request: FeedbackRequest,
-    subscriber_id: str,
-    device: str | None,
-    vendor: str | None,
-    update: SentimentUpdate,
-    updated_at: str,
-) -> dict[str, Any]:
-    """The ``sentiment/`` lake record the cell/device/vendor priority is computed from."""
-    return LAKE_TABLES["sentiment"].record(
-        {
-            "contact_id": request.contact_id,
-            "engagement_id": request.engagement_id,
-            "subscriber_id": subscriber_id,
-            "cell": request.cell,
-            "device": device,
-            "vendor": vendor,
-            "incident_type": request.incident_type,
-            "previous_sentiment": update.previous,
-            "sentiment": update.sentiment,
-            "change_sentiment": update.change,
-            "updated_at": updated_at,
-        }
+def answer_of(
+    request: FeedbackRequest, previous: float | None, alpha: float, received_at: str
+) -> Feedback:
+    """What the request's digits mean for a subscriber whose sentiment is ``previous``."""
+    answer = classify_input(request.digits)
+    update = None if answer.rating is None else update_sentiment(previous, answer.rating, alpha)
+    return Feedback(
+        contact_id=request.contact_id,
+        engagement_id=request.engagement_id,
+        incident_id=request.incident_id,
+        incident_type=request.incident_type,
+        incident_time=request.incident_time,
+        cell=request.cell,
+        outcome=answer.outcome,
+        rating=answer.rating,
+        previous_sentiment=None if update is None else update.previous,
+        sentiment=None if update is None else update.sentiment,
+        change_sentiment=None if update is None else update.change,
+        received_at=received_at,
     )
 
 
 def record_feedback(
-    request: FeedbackRequest,
-    *,
-    store: SubscriberStore,
-    lake: LakeSink,
-    pseudonym_key: bytes,
-    alpha: float,
-    now: datetime,
+    request: FeedbackRequest, *, store: SubscriberStore, alpha: float, now: datetime
 ) -> FeedbackResult:
-    """Apply the answer to the subscriber, then write its lake records.
+    """Record the answer on the subscriber's profile, once per contact id.
 
-    The table is written first: if the lake write fails the caller fails the
-    invocation, and a retry of the same contact finds the rating already
-    applied and rewrites the same lake objects.
+    Raises :class:`InvalidRecord` (``unknown_subscriber``) for a number with no profile.
     """
-    answer = classify_input(request.digits)
     received_at = format_utc(now)
-    subscriber_id = pseudonym.subscriber_id(pseudonym_key, request.phone_number)
-
-    if answer.rating is not None:
-        applied = store.apply_rating(
-            request.phone_number,
-            request.contact_id,
-            received_at,
-            partial(update_sentiment, rating=answer.rating, alpha=alpha),
-        )
-        if applied.update is None or applied.received_at is None:
-            return FeedbackResult(RECORDED, applied.current_sentiment, 0.0, RATED, replayed=True)
-        _write(
-            lake,
-            "feedback",
-            feedback_record(request, answer, subscriber_id, applied.received_at),
-            "received_at",
-            request.contact_id,
-        )
-        _write(
-            lake,
-            "sentiment",
-            sentiment_record(
-                request,
-                subscriber_id,
-                applied.device,
-                applied.vendor,
-                applied.update,
-                applied.received_at,
-            ),
-            "updated_at",
-            request.contact_id,
-        )
-        return FeedbackResult(
-            RECORDED, applied.update.sentiment, applied.update.change, RATED, applied.replayed
-        )
-
-    if answer.outcome == OPTED_OUT:
-        current = store.opt_out(request.phone_number, received_at)
-    else:
-        current = store.current_sentiment(request.phone_number)
-    _write(
-        lake,
-        "feedback",
-        feedback_record(request, answer, subscriber_id, received_at),
-        "received_at",
+    recorded = store.record_answer(
+        request.phone_number,
         request.contact_id,
+        lambda previous: answer_of(request, previous, alpha, received_at),
     )
-    sentiment = NEUTRAL if current is None else current
-    return FeedbackResult(_FLOW_RESULT[answer.outcome], sentiment, 0.0, answer.outcome)
+    return FeedbackResult.of(recorded)
 
 
-def _write(
-    lake: LakeSink, prefix: str, record: Mapping[str, Any], time_field: str, contact_id: str
-) -> None:
-    lake.put_records(prefix, [record], time_field, batch_id=contact_id)
+def feedback_records(image: Any, key: bytes) -> LakeRecords:
+    """The lake records of the answer a profile change recorded (``feedback/``, and
+    ``sentiment/`` for a rating), built from the stream's NEW image."""
+    if not isinstance(image, Mapping):
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "no readable NewImage")
+    phone = image.get("PhoneNumber")
+    if not isinstance(phone, str) or not phone:
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewImage without PhoneNumber")
+    feedback = Feedback.from_item(image.get(LAST_FEEDBACK))
+    subscriber_id = pseudonym.subscriber_id(key, phone)
+    rating = feedback.rating
+    records: LakeRecords = [
+        (
+            LAKE_TABLES["feedback"],
+            LAKE_TABLES["feedback"].record(
+                {
+                    "contact_id": feedback.contact_id,
+                    "engagement_id": feedback.engagement_id,
+                    "subscriber_id": subscriber_id,
+                    "incident_type": feedback.incident_type,
+                    "incident_time": feedback.incident_time,
+                    "cell": feedback.cell,
+                    "outcome": feedback.outcome,
+                    "rating": rating,
+                    "score": None if rating is None else score(rating),
+                    "incident_weight": None if rating is None else incident_weight(rating),
+                    "received_at": feedback.received_at,
+                }
+            ),
+        )
+    ]
+    if rating is not None and feedback.change_sentiment is not None:
+        records.append(
+            (
+                LAKE_TABLES["sentiment"],
+                LAKE_TABLES["sentiment"].record(
+                    {
+                        "contact_id": feedback.contact_id,
+                        "engagement_id": feedback.engagement_id,
+                        "subscriber_id": subscriber_id,
+                        "cell": feedback.cell,
+                        "device": _text(image.get("Device")),
+                        "vendor": _text(image.get("Vendor")),
+                        "incident_type": feedback.incident_type,
+                        "previous_sentiment": feedback.previous_sentiment,
+                        "sentiment": feedback.sentiment,
+                        "change_sentiment": feedback.change_sentiment,
+                        "updated_at": feedback.received_at,
+                    }
+                ),
+            )
+        )
+    return records
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

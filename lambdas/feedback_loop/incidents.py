@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from feedback_loop.contract import EVENT_TYPES, INCIDENT_ATTRIBUTES
+from feedback_loop.contract import EVENT_TYPES, INCIDENT_ATTRIBUTES, Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import incident_id, short_id
 from feedback_loop.messages import IncidentMessage
@@ -70,7 +70,7 @@ def incident_item(incident: Incident) -> dict[str, Any]:
 def incident_from_item(phone_number: str, item: Any) -> Incident:
     """Read a ``NewIncidents`` entry back; a malformed one raises :class:`InvalidRecord`."""
     if not isinstance(item, Mapping):
-        raise InvalidRecord("malformed_image", "incident is not a map")
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "incident is not a map")
 
     def text(name: str) -> str:
         value = item.get(INCIDENT_ATTRIBUTES[name])
@@ -104,7 +104,7 @@ def incident_from_item(phone_number: str, item: Any) -> Incident:
             raise ValueError(f"unknown event type {incident.event_type!r}")
         parse_utc(incident.timestamp)
     except (KeyError, TypeError, ValueError) as error:
-        raise InvalidRecord("malformed_image", f"bad incident: {error}") from error
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad incident: {error}") from error
     return incident
 
 
@@ -113,7 +113,7 @@ def new_incidents(phone_number: str, items: Any) -> list[Incident]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise InvalidRecord("malformed_image", "NewIncidents is not a list")
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewIncidents is not a list")
     incidents = [incident_from_item(phone_number, item) for item in items]
     return sorted(incidents, key=lambda i: (parse_utc(i.timestamp), i.record_id, i.incident_id))
 

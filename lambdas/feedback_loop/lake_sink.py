@@ -1,4 +1,4 @@
-"""Record: a batch of queue messages (or stream records) → lake objects.
+"""Record: a batch of queue messages or stream images → lake objects.
 
 Each item becomes one or more lake records; records are grouped into one object per
 lake table and business date. An item that does not decode is returned as rejected
@@ -10,13 +10,14 @@ retried, and the items of the other objects are done.
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from feedback_loop.contract import LakeTable
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.ports import LakeSink
 
 LakeRecords = list[tuple[LakeTable, dict[str, Any]]]
+Payload = TypeVar("Payload")
 
 
 @dataclass
@@ -35,8 +36,8 @@ class LakeBatchOutcome:
 
 
 def write_batch(
-    items: Sequence[tuple[str, str]],
-    to_records: Callable[[str], LakeRecords],
+    items: Sequence[tuple[str, Payload]],
+    to_records: Callable[[Payload], LakeRecords],
     lake: LakeSink,
     batch_id: str | None = None,
 ) -> LakeBatchOutcome:

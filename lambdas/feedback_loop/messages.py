@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from feedback_loop.contract import Reason
 from feedback_loop.errors import InvalidRecord, UnknownSchema
 
 SCHEMA_VERSION = 2
@@ -76,19 +77,19 @@ def decode(body: str | Mapping[str, Any], kind: type[Message]) -> Message:
         try:
             data = json.loads(body)
         except json.JSONDecodeError as error:
-            raise InvalidRecord("not_json", str(error)) from error
+            raise InvalidRecord(Reason.NOT_JSON, str(error)) from error
     else:
         data = dict(body)
     if not isinstance(data, dict):
-        raise InvalidRecord("not_an_object", type(data).__name__)
+        raise InvalidRecord(Reason.NOT_AN_OBJECT, type(data).__name__)
     if data.get("schema") != kind.SCHEMA or data.get("version") != SCHEMA_VERSION:
         raise UnknownSchema(
-            "unknown_schema",
+            Reason.UNKNOWN_SCHEMA,
             f"expected {kind.SCHEMA} v{SCHEMA_VERSION}, "
             f"got {data.get('schema')!r} v{data.get('version')!r}",
         )
     names = [f.name for f in fields(kind)]
     missing = [name for name in names if name not in data]
     if missing:
-        raise InvalidRecord("missing_field", ", ".join(missing))
+        raise InvalidRecord(Reason.MISSING_FIELD, ", ".join(missing))
     return kind(**{name: data[name] for name in names})

@@ -5,12 +5,14 @@ Tests swap in memory fakes; the handlers wire the AWS adapters once per cold sta
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from feedback_loop.decision import EngagementState
 from feedback_loop.incidents import ProfileUpdate
 from feedback_loop.rates import Counts, Session
-from feedback_loop.sentiment import SentimentUpdate
+
+if TYPE_CHECKING:
+    from feedback_loop.feedback import Feedback
 
 
 @dataclass(frozen=True)
@@ -95,42 +97,30 @@ class EngagementStore(Protocol):
 
 
 @dataclass(frozen=True)
-class AppliedRating:
-    """What the store did with a rating.
+class RecordedAnswer:
+    """What the profile holds for a contact's answer, and whether it was recorded before.
 
-    ``update`` is the sentiment change this contact caused and ``received_at``
-    when it was first recorded; both are ``None`` for a replay of a contact
-    older than the last one, whose original result is no longer kept.
+    ``sentiment`` is the subscriber's sentiment now (``None`` = never rated);
+    ``change_sentiment`` is what this answer changed (0 unless it was a rating).
     """
 
-    current_sentiment: float
-    update: SentimentUpdate | None
-    received_at: str | None
-    device: str | None
-    vendor: str | None
+    outcome: str
+    sentiment: float | None
+    change_sentiment: float
     replayed: bool
 
 
 class SubscriberStore(Protocol):
     """The subscriber table as the feedback use case needs it."""
 
-    def apply_rating(
+    def record_answer(
         self,
         phone_number: str,
         contact_id: str,
-        received_at: str,
-        compute: Callable[[float | None], SentimentUpdate],
-    ) -> AppliedRating:
-        """Store ``compute(stored sentiment)`` once per contact id, atomically.
+        answer: "Callable[[float | None], Feedback]",
+    ) -> RecordedAnswer:
+        """Record ``answer(stored sentiment)`` once per contact id, atomically.
 
-        Raises ``InvalidRecord`` for an unknown subscriber.
+        Raises ``InvalidRecord`` (``unknown_subscriber``) for a number with no profile.
         """
-        ...
-
-    def opt_out(self, phone_number: str, received_at: str) -> float | None:
-        """Mark the subscriber opted out; returns the current sentiment (``None`` = neutral)."""
-        ...
-
-    def current_sentiment(self, phone_number: str) -> float | None:
-        """The stored sentiment, ``None`` when absent."""
         ...

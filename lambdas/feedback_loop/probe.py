@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from feedback_loop.contract import EVENT_TYPES, is_e164
+from feedback_loop.contract import EVENT_TYPES, Reason, is_e164
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.timeutil import format_utc, parse_utc
 
@@ -49,11 +49,11 @@ class ProbeRecord:
 
 def _field(data: dict[str, Any], name: str, kind: type) -> Any:
     if name not in data or data[name] is None:
-        raise InvalidRecord("missing_field", name)
+        raise InvalidRecord(Reason.MISSING_FIELD, name)
     value = data[name]
     # bool is an int subclass and "false" is a str: check the exact type.
     if type(value) is not kind:
-        raise InvalidRecord("wrong_type", f"{name} must be {kind.__name__}")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be {kind.__name__}")
     return value
 
 
@@ -62,9 +62,9 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidRecord("wrong_type", f"{name} must be a string")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be a string")
     if len(value) > MAX_DIMENSION_LENGTH:
-        raise InvalidRecord("too_long", f"{name} longer than {MAX_DIMENSION_LENGTH}")
+        raise InvalidRecord(Reason.TOO_LONG, f"{name} longer than {MAX_DIMENSION_LENGTH}")
     return value
 
 
@@ -72,10 +72,11 @@ def _timestamp(text: str, reference: datetime) -> str:
     try:
         moment = parse_utc(text)
     except ValueError as error:
-        raise InvalidRecord("bad_timestamp", str(error)) from error
+        raise InvalidRecord(Reason.BAD_TIMESTAMP, str(error)) from error
     if moment > reference + MAX_FUTURE or moment < reference - MAX_PAST:
         raise InvalidRecord(
-            "timestamp_out_of_range", f"{text} is not within {MAX_PAST} before/{MAX_FUTURE} after"
+            Reason.TIMESTAMP_OUT_OF_RANGE,
+            f"{text} is not within {MAX_PAST} before/{MAX_FUTURE} after",
         )
     return format_utc(moment)
 
@@ -84,25 +85,25 @@ def parse_probe_record(raw: bytes | str, reference: datetime) -> ProbeRecord:
     """Decode and validate one JSON probe record; unknown extra fields are ignored."""
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
     if size > MAX_RECORD_BYTES:
-        raise InvalidRecord("too_large", f"{size} bytes > {MAX_RECORD_BYTES}")
+        raise InvalidRecord(Reason.TOO_LARGE, f"{size} bytes > {MAX_RECORD_BYTES}")
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidRecord("not_json", str(error)) from error
+        raise InvalidRecord(Reason.NOT_JSON, str(error)) from error
     if not isinstance(data, dict):
-        raise InvalidRecord("not_an_object", type(data).__name__)
+        raise InvalidRecord(Reason.NOT_AN_OBJECT, type(data).__name__)
 
     phone_number = _field(data, "phone_number", str)
     if not is_e164(phone_number):
-        raise InvalidRecord("bad_phone_number", "not E.164")
+        raise InvalidRecord(Reason.BAD_PHONE_NUMBER, "not E.164")
     event_type = _field(data, "event_type", str)
     if event_type not in EVENT_TYPES:
-        raise InvalidRecord("unknown_event_type", event_type[:40])
+        raise InvalidRecord(Reason.UNKNOWN_EVENT_TYPE, event_type[:40])
     cell = _field(data, "cell", str).strip()
     if not cell:
-        raise InvalidRecord("missing_field", "cell")
+        raise InvalidRecord(Reason.MISSING_FIELD, "cell")
     if len(cell) > MAX_CELL_LENGTH:
-        raise InvalidRecord("too_long", f"cell longer than {MAX_CELL_LENGTH}")
+        raise InvalidRecord(Reason.TOO_LONG, f"cell longer than {MAX_CELL_LENGTH}")
     return ProbeRecord(
         timestamp=_timestamp(_field(data, "timestamp", str), reference),
         phone_number=phone_number,

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from feedback_loop.contract import LAKE_TABLES
+from feedback_loop.contract import LAKE_TABLES, Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.messages import EngagementMessage, IncidentMessage, Message, decode
@@ -116,7 +116,7 @@ def _message_records(
         record = build(message, key)
         parse_utc(record[lake_table.time_field])
     except (AttributeError, TypeError, ValueError) as error:
-        raise InvalidRecord("wrong_type", str(error)) from error
+        raise InvalidRecord(Reason.WRONG_TYPE, str(error)) from error
     return [(lake_table, record)]
 
 

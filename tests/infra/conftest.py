@@ -26,7 +26,7 @@ CONFIGURED = {
     "phone_number_country_code": "GB",
     "quicksight_principal_arn": "arn:aws:quicksight:eu-west-2:111122223333:user/default/ops",
     "alarm_email": "noc@example.com",
-    "max_concurrent_calls": 1,
+    "max_concurrent_calls": 2,
     "min_sessions": 4,
     "lake_retention_days": 90,
     "log_retention_days": 14,

@@ -9,6 +9,7 @@ FUNCTION_NAMES = (
     "write_engagement_to_S3",
     "Trigger_Connect",
     "Collect_feedback_from_Connect",
+    "write_feedback_to_S3",
     "Archive_probe_records",
 )
 

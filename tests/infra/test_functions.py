@@ -25,6 +25,7 @@ HANDLER_FOLDERS = {
     "write_engagement_to_S3": "write_engagement_to_s3",
     "Trigger_Connect": "trigger_connect",
     "Collect_feedback_from_Connect": "collect_feedback_from_connect",
+    "write_feedback_to_S3": "write_feedback_to_s3",
     "Archive_probe_records": "archive_probe_records",
 }
 # docs/ARCHITECTURE.md, "Environment variables" (beyond the four common ones).
@@ -40,8 +41,10 @@ ENVIRONMENT = {
     "write_engagement_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Trigger_Connect": {
         "CONNECT_INSTANCE_ID", "CONTACT_FLOW_ID", "SOURCE_PHONE_NUMBER", "IDEMPOTENCY_TABLE",
+        "ENGAGEMENT_TRIGGER_QUEUE_URL", "ENGAGEMENT_UPDATE_QUEUE_URL",
     },
-    "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE", "LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
+    "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE"},
+    "write_feedback_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Archive_probe_records": {"PSEUDONYM_SECRET_ARN"},
 }  # fmt: skip
 COMMON = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "POLICY_JSON"}
@@ -170,9 +173,13 @@ def test_configured_source_number_is_used_verbatim(tmp_path) -> None:
     assert not of_type(template["Resources"], "AWS::Connect::PhoneNumber")
 
 
-def test_trigger_connect_concurrency_follows_config(variant) -> None:
+def test_trigger_connect_concurrency_follows_config_without_reserving_account_concurrency(
+    variant,
+) -> None:
     props = function_props(variant.resources, "Trigger_Connect")
-    assert props["ReservedConcurrentExecutions"] == variant.config.max_concurrent_calls
+    assert "ReservedConcurrentExecutions" not in props
+    (mapping,) = mappings_of(variant.resources, "Trigger_Connect")
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": variant.config.max_concurrent_calls}
 
 
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
@@ -188,22 +195,30 @@ def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
     assert referenced_id(destination) == queue_id(default.resources, "ingest_failures_dlq")
 
 
-def test_read_after_incident_wakes_only_on_incident_changes(default) -> None:
-    (mapping,) = mappings_of(default.resources, "Read_after_incident")
+@pytest.mark.parametrize(
+    ("name", "change", "failures_dlq", "window"),
+    [
+        ("Read_after_incident", "incident", "read_after_incident_failures_dlq", None),
+        ("write_feedback_to_S3", "feedback", "write_feedback_failures_dlq", 10),
+    ],
+)
+def test_table_stream_consumers_wake_only_on_their_changes(
+    default, name, change, failures_dlq, window
+) -> None:
+    (mapping,) = mappings_of(default.resources, name)
     table = table_id(default.resources, "Subscriber_table")
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
     assert mapping["BatchSize"] == 100
+    assert mapping.get("MaximumBatchingWindowInSeconds") == window
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
     assert mapping["MaximumRetryAttempts"] == 3
     destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
-    assert referenced_id(destination) == queue_id(
-        default.resources, "read_after_incident_failures_dlq"
-    )
+    assert referenced_id(destination) == queue_id(default.resources, failures_dlq)
     (pattern,) = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
     assert pattern == {
         "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"LastChange": {"S": ["incident"]}}},
+        "dynamodb": {"NewImage": {"LastChange": {"S": [change]}}},
     }
 
 

@@ -63,6 +63,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs(KMS_WRITE, "stack key"),
     "Trigger_Connect": RUNTIME
     | _pairs(SQS_CONSUME, "queue engagement_trigger_queue.fifo")
+    | _pairs({"sqs:SendMessage"}, "queue engagement_update_queue")
     | _pairs(
         {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "table Idempotency_table",
@@ -71,9 +72,15 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs(KMS_TABLE, "stack key"),
     "Collect_feedback_from_Connect": RUNTIME
     | _pairs({"dynamodb:GetItem", "dynamodb:UpdateItem"}, "table Subscriber_table")
+    | _pairs(KMS_TABLE, "stack key"),
+    "write_feedback_to_S3": RUNTIME
+    | _pairs(STREAM_READ, "stream of Subscriber_table")
+    | {("dynamodb:ListStreams", "*")}
+    | _pairs({"sqs:SendMessage"}, "queue write_feedback_failures_dlq")
     | _pairs({"s3:PutObject"}, "lake feedback/*", "lake sentiment/*")
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
-    | _pairs(KMS_TABLE, "stack key"),
+    # Reading the encrypted stream: CDK's stream grant adds kms:DescribeKey to Decrypt.
+    | _pairs(KMS_WRITE | {"kms:DescribeKey"}, "stack key"),
     # Invoked by Firehose (its role calls lambda:InvokeFunction): reads the key, nothing else.
     "Archive_probe_records": RUNTIME
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")

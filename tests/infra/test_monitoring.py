@@ -30,7 +30,7 @@ def _dimension(alarm: dict, name: str):
 
 def test_every_dead_letter_queue_alarms_on_its_first_message(default) -> None:
     dlqs = _dead_letter_queues(default.resources)
-    assert len(dlqs) == 5
+    assert len(dlqs) == 6
     for dlq in dlqs:
         matching = [
             a

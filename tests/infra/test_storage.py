@@ -2,7 +2,7 @@
 
 import pytest
 from aws_cdk.assertions import Match
-from infra_lookup import find_one, of_type, queue_id, referenced_id, table_id
+from infra_lookup import FUNCTION_NAMES, find_one, of_type, queue_id, referenced_id, table_id
 
 pytestmark = pytest.mark.xdist_group("synth")
 
@@ -130,18 +130,19 @@ def test_every_queue_is_kms_encrypted_and_tls_only(default) -> None:
 
 
 @pytest.mark.parametrize(
-    ("queue", "dlq"),
+    ("queue", "dlq", "receives"),
     [
-        ("incident_update_queue", "incident_update_queue_dlq"),
-        ("engagement_update_queue", "engagement_update_queue_dlq"),
-        ("engagement_trigger_queue.fifo", "engagement_trigger_dlq.fifo"),
+        ("incident_update_queue", "incident_update_queue_dlq", 5),
+        ("engagement_update_queue", "engagement_update_queue_dlq", 5),
+        # Throttled calls are received again after each back-off (see Trigger_Connect).
+        ("engagement_trigger_queue.fifo", "engagement_trigger_dlq.fifo", 50),
     ],
 )
-def test_work_queues_redrive_to_their_dlq_after_five_receives(default, queue, dlq) -> None:
+def test_work_queues_redrive_to_their_dlq(default, queue, dlq, receives) -> None:
     props = default.resources[queue_id(default.resources, queue)]["Properties"]
     redrive = props["RedrivePolicy"]
     assert referenced_id(redrive["deadLetterTargetArn"]) == queue_id(default.resources, dlq)
-    assert redrive["maxReceiveCount"] == 5
+    assert redrive["maxReceiveCount"] == receives
 
 
 def test_trigger_queue_and_its_dlq_are_fifo_with_content_dedup(default) -> None:
@@ -177,7 +178,8 @@ def test_pseudonym_secret_is_generated_and_kms_encrypted(default) -> None:
 
 def test_every_log_group_is_encrypted_with_configured_retention(variant) -> None:
     groups = of_type(variant.resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 8  # seven functions and the probe archive's delivery stream
+    # one per function, and the probe archive's delivery stream
+    assert len(groups) == len(FUNCTION_NAMES) + 1
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == variant.config.log_retention_days
         assert referenced_id(group["Properties"]["KmsKeyId"]) == _stack_key(variant.resources)

@@ -1,4 +1,9 @@
-"""Collect_feedback_from_Connect under moto, invoked with the real contact-flow event."""
+"""Collect_feedback_from_Connect and write_feedback_to_S3 under moto.
+
+The feedback function is invoked with the real contact-flow event and writes only the
+subscriber table; the table's stream (moto's) is turned into Lambda's DynamoDB stream
+event for write_feedback_to_S3, which writes the lake.
+"""
 
 import copy
 import json
@@ -9,14 +14,18 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
+from write_feedback_to_s3 import app as writer
 
 from collect_feedback_from_connect import app
 from feedback_loop import pseudonym
 from feedback_loop.adapters.subscribers import MAX_FEEDBACK_CONTACTS, DynamoSubscriberStore
+from feedback_loop.feedback import answer_of, parse_request
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.observability import metrics
 from feedback_loop.sentiment import update_sentiment
+from tests.moto_tables import TableStream
 
 EVENT = json.loads(
     (Path(__file__).parents[1] / "events" / "connect_contact_flow_event.json").read_text()
@@ -65,6 +74,7 @@ def aws(monkeypatch):
             KeySchema=[{"AttributeName": "PhoneNumber", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "PhoneNumber", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         table.put_item(
             Item={
@@ -82,8 +92,10 @@ def aws(monkeypatch):
         secret = boto3.client("secretsmanager").create_secret(Name="pseudonym", SecretString=KEY)
         monkeypatch.setenv("PSEUDONYM_SECRET_ARN", secret["ARN"])
         app._dependencies.cache_clear()
+        writer._dependencies.cache_clear()
         yield table
         app._dependencies.cache_clear()
+        writer._dependencies.cache_clear()
 
 
 def _event(digits: str | None = None, **parameters) -> dict:
@@ -100,6 +112,17 @@ def _invoke(event: dict) -> dict:
 
 def _item(table) -> dict:
     return table.get_item(Key={"PhoneNumber": PHONE}, ConsistentRead=True)["Item"]
+
+
+def _stream() -> TableStream:
+    return TableStream(boto3.client("dynamodb"))
+
+
+def _write_lake(stream: TableStream) -> dict:
+    """Deliver the answers recorded since the last call to write_feedback_to_S3."""
+    return writer.handler(
+        stream.changes("feedback"), LambdaContext(function_name="write_feedback_to_S3")
+    )
 
 
 def _lake() -> dict[str, list[dict]]:
@@ -127,13 +150,22 @@ def test_low_rating_lowers_sentiment_and_returns_a_string_map(aws):
     item = _item(aws)
     assert float(item["Sentiment"]) == pytest.approx(expected.sentiment)
     assert item["LastChange"] == "feedback"
-    assert item["LastFeedbackAt"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert item["FeedbackContacts"] == [CONTACT_ID]
+    assert item["LastFeedback"]["At"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert item["LastFeedback"]["ContactId"] == CONTACT_ID
+    assert item["FeedbackContacts"] == [f"{CONTACT_ID}|rated"]
 
 
-def test_rating_writes_feedback_and_sentiment_to_the_lake_without_phone_numbers(aws):
+def test_the_call_touches_only_the_table_and_the_stream_takes_the_answer_to_the_lake(aws):
+    stream = _stream()
+    calls = []
+    client = app._dependencies().store._dynamodb
+    client.meta.events.register("before-call.*.*", lambda model, **kw: calls.append(model.name))
+
     _invoke(_event("1"))
 
+    assert calls == ["GetItem", "UpdateItem"]
+    assert _lake() == {}
+    assert _write_lake(stream) == {"batchItemFailures": []}
     lake = _lake()
     assert sorted(key.split("/")[0] for key in lake) == ["feedback", "sentiment"]
     assert all(f"/dt={NOW.date().isoformat()}/" in key for key in lake)
@@ -158,9 +190,38 @@ def test_rating_writes_feedback_and_sentiment_to_the_lake_without_phone_numbers(
     assert PHONE.lstrip("+") not in json.dumps(lake)
 
 
-def test_replayed_contact_updates_sentiment_once(aws):
+def test_an_answer_given_during_an_s3_outage_reaches_the_lake_after_it(aws, monkeypatch):
+    # Given S3 is down while the subscriber answers: the call still records the rating
+    stream = _stream()
+    assert _invoke(_event("2"))["result"] == "recorded"
+    s3 = writer._dependencies().lake._s3
+
+    def s3_down(**kwargs):
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "PutObject")
+
+    s3.meta.events.register("before-call.s3.PutObject", s3_down)
+    event = stream.changes("feedback")
+    [record] = event["Records"]
+
+    # When the stream delivers it while S3 is still down, the record is reported failed
+    response = writer.handler(event, LambdaContext(function_name="write_feedback_to_S3"))
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
+    }
+    assert _lake() == {}
+
+    # Then Lambda's retry after S3 is back writes both records
+    s3.meta.events.unregister("before-call.s3.PutObject", s3_down)
+    assert writer.handler(event, LambdaContext(function_name="write_feedback_to_S3")) == {
+        "batchItemFailures": []
+    }
+    assert [r["rating"] for r in _records("feedback")] == [2]
+    assert len(_records("sentiment")) == 1
+
+
+def test_replayed_contact_updates_sentiment_once_and_reaches_the_lake_once(aws):
+    stream = _stream()
     first = _invoke(_event("1"))
-    lake_after_first = _lake()
 
     second = _invoke(_event("1"))
 
@@ -168,11 +229,12 @@ def test_replayed_contact_updates_sentiment_once(aws):
     assert float(_item(aws)["Sentiment"]) == pytest.approx(
         update_sentiment(0.2, 1, ALPHA).sentiment
     )
-    assert _item(aws)["FeedbackContacts"] == [CONTACT_ID]
-    assert _lake() == lake_after_first
+    assert _item(aws)["FeedbackContacts"] == [f"{CONTACT_ID}|rated"]
+    assert len(stream.changes("feedback")["Records"]) == 1
 
 
 def test_a_new_contact_builds_on_the_previous_sentiment(aws):
+    stream = _stream()
     _invoke(_event("1"))
     event = _event("5")
     event["Details"]["ContactData"]["ContactId"] = "b0c1d2e3-0000-4000-8000-000000000002"
@@ -184,10 +246,12 @@ def test_a_new_contact_builds_on_the_previous_sentiment(aws):
         update_sentiment(after_first, 5, ALPHA).sentiment
     )
     assert float(response["change_sentiment"]) > 0
+    _write_lake(stream)
     assert len(_records("sentiment")) == 2
 
 
 def test_opt_out_marks_the_subscriber_without_changing_sentiment(aws):
+    stream = _stream()
     response = _invoke(_event("9"))
 
     item = _item(aws)
@@ -195,29 +259,24 @@ def test_opt_out_marks_the_subscriber_without_changing_sentiment(aws):
     assert item["OptedOut"] is True
     assert item["LastChange"] == "feedback"
     assert item["Sentiment"] == Decimal("0.2")
+    _write_lake(stream)
     assert [r["outcome"] for r in _records("feedback")] == ["opted_out"]
     assert _records("sentiment") == []
 
 
-def test_no_response_leaves_the_subscriber_untouched(aws):
-    before = _item(aws)
+@pytest.mark.parametrize(("digits", "outcome"), [("", "no_response"), ("7", "invalid")])
+def test_no_usable_answer_is_recorded_without_touching_sentiment(aws, digits, outcome):
+    stream = _stream()
 
-    response = _invoke(_event(""))
+    response = _invoke(_event(digits))
 
     assert response == {"result": "no_response", "sentiment": "0.2", "change_sentiment": "0.0"}
-    assert _item(aws) == before
-    assert [r["outcome"] for r in _records("feedback")] == ["no_response"]
-
-
-def test_invalid_key_is_recorded_as_invalid_not_a_crash(aws):
-    before = _item(aws)
-
-    response = _invoke(_event("7"))
-
-    assert response["result"] == "no_response"
-    assert _item(aws) == before
+    item = _item(aws)
+    assert item["Sentiment"] == Decimal("0.2")
+    assert "OptedOut" not in item
+    _write_lake(stream)
     [feedback] = _records("feedback")
-    assert (feedback["outcome"], feedback["rating"]) == ("invalid", None)
+    assert (feedback["outcome"], feedback["rating"]) == (outcome, None)
 
 
 def test_missing_parameters_are_rejected_and_logged(aws, caplog):
@@ -231,7 +290,7 @@ def test_missing_parameters_are_rejected_and_logged(aws, caplog):
     [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
     assert warning.reason == "missing_parameter"
     assert "engagement_id" in warning.detail
-    assert _lake() == {}
+    assert _item(aws)["LastChange"] == "incident"
 
 
 def test_event_without_parameters_is_rejected(aws):
@@ -250,57 +309,41 @@ def test_unknown_subscriber_is_rejected_and_not_created(aws):
     assert "Item" not in aws.get_item(Key={"PhoneNumber": PHONE})
 
 
-def test_lake_failure_fails_the_invocation_and_a_retry_counts_once(aws, monkeypatch):
-    monkeypatch.setenv("LAKE_BUCKET", "bucket-not-created-yet")
-    app._dependencies.cache_clear()
-    with pytest.raises(Exception, match="NoSuchBucket"):
-        _invoke(_event("1"))
-    applied = float(_item(aws)["Sentiment"])
-    boto3.client("s3").create_bucket(
-        Bucket="bucket-not-created-yet", CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-
-    response = _invoke(_event("1"))
-
-    assert float(response["sentiment"]) == applied
-    assert applied == pytest.approx(update_sentiment(0.2, 1, ALPHA).sentiment)
-    keys = [
-        o["Key"]
-        for o in boto3.client("s3").list_objects_v2(Bucket="bucket-not-created-yet")["Contents"]
-    ]
-    assert sorted(key.split("/")[0] for key in keys) == ["feedback", "sentiment"]
+def _answer(digits: str, contact_id: str):
+    request = parse_request(contact_id, PHONE, {**EVENT["Details"]["Parameters"], "input": digits})
+    return lambda previous: answer_of(request, previous, ALPHA, "2026-11-25T10:31:07Z")
 
 
 def test_concurrent_rating_for_the_same_subscriber_is_not_lost(aws):
     store = DynamoSubscriberStore(boto3.client("dynamodb"), TABLE)
-    at = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    first = store.apply_rating(PHONE, "contact-0", at, lambda p: update_sentiment(p, 2, ALPHA))
+    first = store.record_answer(PHONE, "contact-0", _answer("2", "contact-0"))
     raced = []
 
-    def compute_while_another_contact_lands(previous):
+    def answer_while_another_contact_lands(previous):
         if not raced:
-            raced.append(
-                store.apply_rating(PHONE, "contact-b", at, lambda p: update_sentiment(p, 5, ALPHA))
-            )
-        return update_sentiment(previous, 1, ALPHA)
+            raced.append(store.record_answer(PHONE, "contact-b", _answer("5", "contact-b")))
+        return _answer("1", "contact-a")(previous)
 
-    applied = store.apply_rating(PHONE, "contact-a", at, compute_while_another_contact_lands)
+    recorded = store.record_answer(PHONE, "contact-a", answer_while_another_contact_lands)
 
-    after_b = update_sentiment(first.update.sentiment, 5, ALPHA).sentiment
-    assert applied.update.previous == pytest.approx(after_b)
+    after_b = update_sentiment(first.sentiment, 5, ALPHA).sentiment
+    assert recorded.sentiment == pytest.approx(update_sentiment(after_b, 1, ALPHA).sentiment)
     assert float(_item(aws)["Sentiment"]) == pytest.approx(
         update_sentiment(after_b, 1, ALPHA).sentiment
     )
-    assert _item(aws)["FeedbackContacts"] == ["contact-0", "contact-b", "contact-a"]
+    assert _item(aws)["FeedbackContacts"] == [
+        "contact-0|rated",
+        "contact-b|rated",
+        "contact-a|rated",
+    ]
 
 
 def test_feedback_contacts_stay_capped(aws):
     store = DynamoSubscriberStore(boto3.client("dynamodb"), TABLE)
-    at = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     for n in range(MAX_FEEDBACK_CONTACTS + 5):
-        store.apply_rating(PHONE, f"contact-{n}", at, lambda p: update_sentiment(p, 3, ALPHA))
+        store.record_answer(PHONE, f"contact-{n}", _answer("3", f"contact-{n}"))
 
     contacts = _item(aws)["FeedbackContacts"]
     assert len(contacts) == MAX_FEEDBACK_CONTACTS
-    assert contacts[-1] == f"contact-{MAX_FEEDBACK_CONTACTS + 4}"
+    assert contacts[-1] == f"contact-{MAX_FEEDBACK_CONTACTS + 4}|rated"

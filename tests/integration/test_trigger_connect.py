@@ -16,8 +16,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
+from feedback_loop.dial import backoff_seconds
 from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import metrics
+from tests.integration.conftest import SendFaults
 from tests.moto_tables import create_tables
 from trigger_connect import app
 
@@ -34,20 +36,32 @@ class LambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:Trigger_Connect"
     aws_request_id: str = "6f2a4b1e-2f0c-4f57-9c1a-3f1f4d3b2a10"
+    remaining_ms: int = 30_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return self.remaining_ms
 
 
 class FakeConnect:
-    """Records every StartOutboundVoiceContact attempt; fails the numbers told to."""
+    """Records every StartOutboundVoiceContact attempt; fails the numbers told to.
 
-    def __init__(self, client):
+    Also records the dialler's ChangeMessageVisibility calls (the event's receipt handles
+    are not moto's, so they are answered here): receipt handle → seconds hidden.
+    """
+
+    def __init__(self, client, sqs):
         self.attempts: list[dict] = []
         self.started: list[dict] = []
         self.fail_with: dict[str, str] = {}
+        self.hidden: dict[str, int] = {}
+        sqs.meta.events.register("before-call.sqs.ChangeMessageVisibility", self._change_visibility)
         client.meta.events.register(f"before-parameter-build.{OPERATION}", self._capture)
         client.meta.events.register(f"before-call.{OPERATION}", self._respond)
+
+    def _change_visibility(self, params, **kwargs):
+        body = json.loads(params["body"])
+        self.hidden[body["ReceiptHandle"]] = body["VisibilityTimeout"]
+        return AWSResponse(None, 200, {}, None), {}
 
     def _capture(self, params, **kwargs):
         self.attempts.append(copy.deepcopy(params))
@@ -81,11 +95,20 @@ def env(monkeypatch):
 
 
 @pytest.fixture
-def connect(env):
+def connect(env, monkeypatch):
     with mock_aws():
         create_tables(boto3.client("dynamodb"), "Idempotency_table")
+        sqs = boto3.client("sqs")
+        for name, variable in (
+            ("engagement_trigger_queue.fifo", "ENGAGEMENT_TRIGGER_QUEUE_URL"),
+            ("engagement_update_queue", "ENGAGEMENT_UPDATE_QUEUE_URL"),
+        ):
+            attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            monkeypatch.setenv(variable, url)
         app._dependencies.cache_clear()
-        yield FakeConnect(app._dependencies().calls._connect)
+        deps = app._dependencies()
+        yield FakeConnect(deps.calls._connect, deps.triggers._sqs)
         app._dependencies.cache_clear()
 
 
@@ -93,8 +116,14 @@ def _event(*records):
     return {"Records": [copy.deepcopy(record) for record in records]}
 
 
-def _invoke(event):
-    return app.handler(event, LambdaContext())
+def _invoke(event, remaining_ms: int = 30_000):
+    return app.handler(event, LambdaContext(remaining_ms=remaining_ms))
+
+
+def _failed_engagements() -> list[EngagementMessage]:
+    url = app._dependencies().ports.updates.url
+    messages = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [decode(m["Body"], EngagementMessage) for m in messages.get("Messages", [])]
 
 
 def _failed_ids(response):
@@ -125,9 +154,10 @@ def test_each_engagement_calls_its_subscriber_with_token_and_attributes(connect)
             "incident_id": message.incident_id,
             "cell": message.cell,
         }
-        assert call["InstanceId"] == app._dependencies().centre.instance_id
-        assert call["ContactFlowId"] == app._dependencies().centre.contact_flow_id
-        assert call["SourcePhoneNumber"] == app._dependencies().centre.source_phone_number
+        centre = app._dependencies().ports.centre
+        assert call["InstanceId"] == centre.instance_id
+        assert call["ContactFlowId"] == centre.contact_flow_id
+        assert call["SourcePhoneNumber"] == centre.source_phone_number
 
 
 def test_redelivery_in_a_later_invocation_places_one_call(connect):
@@ -143,7 +173,7 @@ def test_redelivery_in_a_later_invocation_places_one_call(connect):
     assert connect.started[0]["ClientToken"] == _message(record).engagement_id
 
 
-def test_idempotency_record_expires_after_a_day(connect):
+def test_idempotency_record_outlives_any_redrive_of_the_message(connect):
     before = time.time()
 
     _invoke(_event(RECORDS[0]))
@@ -180,6 +210,27 @@ def test_throttling_holds_back_that_subscribers_group_only(connect, capsys):
     ]
     assert [call["DestinationPhoneNumber"] for call in connect.attempts].count(throttled_phone) == 1
     assert '"CallsThrottled"' in capsys.readouterr().out
+    # The throttled message waits out its back-off; the one behind it waits behind it.
+    head, behind = (r for r in RECORDS if r["messageId"] in same_group)
+    assert connect.hidden == {
+        head["receiptHandle"]: backoff_seconds(1, _message(head).engagement_id)
+    }
+    assert behind["receiptHandle"] not in connect.hidden
+
+
+def test_the_back_off_grows_with_each_refusal_up_to_fifteen_minutes(connect):
+    record = copy.deepcopy(RECORDS[2])
+    connect.fail_with[_message(record).phone_number] = "LimitExceededException"
+    waits = []
+    for attempt in range(1, 9):
+        record["attributes"]["ApproximateReceiveCount"] = str(attempt)
+        _invoke(_event(record))
+        waits.append(connect.hidden[record["receiptHandle"]])
+
+    assert waits == sorted(waits[:6]) + waits[6:]
+    assert 24 <= waits[0] <= 36
+    assert all(720 <= wait <= 900 for wait in waits[5:])
+    assert connect.started == []
 
 
 def test_throttled_messages_are_called_in_order_when_retried(connect):
@@ -202,8 +253,8 @@ def test_throttled_messages_are_called_in_order_when_retried(connect):
     "body",
     [
         "not json",
-        json.dumps({"schema": "engagement", "version": 2}),
-        json.dumps({"schema": "engagement", "version": 1, "phone_number": "+447700900999"}),
+        json.dumps({"schema": "engagement", "version": 3}),
+        json.dumps({"schema": "engagement", "version": 2, "phone_number": "+447700900999"}),
     ],
 )
 def test_malformed_message_is_reported_alone(connect, capsys, caplog, body):
@@ -232,17 +283,60 @@ def test_suppressed_decision_on_the_trigger_queue_is_not_called(connect):
     assert connect.attempts == []
 
 
-def test_permanent_connect_error_is_reported_for_the_dlq_and_counted(connect, capsys, caplog):
+@pytest.mark.parametrize(
+    "code",
+    [
+        "DestinationNotAllowedException",
+        "OutboundContactNotPermittedException",
+        "AccessDeniedException",
+    ],
+)
+def test_a_permanent_refusal_is_recorded_once_as_a_failed_engagement_and_not_retried(
+    connect, capsys, caplog, code
+):
     refused = _message(RECORDS[2]).phone_number
-    connect.fail_with[refused] = "DestinationNotAllowedException"
+    connect.fail_with[refused] = code
 
     response = _invoke(_event(*RECORDS))
 
-    assert _failed_ids(response) == [RECORDS[2]["messageId"]]
-    assert [getattr(r, "reason", None) for r in caplog.records if r.levelname == "ERROR"] == [
-        "DestinationNotAllowedException"
-    ]
+    assert _failed_ids(response) == []
+    assert connect.hidden == {}
+    [failed] = _failed_engagements()
+    assert (failed.engagement_id, failed.decision, failed.reason) == (
+        _message(RECORDS[2]).engagement_id,
+        "failed",
+        code,
+    )
+    assert [getattr(r, "reason", None) for r in caplog.records if r.levelname == "ERROR"] == [code]
     assert '"CallsFailed"' in capsys.readouterr().out
+
+
+def test_a_refusal_that_cannot_be_recorded_is_retried(connect):
+    connect.fail_with[_message(RECORDS[2]).phone_number] = "DestinationNotAllowedException"
+    SendFaults(app._dependencies().ports.updates._sqs).failing_calls = 1
+
+    response = _invoke(_event(RECORDS[2]))
+
+    assert _failed_ids(response) == [RECORDS[2]["messageId"]]
+    assert _failed_engagements() == []
+
+
+def test_an_unknown_error_is_treated_as_one_that_may_pass(connect):
+    connect.fail_with[_message(RECORDS[2]).phone_number] = "SomethingNewException"
+
+    response = _invoke(_event(RECORDS[2]))
+
+    assert _failed_ids(response) == [RECORDS[2]["messageId"]]
+    assert RECORDS[2]["receiptHandle"] in connect.hidden
+    assert _failed_engagements() == []
+
+
+def test_the_batch_stops_before_the_function_could_time_out(connect):
+    response = _invoke(_event(*RECORDS), remaining_ms=5_000)
+
+    assert sorted(_failed_ids(response)) == sorted(r["messageId"] for r in RECORDS)
+    assert connect.attempts == []
+    assert set(connect.hidden.values()) == {0}
 
 
 def test_failed_call_is_not_remembered_as_done(connect):

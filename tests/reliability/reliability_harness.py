@@ -31,6 +31,7 @@ HANDLER_PACKAGES = (
     "write_engagement_to_s3",
     "trigger_connect",
     "collect_feedback_from_connect",
+    "write_feedback_to_s3",
 )
 
 

@@ -29,6 +29,7 @@ from feedback_loop import ids
 from feedback_loop.messages import EngagementMessage, IncidentMessage, encode
 from feedback_loop.pseudonym import subscriber_id
 from feedback_loop.timeutil import parse_utc
+from tests.moto_tables import TableStream
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -351,10 +352,14 @@ def test_contact_flow_invocation_between_good_neighbours(case, estate, invoke, f
     phone = case.get("phone_number", CASE_PHONE)
     neighbour_events = [connect_event(_flow_parameters(p, "2"), phone_number=p) for p in NEIGHBOURS]
     bad = connect_event(case["parameters"], phone_number=phone)
+    stream = TableStream(estate.dynamodb)
 
     responses = []
     for event in (neighbour_events[0], bad, neighbour_events[1]):
         responses.append(invoke("collect_feedback_from_connect", event))
+    # The recorded answers reach the lake through the table's stream.
+    written, _ = invoke("write_feedback_to_s3", stream.changes("feedback"))
+    assert written == {"batchItemFailures": []}
 
     assert [r["result"] for r, _ in (responses[0], responses[2])] == ["recorded", "recorded"]
     feedback = estate.lake_records("feedback")

@@ -23,6 +23,7 @@ from feedback_loop.messages import EngagementMessage, encode
 from feedback_loop.policy import Policy
 from feedback_loop.sentiment import update_sentiment
 from ops.redrive import redrive
+from tests.moto_tables import TableStream
 
 TRIGGER = "engagement_trigger_queue.fifo"
 TRIGGER_DLQ = "engagement_trigger_dlq.fifo"
@@ -127,15 +128,17 @@ def test_idempotency_records_expire(estate, connect_calls, invoke):
     items = estate.dynamodb.scan(TableName="Idempotency_table")["Items"]
     assert len(items) == 1
     expiration = int(items[0]["expiration"]["N"])
-    assert before < expiration <= time.time() + 7 * 24 * 3600
+    # Longer than a message can wait: 4 days on the queue plus 14 days in its DLQ.
+    assert before + 18 * 24 * 3600 < expiration <= time.time() + 21 * 24 * 3600
     assert items[0]["status"]["S"] == "COMPLETED"
 
 
 def _emulate_lambda_on_queue(estate: Estate, invoke, name: str, rounds: int) -> int:
     """Poll ``name`` like the event source mapping; returns the invocations made.
 
-    Failed items are made visible again at once, so each round is one receive;
-    SQS (moto) moves a message to the DLQ once ``maxReceiveCount`` is exceeded.
+    Failed items are made visible again at once (as if their back-off had passed), so each
+    round is one receive; SQS (moto) moves a message to the DLQ once ``maxReceiveCount``
+    is exceeded.
     """
     invocations = 0
     for _ in range(rounds):
@@ -155,6 +158,12 @@ def _emulate_lambda_on_queue(estate: Estate, invoke, name: str, rounds: int) -> 
             if message["MessageId"] not in failed:
                 estate.sqs.delete_message(
                     QueueUrl=estate.queues[name], ReceiptHandle=message["ReceiptHandle"]
+                )
+            else:
+                estate.sqs.change_message_visibility(
+                    QueueUrl=estate.queues[name],
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
                 )
     return invocations
 
@@ -224,10 +233,12 @@ def test_a_replayed_contact_updates_sentiment_once(estate, invoke, figures):
     _subscriber(estate, phone)
     first_contact, second_contact = str(uuid.uuid4()), str(uuid.uuid4())
     deliveries = [first_contact, first_contact, second_contact, first_contact, second_contact]
+    stream = TableStream(estate.dynamodb)
     responses = [
         invoke("collect_feedback_from_connect", _feedback_event(contact, phone, "1"))[0]
         for contact in deliveries
     ]
+    invoke("write_feedback_to_s3", stream.changes("feedback"))
 
     alpha = Policy().sentiment_alpha
     once = update_sentiment(None, 1, alpha)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_loop.calls import CallCentre, is_retryable, outbound_call_request
+from feedback_loop.calls import CallCentre, is_permanent, outbound_call_request
+from feedback_loop.dial import backoff_seconds
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage, decode
 
@@ -68,10 +69,12 @@ def test_an_engagement_without_id_is_refused(engagement):
         "LimitExceededException",
         "ServiceQuotaExceededException",
         "InternalServiceException",
+        "ReadTimeoutError",
+        "EndpointConnectionError",
     ],
 )
-def test_capacity_and_outage_errors_are_retryable(code):
-    assert is_retryable(code)
+def test_capacity_outage_and_transport_errors_are_not_final(code):
+    assert not is_permanent(code)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +84,18 @@ def test_capacity_and_outage_errors_are_retryable(code):
         "DestinationNotAllowedException",
         "ResourceNotFoundException",
         "InvalidRequestException",
+        "OutboundContactNotPermittedException",
+        "AccessDeniedException",
     ],
 )
-def test_errors_a_retry_cannot_fix_are_not_retryable(code):
-    assert not is_retryable(code)
+def test_errors_a_retry_cannot_fix_are_final(code):
+    assert is_permanent(code)
+
+
+def test_back_off_doubles_is_spread_and_is_capped():
+    keys = [f"engagement-{n}" for n in range(200)]
+    for attempt, base in ((1, 30), (2, 60), (3, 120), (6, 900), (40, 900)):
+        waits = [backoff_seconds(attempt, key) for key in keys]
+        assert all(0.8 * base - 1 <= wait <= min(900, 1.2 * base) for wait in waits)
+        assert len(set(waits)) > 10  # engagements throttled together come back apart
+    assert backoff_seconds(3, "same") == backoff_seconds(3, "same")

@@ -1,8 +1,11 @@
 """The shared contract: one E.164 rule everywhere, lake records shaped by their schema."""
 
+import json
+from pathlib import Path
+
 import pytest
 
-from feedback_loop.contract import ANALYTICS_TABLES, LAKE_TABLES, is_e164
+from feedback_loop.contract import ANALYTICS_TABLES, LAKE_TABLES, Reason, is_e164
 from feedback_loop.errors import ConfigError
 from stacks.config import load_config
 
@@ -52,3 +55,15 @@ def test_every_analytics_table_has_a_time_field_among_its_columns() -> None:
         table = LAKE_TABLES[name]
         assert table.time_field in table.column_names
         assert dict(table.engine_columns("glue"))["subscriber_id"] == "string"
+
+
+def test_every_reason_the_bad_input_corpus_expects_is_a_contract_reason() -> None:
+    corpus = Path(__file__).parents[1] / "reliability" / "corpus"
+    expected = {
+        case["expect"]["reason"]
+        for path in corpus.glob("*.json")
+        for case in json.loads(path.read_text(encoding="utf-8"))["cases"]
+        if "reason" in case["expect"]
+    }
+    assert expected
+    assert expected <= {reason.value for reason in Reason}

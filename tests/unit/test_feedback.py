@@ -14,12 +14,14 @@ from feedback_loop.feedback import (
     NO_RESPONSE,
     OPTED_OUT,
     RATED,
+    Feedback,
     FeedbackRequest,
     classify_input,
+    feedback_records,
     parse_request,
     record_feedback,
 )
-from feedback_loop.ports import AppliedRating
+from feedback_loop.ports import RecordedAnswer
 from feedback_loop.sentiment import incident_weight, score, update_sentiment
 
 EVENT = json.loads(
@@ -30,44 +32,49 @@ NOW = datetime(2026, 11, 25, 10, 31, 7, tzinfo=UTC)
 
 
 class MemoryStore:
-    """Subscriber table stand-in: applies each contact once, like the DynamoDB store."""
+    """The subscriber's profile as the DynamoDB store keeps it; records each contact once.
+
+    ``changes`` are the NEW images a table stream would carry for each write.
+    """
 
     def __init__(self, sentiment=None, device="Pixel 8", vendor="VendorA"):
-        self.sentiment = sentiment
-        self.device, self.vendor = device, vendor
-        self.applied: dict[str, AppliedRating] = {}
-        self.opted_out = False
+        self.item = {"PhoneNumber": PHONE, "Device": device, "Vendor": vendor}
+        if sentiment is not None:
+            self.item["Sentiment"] = sentiment
+        self.changes: list[dict] = []
 
-    def apply_rating(self, phone_number, contact_id, received_at, compute):
-        if contact_id in self.applied:
-            return replace(self.applied[contact_id], replayed=True)
-        update = compute(self.sentiment)
-        self.sentiment = update.sentiment
-        applied = AppliedRating(
-            update.sentiment, update, received_at, self.device, self.vendor, False
-        )
-        self.applied[contact_id] = applied
-        return applied
+    @property
+    def sentiment(self):
+        return self.item.get("Sentiment")
 
-    def opt_out(self, phone_number, received_at):
-        self.opted_out = True
-        return self.sentiment
+    def record_answer(self, phone_number, contact_id, answer):
+        contacts = self.item.get("FeedbackContacts", {})
+        if contact_id in contacts:
+            outcome, change = contacts[contact_id]
+            return RecordedAnswer(outcome, self.sentiment, change, replayed=True)
+        feedback = answer(self.sentiment)
+        change = feedback.change_sentiment or 0.0
+        self.item["FeedbackContacts"] = {**contacts, contact_id: (feedback.outcome, change)}
+        self.item["LastFeedback"] = feedback.to_item()
+        self.item["LastChange"] = "feedback"
+        if feedback.sentiment is not None:
+            self.item["Sentiment"] = feedback.sentiment
+        if feedback.outcome == OPTED_OUT:
+            self.item["OptedOut"] = True
+        self.changes.append(dict(self.item))
+        return RecordedAnswer(feedback.outcome, self.sentiment, change, replayed=False)
 
-    def current_sentiment(self, phone_number):
-        return self.sentiment
+    def lake(self, table):
+        """The lake records the stream writer makes from this store's changes."""
+        return [
+            record
+            for image in self.changes
+            for lake_table, record in feedback_records(image, KEY)
+            if lake_table.name == table
+        ]
 
 
-class MemoryLake:
-    def __init__(self):
-        self.objects: dict[tuple[str, str], list] = {}
-
-    def put_records(self, prefix, records, time_field, batch_id=None):
-        key = (prefix, f"dt={records[0][time_field][:10]}/{batch_id}")
-        self.objects[key] = list(records)
-        return [key]
-
-    def records(self, prefix):
-        return [r for (p, _), rs in self.objects.items() if p == prefix for r in rs]
+PHONE = "+447700900123"
 
 
 @pytest.fixture
@@ -78,8 +85,8 @@ def request_() -> FeedbackRequest:
     )
 
 
-def _record(request, store, lake, alpha=0.5):
-    return record_feedback(request, store=store, lake=lake, pseudonym_key=KEY, alpha=alpha, now=NOW)
+def _record(request, store, alpha=0.5):
+    return record_feedback(request, store=store, alpha=alpha, now=NOW)
 
 
 @pytest.mark.parametrize("digits", ["1", "2", "3", "4", "5"])
@@ -150,21 +157,22 @@ def test_malformed_parameters_are_rejected(name, value, reason):
     assert raised.value.reason == reason
 
 
-def test_low_rating_lowers_sentiment_and_writes_both_lake_records(request_):
-    store, lake = MemoryStore(sentiment=0.2), MemoryLake()
+def test_low_rating_lowers_sentiment_and_its_record_gives_both_lake_records(request_):
+    store = MemoryStore(sentiment=0.2)
     request = replace(request_, digits="1")
 
-    result = _record(request, store, lake, alpha=0.5)
+    result = _record(request, store, alpha=0.5)
 
     expected = update_sentiment(0.2, 1, 0.5)
     assert result.result == "recorded"
     assert result.sentiment == pytest.approx(expected.sentiment)
+    assert store.sentiment == pytest.approx(expected.sentiment)
     assert result.change_sentiment < 0
-    [feedback] = lake.records("feedback")
-    [sentiment] = lake.records("sentiment")
+    [feedback] = store.lake("feedback")
+    [sentiment] = store.lake("sentiment")
     sid = pseudonym.subscriber_id(KEY, request.phone_number)
     assert feedback["subscriber_id"] == sentiment["subscriber_id"] == sid
-    assert feedback["outcome"] == RATED
+    assert (feedback["outcome"], feedback["engagement_id"]) == (RATED, request.engagement_id)
     assert (feedback["rating"], feedback["score"], feedback["incident_weight"]) == (
         1,
         score(1),
@@ -180,56 +188,65 @@ def test_low_rating_lowers_sentiment_and_writes_both_lake_records(request_):
     assert request.phone_number not in json.dumps([feedback, sentiment])
 
 
-def test_lake_records_are_dated_by_the_feedback_time(request_):
-    lake = MemoryLake()
+def test_lake_records_are_dated_by_the_answer_time(request_):
+    store = MemoryStore()
 
-    _record(request_, MemoryStore(), lake)
+    _record(request_, store)
 
-    assert {key for _, key in lake.objects} == {
-        f"dt={NOW.date().isoformat()}/{request_.contact_id}"
-    }
+    assert {r["received_at"] for r in store.lake("feedback")} == {"2026-11-25T10:31:07Z"}
+    assert {r["updated_at"] for r in store.lake("sentiment")} == {"2026-11-25T10:31:07Z"}
 
 
 def test_replayed_contact_counts_once_and_returns_the_recorded_result(request_):
-    store, lake = MemoryStore(sentiment=0.0), MemoryLake()
+    store = MemoryStore(sentiment=0.0)
 
-    first = _record(request_, store, lake)
-    objects_after_first = dict(lake.objects)
-    second = _record(request_, store, lake)
+    first = _record(request_, store)
+    second = _record(request_, store)
 
     assert store.sentiment == pytest.approx(first.sentiment)
     assert second.as_flow_response() == first.as_flow_response()
     assert second.replayed
-    assert lake.objects == objects_after_first
+    assert len(store.changes) == 1
 
 
 def test_opt_out_marks_the_subscriber_and_keeps_sentiment(request_):
-    store, lake = MemoryStore(sentiment=-0.25), MemoryLake()
+    store = MemoryStore(sentiment=-0.25)
 
-    result = _record(replace(request_, digits="9"), store, lake)
+    result = _record(replace(request_, digits="9"), store)
 
-    assert store.opted_out
+    assert store.item["OptedOut"] is True
     assert (result.result, result.sentiment, result.change_sentiment) == ("opted_out", -0.25, 0.0)
-    assert [r["outcome"] for r in lake.records("feedback")] == [OPTED_OUT]
-    assert lake.records("sentiment") == []
+    assert [r["outcome"] for r in store.lake("feedback")] == [OPTED_OUT]
+    assert store.lake("sentiment") == []
 
 
 @pytest.mark.parametrize(("digits", "outcome"), [("", NO_RESPONSE), ("7", INVALID)])
 def test_no_usable_answer_is_recorded_without_touching_sentiment(request_, digits, outcome):
-    store, lake = MemoryStore(sentiment=0.4), MemoryLake()
+    store = MemoryStore(sentiment=0.4)
 
-    result = _record(replace(request_, digits=digits), store, lake)
+    result = _record(replace(request_, digits=digits), store)
 
     assert result.result == "no_response"
     assert store.sentiment == 0.4
     assert result.change_sentiment == 0.0
-    [feedback] = lake.records("feedback")
+    [feedback] = store.lake("feedback")
     assert feedback["outcome"] == outcome
     assert feedback["rating"] is feedback["score"] is feedback["incident_weight"] is None
 
 
+def test_last_feedback_round_trips_and_a_malformed_one_is_rejected(request_):
+    store = MemoryStore(sentiment=0.1)
+    _record(request_, store)
+    item = store.item["LastFeedback"]
+
+    assert Feedback.from_item(item).to_item() == item
+    for broken in ({**item, "At": "yesterday"}, {**item, "Rating": "two"}, "text"):
+        with pytest.raises(InvalidRecord):
+            Feedback.from_item(broken)
+
+
 def test_flow_response_is_a_flat_map_of_strings(request_):
-    response = _record(request_, MemoryStore(), MemoryLake()).as_flow_response()
+    response = _record(request_, MemoryStore()).as_flow_response()
 
     assert set(response) == {"result", "sentiment", "change_sentiment"}
     assert all(isinstance(value, str) for value in response.values())

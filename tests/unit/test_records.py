@@ -2,7 +2,7 @@
 
 import json
 
-from feedback_loop.contract import LakeTable
+from feedback_loop.contract import LakeTable, Reason
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import write_batch
 from feedback_loop.messages import EngagementMessage, IncidentMessage
@@ -118,7 +118,7 @@ DAY = LakeTable("incidents", "day", (("day", "string"),))
 def _records(body: str) -> list:
     data = json.loads(body)
     if "day" not in data:
-        raise InvalidRecord("missing_field", "day")
+        raise InvalidRecord(Reason.MISSING_FIELD, "day")
     return [(DAY, {"day": data["day"]})]
 
 

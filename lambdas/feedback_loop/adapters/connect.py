@@ -3,10 +3,24 @@
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from botocore.config import Config
+
 from feedback_loop.adapters.aws import translated
 
 if TYPE_CHECKING:
     from types_boto3_connect.client import ConnectClient
+
+# One attempt per call, bounded in time: a throttled call is retried by the dialler's
+# back-off (it keeps the subscriber's place in the queue), not by the SDK, whose retries,
+# times a batch of messages, could outlast the function's timeout. A call whose response
+# was lost is safe to try again: the same ClientToken returns the running contact.
+CONNECT_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=3,
+    read_timeout=7,
+)
+CALL_TIME_BUDGET_MS = 12_000
+"""Longest one message can take (Connect's timeouts plus the idempotency table's calls)."""
 
 
 class ConnectCalls:

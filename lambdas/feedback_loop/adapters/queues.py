@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from feedback_loop.adapters.aws import translated
 from feedback_loop.ports import NotSent, OutgoingMessage
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ class Queue:
     def __init__(self, sqs: "SQSClient", url: str) -> None:
         self._sqs = sqs
         self.url = url
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message for ``seconds`` more (0: make it receivable now)."""
+        with translated("sqs.ChangeMessageVisibility"):
+            self._sqs.change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
 
     def send(self, messages: Sequence[OutgoingMessage]) -> NotSent:
         """Send in chunks of 10; returns what was not sent (falsy when everything was)."""

@@ -1,48 +1,46 @@
-"""``Subscriber_table`` access for feedback: apply a rating once per contact, opt out, read.
+"""``Subscriber_table`` for feedback: record an answer once per contact, in one write.
 
-DynamoDB cannot multiply inside an update expression, so the sentiment blend
-needs the stored value: a consistent ``GetItem`` reads it, and a conditional
-``UpdateItem`` writes the result only if ``FeedbackContacts`` is still what was
-read (optimistic concurrency: every applied rating changes that list, so it
-versions the sentiment) and does not contain this contact id (replay guard).
-A lost race is retried from a fresh read.
+DynamoDB cannot multiply inside an update expression, so a rating's sentiment blend
+needs the stored value: a consistent ``GetItem`` reads it (and ``FeedbackContacts``,
+whose ``<contact id>|<outcome>`` entries tell a replayed contact what it recorded), and a
+conditional ``UpdateItem`` writes the answer only if ``FeedbackContacts`` is still what
+was read (optimistic concurrency: every recorded answer changes that list). A lost race
+is retried from a fresh read. The write
+sets ``LastFeedback`` (the whole answer) and ``LastChange = feedback``, which is what
+the table's stream hands to ``write_feedback_to_S3``.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.aws import aws_error, translated
-from feedback_loop.adapters.dynamodb import condition_failed
-from feedback_loop.contract import LastChange
+from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
+from feedback_loop.contract import (
+    FEEDBACK_CONTACTS,
+    LAST_CHANGE,
+    LAST_FEEDBACK,
+    PHONE_NUMBER,
+    LastChange,
+    Reason,
+)
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
-from feedback_loop.ports import AppliedRating
-from feedback_loop.sentiment import NEUTRAL, SentimentUpdate
+from feedback_loop.feedback import OPTED_OUT, Feedback
+from feedback_loop.ports import RecordedAnswer
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
 
-MAX_FEEDBACK_CONTACTS = 20
+# A replayed contact is a retry of the same call (seconds later): a few entries suffice,
+# and the list must stay small so a profile write fits one write unit. Each entry is
+# ``<contact id>|<outcome>``, so a replay is answered with what was recorded.
+MAX_FEEDBACK_CONTACTS = 5
 MAX_ATTEMPTS = 3
-
-_RATING_UPDATE = (
-    "SET Sentiment = :sentiment, FeedbackContacts = :contacts, LastFeedback = :last, "
-    "LastFeedbackAt = :at, LastChange = :change"
-)
-_NEW_CONTACT = "attribute_exists(PhoneNumber) AND NOT contains(FeedbackContacts, :cid)"
 
 
 class ConcurrentFeedback(FeedbackLoopError):
-    """Other ratings for the same subscriber kept winning the race; the flow may retry."""
-
-
-def _number(value: Mapping[str, str] | None) -> float | None:
-    return float(value["N"]) if value else None
-
-
-def _string(value: Mapping[str, str] | None) -> str | None:
-    return value["S"] if value else None
+    """Other answers for the same subscriber kept winning the race; the flow may retry."""
 
 
 class DynamoSubscriberStore:
@@ -52,123 +50,102 @@ class DynamoSubscriberStore:
         self._dynamodb = dynamodb
         self._table = table_name
 
-    def apply_rating(
+    def record_answer(
         self,
         phone_number: str,
         contact_id: str,
-        received_at: str,
-        compute: Callable[[float | None], SentimentUpdate],
-    ) -> AppliedRating:
-        """Apply ``compute(stored sentiment)`` unless this contact was applied before.
+        answer: Callable[[float | None], Feedback],
+    ) -> RecordedAnswer:
+        """Record ``answer(stored sentiment)`` unless this contact was recorded before.
 
-        A replay returns the result recorded the first time (kept in
-        ``LastFeedback`` for the latest contact) and writes nothing.
+        A replay returns the outcome recorded the first time and writes nothing.
         """
         for _ in range(MAX_ATTEMPTS):
-            item = self._get(phone_number, consistent=True)
+            item = self._get(phone_number)
             if item is None:
-                raise InvalidRecord("unknown_subscriber", f"contact {contact_id}")
-            seen = item.get("FeedbackContacts")
-            contacts = [entry["S"] for entry in seen["L"]] if seen else []
-            device, vendor = _string(item.get("Device")), _string(item.get("Vendor"))
-            if contact_id in contacts:
-                return _replay(item, contact_id, device, vendor)
-            update = compute(_number(item.get("Sentiment")))
-            values = {
-                ":sentiment": {"N": repr(update.sentiment)},
-                ":contacts": {
-                    "L": [{"S": c} for c in [*contacts, contact_id][-MAX_FEEDBACK_CONTACTS:]]
-                },
-                ":last": {
-                    "M": {
-                        "ContactId": {"S": contact_id},
-                        "PreviousSentiment": {"N": repr(update.previous)},
-                        "Sentiment": {"N": repr(update.sentiment)},
-                        "ChangeSentiment": {"N": repr(update.change)},
-                        "At": {"S": received_at},
-                    }
-                },
-                ":at": {"S": received_at},
-                ":change": {"S": LastChange.FEEDBACK},
-                ":cid": {"S": contact_id},
-            }
-            if seen:
-                condition = f"{_NEW_CONTACT} AND FeedbackContacts = :seen"
-                values[":seen"] = seen
-            else:
-                condition = f"{_NEW_CONTACT} AND attribute_not_exists(FeedbackContacts)"
-            try:
-                self._dynamodb.update_item(
-                    TableName=self._table,
-                    Key={"PhoneNumber": {"S": phone_number}},
-                    UpdateExpression=_RATING_UPDATE,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                )
-            except ClientError as error:
-                if condition_failed(error):
-                    continue
-                raise aws_error("dynamodb.UpdateItem", error) from error
-            except BotoCoreError as error:
-                raise aws_error("dynamodb.UpdateItem", error) from error
-            return AppliedRating(update.sentiment, update, received_at, device, vendor, False)
-        raise ConcurrentFeedback(
-            f"gave up applying contact {contact_id} after {MAX_ATTEMPTS} tries"
-        )
+                raise InvalidRecord(Reason.UNKNOWN_SUBSCRIBER, f"contact {contact_id}")
+            seen = item.get(FEEDBACK_CONTACTS)
+            entries = [str(entry) for entry in seen or []]
+            current = None if item.get("Sentiment") is None else float(item["Sentiment"])
+            outcome = _recorded_outcome(entries, contact_id)
+            if outcome is not None:
+                change = _replayed_change(item, contact_id)
+                return RecordedAnswer(outcome, current, change, replayed=True)
+            feedback = answer(current)
+            if self._write(phone_number, feedback, entries, seen):
+                sentiment = feedback.sentiment if feedback.sentiment is not None else current
+                change = feedback.change_sentiment or 0.0
+                return RecordedAnswer(feedback.outcome, sentiment, change, replayed=False)
+        raise ConcurrentFeedback(f"gave up recording contact {contact_id} after {MAX_ATTEMPTS}")
 
-    def opt_out(self, phone_number: str, received_at: str) -> float | None:
-        """Set ``OptedOut`` (idempotent); ``LastChange = feedback`` keeps the engagement asleep."""
+    def _write(self, phone_number: str, feedback: Feedback, entries: list[str], seen: Any) -> bool:
+        entry = f"{feedback.contact_id}|{feedback.outcome}"
+        sets = [
+            f"{FEEDBACK_CONTACTS} = :contacts",
+            f"{LAST_FEEDBACK} = :feedback",
+            f"{LAST_CHANGE} = :change",
+        ]
+        values: dict[str, Any] = {
+            ":contacts": to_attribute([*entries, entry][-MAX_FEEDBACK_CONTACTS:]),
+            ":feedback": to_attribute(feedback.to_item()),
+            ":change": {"S": LastChange.FEEDBACK},
+        }
+        if feedback.sentiment is not None:
+            sets.append("Sentiment = :sentiment")
+            values[":sentiment"] = to_attribute(feedback.sentiment)
+        if feedback.outcome == OPTED_OUT:
+            sets.append("OptedOut = :true")
+            values[":true"] = {"BOOL": True}
+        # Optimistic concurrency: every recorded answer changes the list, so an unchanged
+        # list means nobody recorded an answer (or changed the sentiment) since the read.
+        if seen is None:
+            condition = (
+                f"attribute_exists({PHONE_NUMBER}) AND attribute_not_exists({FEEDBACK_CONTACTS})"
+            )
+        else:
+            condition = f"{FEEDBACK_CONTACTS} = :seen"
+            values[":seen"] = to_attribute(seen)
         try:
-            response = self._dynamodb.update_item(
+            self._dynamodb.update_item(
                 TableName=self._table,
-                Key={"PhoneNumber": {"S": phone_number}},
-                UpdateExpression=(
-                    "SET OptedOut = :true, LastFeedbackAt = :at, LastChange = :change"
-                ),
-                ConditionExpression="attribute_exists(PhoneNumber)",
-                ExpressionAttributeValues={
-                    ":true": {"BOOL": True},
-                    ":at": {"S": received_at},
-                    ":change": {"S": LastChange.FEEDBACK},
-                },
-                ReturnValues="ALL_NEW",
+                Key={PHONE_NUMBER: {"S": phone_number}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if condition_failed(error):
-                raise InvalidRecord(
-                    "unknown_subscriber", "opt-out for an unknown subscriber"
-                ) from error
+                return False
             raise aws_error("dynamodb.UpdateItem", error) from error
         except BotoCoreError as error:
             raise aws_error("dynamodb.UpdateItem", error) from error
-        return _number(response["Attributes"].get("Sentiment"))
+        return True
 
-    def current_sentiment(self, phone_number: str) -> float | None:
-        """The stored sentiment (``None`` when absent or the subscriber is unknown)."""
-        item = self._get(phone_number, consistent=False)
-        return _number(item.get("Sentiment")) if item else None
-
-    def _get(self, phone_number: str, *, consistent: bool) -> dict[str, Any] | None:
+    def _get(self, phone_number: str) -> dict[str, Any] | None:
         with translated("dynamodb.GetItem"):
             response = self._dynamodb.get_item(
                 TableName=self._table,
-                Key={"PhoneNumber": {"S": phone_number}},
-                ConsistentRead=consistent,
+                Key={PHONE_NUMBER: {"S": phone_number}},
+                ConsistentRead=True,
             )
-        return response.get("Item")
+        item = response.get("Item")
+        return None if item is None else from_item(item)
 
 
-def _replay(
-    item: Mapping[str, Any], contact_id: str, device: str | None, vendor: str | None
-) -> AppliedRating:
-    current = _number(item.get("Sentiment"))
-    current = NEUTRAL if current is None else current
-    last = item.get("LastFeedback", {}).get("M", {})
-    if _string(last.get("ContactId")) != contact_id:
-        return AppliedRating(current, None, None, device, vendor, True)
-    update = SentimentUpdate(
-        previous=float(last["PreviousSentiment"]["N"]),
-        sentiment=float(last["Sentiment"]["N"]),
-        change=float(last["ChangeSentiment"]["N"]),
-    )
-    return AppliedRating(current, update, last["At"]["S"], device, vendor, True)
+def _recorded_outcome(entries: list[str], contact_id: str) -> str | None:
+    for entry in entries:
+        recorded_contact, _, outcome = entry.rpartition("|")
+        if recorded_contact == contact_id:
+            return outcome
+    return None
+
+
+def _replayed_change(item: dict[str, Any], contact_id: str) -> float:
+    """The sentiment change of a replayed contact, when it is the last answer recorded."""
+    try:
+        last = Feedback.from_item(item.get(LAST_FEEDBACK))
+    except InvalidRecord:
+        return 0.0
+    if last.contact_id != contact_id or last.change_sentiment is None:
+        return 0.0
+    return last.change_sentiment
