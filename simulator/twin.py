@@ -474,7 +474,9 @@ class Twin:
                 p.spec.function_name: vars(p.stats)
                 | ({"lost_records": p.lost_records} if hasattr(p, "lost_records") else {})
                 for p in self.pollers
+                if not isinstance(p, DeliveryStream)
             },
+            "delivery_streams": {d.spec.name: vars(d.stats) for d in self.deliveries},
             "faults_injected": dict(sorted(self.faults.injected.items())),
             "faults_surfaced": dict(sorted(self.faults.surfaced.items())),
             **exactly_once_figures(
