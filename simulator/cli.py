@@ -1,10 +1,11 @@
-"""``python -m simulator run|redrive [--scenario FILE] [--out DIR] [--seed N]``, ``bench``,
-``whatif`` and ``export``.
+"""``python -m simulator run|redrive|bench|cost|whatif|export``: the local twin's command line.
 
-``run`` replays a scenario through the twin; ``redrive`` does the same, then moves every
-dead-letter queue back to its source with faults switched off (simulator/redrive.py);
-``whatif`` replays a probe export against candidate configs (simulator/whatif.py);
-``export`` writes a large synthetic probe export (simulator/export.py).
+``run [--scenario FILE] [--out DIR] [--seed N]`` replays a scenario through the twin;
+``redrive`` does the same, then moves every dead-letter queue back to its source with
+faults switched off (simulator/redrive.py). ``bench`` times the default day; ``bench
+--dense`` is the dense-load bench (simulator/dense.py). ``cost`` prices a size
+(simulator/cost/). ``whatif`` replays a probe export against candidate configs
+(simulator/whatif.py); ``export`` writes a large synthetic probe export (simulator/export.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 from feedback_loop.errors import ConfigError
+from simulator.cost.command import add_arguments as add_cost_arguments
+from simulator.dense import add_arguments as add_dense_arguments
 from simulator.scenario import ScenarioError, default_scenario, load_scenario
 from simulator.template import WiringError
 
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         )
     bench = commands.add_parser("bench", help="time the default scenario and count its AWS calls")
     bench.add_argument("--seed", type=int, default=7, help="seed of the default scenario")
+    add_dense_arguments(bench)
+    add_cost_arguments(commands.add_parser("cost", help="monthly cost estimate at a given size"))
     _whatif_parser(commands)
     return parser
 
@@ -72,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("whatif", "export"):
         return _offline(args)
+    if args.command == "cost":
+        from simulator.cost.command import run
+
+        return run(args)
+    if args.command == "bench" and (args.dense or args.write_day):
+        from simulator.dense import run_bench_command
+
+        return run_bench_command(args)
     if args.command == "bench":
         from simulator.bench import run_bench
 

@@ -1,7 +1,8 @@
 """Scenarios for the local twin: loading and validating scenario files, and the default day.
 
 A scenario file is ``{"config", "subscribers", "probe_events", "answers", "faults"}``
-(DESIGN.md section 6); only ``probe_events`` is required. Everything the twin itself
+(DESIGN.md section 6) plus the optional ``remediation`` (fixes an operator records, see
+docs/TWIN.md); only ``probe_events`` is required. Everything the twin itself
 interprets is validated here with a one-line message naming the field. Probe events are
 deliberately *not* validated: rejecting bad probe records is the product's job, so a
 scenario may contain malformed ones on purpose and the twin feeds them as they are.
@@ -22,7 +23,15 @@ from feedback_loop.policy import POLICY_KEYS, load_policy
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ANSWERS = ("1", "2", "3", "4", "5", "9", "none", "no_answer")
-TOP_LEVEL_KEYS = ("description", "config", "subscribers", "probe_events", "answers", "faults")
+TOP_LEVEL_KEYS = (
+    "description",
+    "config",
+    "subscribers",
+    "probe_events",
+    "answers",
+    "faults",
+    "remediation",
+)
 
 
 class ScenarioError(FeedbackLoopError):
@@ -67,6 +76,7 @@ class Scenario:
     answers: dict[str, str] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     description: str = ""
+    remediation: list[dict[str, str]] = field(default_factory=list)
     degraded_cells: tuple[str, ...] = ()
     degraded_devices: tuple[str, ...] = ()
 
@@ -81,6 +91,7 @@ class Scenario:
             "probe_events": list(self.probe_events),
             "answers": dict(self.answers),
             "faults": {name: getattr(self.faults, name) for name in FAULT_KEYS},
+            "remediation": [dict(event) for event in self.remediation],
         }
 
 
@@ -179,6 +190,38 @@ def _faults(raw: Any) -> Faults:
     return Faults(**{name: float(value) for name, value in raw.items()})
 
 
+def _remediation(raw: Any) -> list[dict[str, str]]:
+    """Fixes on cells, ``{"cell", "fixed_at", "note"?}``; ``fixed_at`` normalised to UTC ``Z``."""
+    if not isinstance(raw, list):
+        raise ScenarioError(f"remediation: expected a list, got {_show(raw)}")
+    events = []
+    for index, item in enumerate(raw):
+        where = f"remediation[{index}]"
+        if not isinstance(item, Mapping):
+            raise ScenarioError(f"{where}: expected an object, got {_show(item)}")
+        unknown = sorted(set(item) - {"cell", "fixed_at", "note"})
+        if unknown:
+            raise ScenarioError(f"{where}: unknown keys {unknown}")
+        cell = _optional_text(f"{where}.cell", item.get("cell"))
+        if cell is None:
+            raise ScenarioError(f"{where}.cell: missing")
+        try:
+            fixed_at = datetime.fromisoformat(str(item.get("fixed_at")))
+        except ValueError:
+            fixed_at = None
+        if fixed_at is None or fixed_at.tzinfo is None:
+            raise ScenarioError(
+                f"{where}.fixed_at: expected an ISO time with a zone like 2026-11-25T12:00:00Z, "
+                f"got {_show(item.get('fixed_at'))}"
+            )
+        note = item.get("note", "")
+        if not isinstance(note, str):
+            raise ScenarioError(f"{where}.note: expected a string, got {_show(note)}")
+        stamp = fixed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        events.append({"cell": cell, "fixed_at": stamp, "note": note})
+    return events
+
+
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document; raises :class:`ScenarioError` naming the field."""
     if not isinstance(raw, Mapping):
@@ -204,6 +247,7 @@ def parse_scenario(raw: Any) -> Scenario:
         answers=_answers(raw.get("answers", {})),
         faults=_faults(raw.get("faults", {})),
         description=description,
+        remediation=_remediation(raw.get("remediation", [])),
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.timeutil import parse_utc
-from simulator.analytics import run_analytics, write_outputs
+from simulator.analytics import remediation_csv, run_analytics, write_outputs
 from simulator.api_calls import ApiError, AwsHooks, count_calls
 from simulator.behaviour import DefaultBehaviour, SimulatedSubscribers
 from simulator.clock import SimClock
@@ -406,6 +406,19 @@ class Twin:
 
     # --- outputs ------------------------------------------------------------------------------
 
+    def upload_remediation(self) -> None:
+        """Put the scenario's remediation events where an operator uploads them: a CSV under
+        ``remediation/`` in the lake bucket (docs/OPERATIONS.md)."""
+        if not self.scenario.remediation:
+            return
+        s3 = self._client("s3")
+        for bucket in self.estate.lake_buckets:
+            s3.put_object(
+                Bucket=bucket,
+                Key="remediation/scenario.csv",
+                Body=remediation_csv(self.scenario.remediation),
+            )
+
     def copy_lake(self) -> dict[str, list[dict[str, Any]]]:
         """Copy every lake object to ``out/lake/`` (same keys) and return the records by prefix."""
         s3 = self._client("s3")
@@ -557,6 +570,7 @@ def run_twin(
             bar.close()
             twin.close()
         phase("replay")
+        twin.upload_remediation()
         lake = twin.copy_lake()
         summary = twin.summary(lake, time.monotonic() - started) | extra
     results = run_analytics(out_dir / "lake")

@@ -1,27 +1,27 @@
-"""Analytics: Glue catalog over the lake (schema defined here, not crawled), the crawler kept
-for parity with the reference design, Athena workgroup and named queries from ``sql/``,
-and (when a QuickSight principal is configured) the cell tree map."""
+"""Analytics: the Glue catalog over the lake (schemas from the contract, partitions projected,
+so no crawler), the Athena workgroup and one named query per ``sql/*.sql``, and (when a
+QuickSight principal is configured) data sets over those queries and the operations dashboard.
+"""
 
-import json
+import re
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import Aws
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_quicksight as quicksight
 from constructs import Construct
 
-from feedback_loop.contract import ANALYTICS_TABLES
+from feedback_loop.contract import ANALYTICS_TABLES, REMEDIATION_TABLE
 from feedback_loop.contract import LAKE_TABLES as CONTRACT_TABLES
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, DataLake
-from stacks.nag import acknowledge
 
 DATABASE = "sentimentdb"
 WORKGROUP = "subscriber_feedback_loop"
-CRAWLER = "Sentiment_Crawler"
-SECURITY_CONFIGURATION = "subscriber-feedback-loop"
 SQL_DIR = REPO_ROOT / "sql"
 WHATIF_SQL = "detect_incidents.sql"
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
@@ -31,14 +31,97 @@ PROJECTION_START = "2025-01-01"
 LAKE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     name: CONTRACT_TABLES[name].engine_columns("glue") for name in ANALYTICS_TABLES
 }
+REMEDIATION_COLUMNS = CONTRACT_TABLES[REMEDIATION_TABLE].engine_columns("glue")
 
-# The QuickSight map reads the sentiment records directly: one row per feedback call.
-QUICKSIGHT_TABLE = "sentiment"
-QUICKSIGHT_COLUMNS = (
-    ("cell", "STRING"),
-    ("subscriber_id", "STRING"),
-    ("change_sentiment", "DECIMAL"),
+# Every query takes the period as ``dt BETWEEN ? AND ?`` (Athena execution parameters). A
+# QuickSight data set gets the same SQL with its date parameters there instead: custom SQL
+# takes dataset parameters as <<$Name>>; SUBSTR(CAST(...)) turns the date-time into 'YYYY-MM-DD'.
+PERIOD = re.compile(r"\bBETWEEN \? AND \?")
+START_PARAMETER, END_PARAMETER = "StartDate", "EndDate"
+_QUICKSIGHT_PERIOD = (
+    f"BETWEEN SUBSTR(CAST(<<${START_PARAMETER}>> AS VARCHAR), 1, 10) "
+    f"AND SUBSTR(CAST(<<${END_PARAMETER}>> AS VARCHAR), 1, 10)"
 )
+# Dashboard default: the last seven days (QuickSight's rolling-date expressions).
+ROLLING_DEFAULTS = {
+    START_PARAMETER: "addDateTime(-6, 'DD', truncDate('DD', now()))",
+    END_PARAMETER: "truncDate('DD', now())",
+}
+# Map colours: red = sentiment lost, yellow = no change, green = gained; grey = not ranked.
+LOSS_RED, NO_CHANGE_YELLOW, GAIN_GREEN, NOT_RANKED_GREY = "#C0392B", "#F4D03F", "#27AE60", "#C9CCD1"
+
+
+def _columns(spec: str) -> tuple[tuple[str, str], ...]:
+    """``"name:TYPE name ..."`` (QuickSight input column types; default DECIMAL)."""
+    return tuple(
+        (column.partition(":")[0], column.partition(":")[2] or "DECIMAL") for column in spec.split()
+    )
+
+
+_PRIORITY_COLUMNS = _columns(
+    "breakdown:STRING item:STRING kpi:STRING ranked:BOOLEAN subscribers:INTEGER "
+    "incidents:INTEGER engagements:INTEGER answers:INTEGER observed_change change_sentiment "
+    "change_low change_high estimated_loss estimated_loss_low estimated_loss_high "
+    "compared:INTEGER net_change net_change_low net_change_high net_loss net_loss_low "
+    "net_loss_high ranked_change"
+)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A QuickSight data set: one query of ``sql/`` (one breakdown of priority.sql)."""
+
+    key: str
+    name: str
+    sql_file: str
+    columns: tuple[tuple[str, str], ...]
+    breakdown: str | None = None
+
+    @property
+    def data_set_id(self) -> str:
+        return f"subscriber-feedback-loop-{self.key}"
+
+    def sql(self, sql_dir: Path) -> str:
+        """The file's SQL with the dashboard's period (and breakdown) applied."""
+        text = (sql_dir / self.sql_file).read_text(encoding="utf-8")
+        query, count = PERIOD.subn(_QUICKSIGHT_PERIOD, text)
+        if count != 1:
+            raise ValueError(f"{self.sql_file}: expected one 'BETWEEN ? AND ?', found {count}")
+        if self.breakdown is None:
+            return query
+        return f"SELECT * FROM (\n{query}\n) AS q\nWHERE q.breakdown = '{self.breakdown}'"
+
+
+DATA_SETS = (
+    DataSet("cells", "Cell priority", "priority.sql", _PRIORITY_COLUMNS, "cell"),
+    DataSet("devices", "Device priority, net of cell", "priority.sql", _PRIORITY_COLUMNS, "device"),
+    DataSet("vendors", "Vendor priority, net of cell", "priority.sql", _PRIORITY_COLUMNS, "vendor"),
+    DataSet(
+        "trends",
+        "Cell trends per day",
+        "cell_trends.sql",
+        _columns(
+            "cell:STRING dt:STRING subscribers:INTEGER incidents:INTEGER answers:INTEGER "
+            "mean_change"
+        ),
+    ),
+    DataSet(
+        "fixes",
+        "Fix effectiveness",
+        "fix_effectiveness.sql",
+        _columns(
+            "cell:STRING fixed_at:STRING note:STRING control_cells:INTEGER "
+            "incidents_before:INTEGER incidents_after:INTEGER incidents_per_day_before "
+            "incidents_per_day_after control_incidents_per_cell_day_before "
+            "control_incidents_per_cell_day_after incident_ratio incident_ratio_low "
+            "incident_ratio_high answers_before:INTEGER answers_after:INTEGER score_before "
+            "score_after control_answers_before:INTEGER control_answers_after:INTEGER "
+            "control_score_before control_score_after score_effect score_effect_low "
+            "score_effect_high"
+        ),
+    ),
+)
+
 _DATA_SOURCE_ACTIONS = [
     "quicksight:DescribeDataSource",
     "quicksight:DescribeDataSourcePermissions",
@@ -68,6 +151,16 @@ _ANALYSIS_ACTIONS = [
     "quicksight:DescribeAnalysis",
     "quicksight:UpdateAnalysis",
 ]
+_DASHBOARD_ACTIONS = [
+    "quicksight:DescribeDashboard",
+    "quicksight:ListDashboardVersions",
+    "quicksight:UpdateDashboardPermissions",
+    "quicksight:QueryDashboard",
+    "quicksight:UpdateDashboard",
+    "quicksight:DeleteDashboard",
+    "quicksight:DescribeDashboardPermissions",
+    "quicksight:UpdateDashboardPublishedVersion",
+]
 
 
 def sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
@@ -79,7 +172,7 @@ def sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
 
 
 class Analytics(Construct):
-    """Catalog, crawler, workgroup, named queries and the optional QuickSight analysis."""
+    """Catalog, workgroup, named queries and the optional QuickSight dashboard."""
 
     def __init__(
         self,
@@ -103,21 +196,34 @@ class Analytics(Construct):
         self.tables = {
             name: self._build_table(name, columns) for name, columns in LAKE_TABLES.items()
         }
-        self.security_configuration = self._build_security_configuration()
-        self.crawler = self._build_crawler()
+        self.tables[REMEDIATION_TABLE] = self._build_remediation_table()
         self.workgroup = self._build_workgroup()
         self.named_queries = [self._build_named_query(path) for path in sql_files(sql_dir)]
         if config.quicksight_principal_arn:
-            self._build_quicksight(config.quicksight_principal_arn)
+            self._build_quicksight(config.quicksight_principal_arn, sql_dir)
 
-    def _build_table(self, name: str, columns: tuple[tuple[str, str], ...]) -> glue.CfnTable:
-        location = f"s3://{self._lake.bucket.bucket_name}/{name}/"
+    def _location(self, name: str) -> str:
+        return f"s3://{self._lake.bucket.bucket_name}/{name}/"
+
+    def _glue_table(
+        self, name: str, table_input: glue.CfnTable.TableInputProperty
+    ) -> glue.CfnTable:
         table = glue.CfnTable(
             self,
             f"{name.title()}Table",
             catalog_id=Aws.ACCOUNT_ID,
             database_name=DATABASE,
-            table_input=glue.CfnTable.TableInputProperty(
+            table_input=table_input,
+        )
+        table.node.add_dependency(self.database)
+        return table
+
+    def _build_table(self, name: str, columns: tuple[tuple[str, str], ...]) -> glue.CfnTable:
+        """A handler-written prefix: gzip JSON Lines, one partition per day, projected."""
+        location = self._location(name)
+        return self._glue_table(
+            name,
+            glue.CfnTable.TableInputProperty(
                 name=name,
                 description=f"Lake records under {name}/ (gzip JSON Lines), one partition per day.",
                 table_type="EXTERNAL_TABLE",
@@ -149,124 +255,32 @@ class Analytics(Construct):
                 ),
             ),
         )
-        table.node.add_dependency(self.database)
-        return table
 
-    def _build_security_configuration(self) -> glue.CfnSecurityConfiguration:
-        key_arn = self._lake.key.key_arn
-        return glue.CfnSecurityConfiguration(
-            self,
-            "SecurityConfiguration",
-            name=SECURITY_CONFIGURATION,
-            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
-                s3_encryptions=[
-                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
-                        s3_encryption_mode="SSE-KMS", kms_key_arn=key_arn
-                    )
-                ],
-                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
-                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=key_arn
+    def _build_remediation_table(self) -> glue.CfnTable:
+        """Operators' remediation events: CSV objects with a header row under remediation/."""
+        return self._glue_table(
+            REMEDIATION_TABLE,
+            glue.CfnTable.TableInputProperty(
+                name=REMEDIATION_TABLE,
+                description="Fixes on cells uploaded by operators: CSV with the header "
+                "cell,fixed_at,note (fixed_at in UTC, YYYY-MM-DDTHH:MM:SSZ).",
+                table_type="EXTERNAL_TABLE",
+                parameters={"classification": "csv", "skip.header.line.count": "1"},
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=self._location(REMEDIATION_TABLE),
+                    input_format="org.apache.hadoop.mapred.TextInputFormat",
+                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library="org.apache.hadoop.hive.serde2.OpenCSVSerde",
+                        parameters={"separatorChar": ",", "quoteChar": '"', "escapeChar": "\\"},
+                    ),
+                    columns=[
+                        glue.CfnTable.ColumnProperty(name=column, type=kind)
+                        for column, kind in REMEDIATION_COLUMNS
+                    ],
                 ),
-                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
-                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key_arn
-                ),
             ),
         )
-
-    def _build_crawler(self) -> glue.CfnCrawler:
-        lake, stack = self._lake, Stack.of(self)
-        role = iam.Role(
-            self,
-            "CrawlerRole",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-            description="Sentiment_Crawler: reads the lake, adds partitions to its own tables.",
-        )
-        table_arns = [
-            stack.format_arn(service="glue", resource="table", resource_name=f"{DATABASE}/{name}")
-            for name in LAKE_TABLES
-        ]
-        iam.Grant.add_to_principal(
-            grantee=role,
-            actions=[
-                "glue:GetDatabase",
-                "glue:GetTable",
-                "glue:GetTables",
-                "glue:GetPartition",
-                "glue:GetPartitions",
-                "glue:BatchGetPartition",
-                "glue:CreatePartition",
-                "glue:BatchCreatePartition",
-                "glue:UpdatePartition",
-            ],
-            resource_arns=[
-                stack.format_arn(service="glue", resource="catalog"),
-                stack.format_arn(service="glue", resource="database", resource_name=DATABASE),
-                *table_arns,
-            ],
-        )
-        iam.Grant.add_to_principal(
-            grantee=role, actions=["s3:ListBucket"], resource_arns=[lake.bucket.bucket_arn]
-        )
-        iam.Grant.add_to_principal(
-            grantee=role,
-            actions=["s3:GetObject"],
-            resource_arns=[lake.object_arn(name) for name in LAKE_TABLES],
-        )
-        lake.key.grant(role, "kms:Decrypt")
-        crawler_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws-glue/crawlers*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        iam.Grant.add_to_principal(
-            grantee=role,
-            actions=[
-                "logs:CreateLogGroup",
-                "logs:CreateLogStream",
-                "logs:PutLogEvents",
-                "logs:AssociateKmsKey",
-            ],
-            resource_arns=[crawler_logs, f"{crawler_logs}:*"],
-        )
-        crawler = glue.CfnCrawler(
-            self,
-            "Crawler",
-            name=CRAWLER,
-            role=role.role_arn,
-            description="Kept for parity with the reference design: adds partitions only; the "
-            "schema is defined in code and never changed by the crawler.",
-            targets=glue.CfnCrawler.TargetsProperty(
-                catalog_targets=[
-                    glue.CfnCrawler.CatalogTargetProperty(
-                        database_name=DATABASE, tables=list(LAKE_TABLES)
-                    )
-                ]
-            ),
-            schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
-                update_behavior="LOG", delete_behavior="LOG"
-            ),
-            configuration=json.dumps(
-                {
-                    "Version": 1.0,
-                    "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
-                }
-            ),
-            crawler_security_configuration=SECURITY_CONFIGURATION,
-        )
-        crawler.node.add_dependency(self.security_configuration)
-        for table in self.tables.values():
-            crawler.node.add_dependency(table)
-        for suffix in ("", ":*"):
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-                f"<AWS::AccountId>:log-group:/aws-glue/crawlers*{suffix}]",
-                "Glue names the crawler's log group /aws-glue/crawlers-role/<role>-<security "
-                "configuration> and its streams at run time.",
-            )
-        lake.acknowledge_prefixes(role, list(LAKE_TABLES))
-        return crawler
 
     def _build_workgroup(self) -> athena.CfnWorkGroup:
         return athena.CfnWorkGroup(
@@ -291,19 +305,20 @@ class Analytics(Construct):
     def _build_named_query(self, path: Path) -> athena.CfnNamedQuery:
         text = path.read_text(encoding="utf-8")
         first_line = text.lstrip().splitlines()[0] if text.strip() else ""
+        summary = first_line.removeprefix("--").strip() or path.stem
         query = athena.CfnNamedQuery(
             self,
             f"Query{path.stem.title().replace('_', '')}",
             name=path.stem,
             database=DATABASE,
             work_group=self.workgroup.ref,
-            description=(first_line.removeprefix("--").strip() or path.stem)[:1024],
+            description=f"{summary} Parameters: first day, last day ('YYYY-MM-DD')."[:1024],
             query_string=text,
         )
         query.node.add_dependency(self.database)
         return query
 
-    def _build_quicksight(self, principal: str) -> None:
+    def _build_quicksight(self, principal: str, sql_dir: Path) -> None:
         account = Aws.ACCOUNT_ID
         source = quicksight.CfnDataSource(
             self,
@@ -323,111 +338,369 @@ class Analytics(Construct):
                 )
             ],
         )
-        data_set = quicksight.CfnDataSet(
-            self,
-            "QuickSightDataSet",
-            aws_account_id=account,
-            data_set_id="subscriber-feedback-loop-sentiment",
-            name="Sentiment change by cell",
-            import_mode="DIRECT_QUERY",
-            physical_table_map={
-                "sentiment": quicksight.CfnDataSet.PhysicalTableProperty(
-                    relational_table=quicksight.CfnDataSet.RelationalTableProperty(
-                        data_source_arn=source.attr_arn,
-                        catalog="AwsDataCatalog",
-                        schema=DATABASE,
-                        name=QUICKSIGHT_TABLE,
-                        input_columns=[
-                            quicksight.CfnDataSet.InputColumnProperty(name=name, type=kind)
-                            for name, kind in QUICKSIGHT_COLUMNS
-                        ],
-                    )
-                )
-            },
-            permissions=[
-                quicksight.CfnDataSet.ResourcePermissionProperty(
-                    principal=principal, actions=_DATA_SET_ACTIONS
-                )
-            ],
-        )
+        arns = {
+            spec.key: self._build_data_set(spec, source, principal, sql_dir).attr_arn
+            for spec in DATA_SETS
+        }
+        definition = dashboard_definition(arns)
         analysis = quicksight.CfnAnalysis(
             self,
             "QuickSightAnalysis",
             aws_account_id=account,
-            analysis_id="subscriber-feedback-loop-cells",
-            name="Cells to fix first",
+            analysis_id="subscriber-feedback-loop-analysis",
+            name="Subscriber Feedback Loop (editable)",
             permissions=[
                 quicksight.CfnAnalysis.ResourcePermissionProperty(
                     principal=principal, actions=_ANALYSIS_ACTIONS
                 )
             ],
         )
-        analysis.add_property_override("Definition", _tree_map_definition(data_set.attr_arn))
+        analysis.add_property_override("Definition", definition)
+        dashboard = quicksight.CfnDashboard(
+            self,
+            "QuickSightDashboard",
+            aws_account_id=account,
+            dashboard_id="subscriber-feedback-loop",
+            name="Subscriber Feedback Loop: cells to fix first",
+            permissions=[
+                quicksight.CfnDashboard.ResourcePermissionProperty(
+                    principal=principal, actions=_DASHBOARD_ACTIONS
+                )
+            ],
+            version_description="Defined in stacks/analytics.py",
+        )
+        dashboard.add_property_override("Definition", definition)
+        dashboard.add_property_override(
+            "DashboardPublishOptions",
+            {
+                "AdHocFilteringOption": {"AvailabilityStatus": "ENABLED"},
+                "ExportToCSVOption": {"AvailabilityStatus": "ENABLED"},
+                "SheetControlsOption": {"VisibilityState": "EXPANDED"},
+            },
+        )
+
+    def _build_data_set(
+        self, spec: DataSet, source: quicksight.CfnDataSource, principal: str, sql_dir: Path
+    ) -> quicksight.CfnDataSet:
+        parameters = [
+            quicksight.CfnDataSet.DatasetParameterProperty(
+                date_time_dataset_parameter=quicksight.CfnDataSet.DateTimeDatasetParameterProperty(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{spec.data_set_id}/{name}")),
+                    name=name,
+                    value_type="SINGLE_VALUED",
+                    time_granularity="DAY",
+                    # One day, so validating the data set scans next to nothing; the
+                    # dashboard's own parameters (last seven days) override it.
+                    default_values=quicksight.CfnDataSet.DateTimeDatasetParameterDefaultValuesProperty(
+                        static_values=[f"{PROJECTION_START}T00:00:00.000Z"]
+                    ),
+                )
+            )
+            for name in (START_PARAMETER, END_PARAMETER)
+        ]
+        return quicksight.CfnDataSet(
+            self,
+            f"QuickSightDataSet{spec.key.title()}",
+            aws_account_id=Aws.ACCOUNT_ID,
+            data_set_id=spec.data_set_id,
+            name=spec.name,
+            import_mode="DIRECT_QUERY",
+            physical_table_map={
+                spec.key: quicksight.CfnDataSet.PhysicalTableProperty(
+                    custom_sql=quicksight.CfnDataSet.CustomSqlProperty(
+                        data_source_arn=source.attr_arn,
+                        name=spec.key,
+                        sql_query=spec.sql(sql_dir),
+                        columns=[
+                            quicksight.CfnDataSet.InputColumnProperty(name=name, type=kind)
+                            for name, kind in spec.columns
+                        ],
+                    )
+                )
+            },
+            dataset_parameters=parameters,
+            permissions=[
+                quicksight.CfnDataSet.ResourcePermissionProperty(
+                    principal=principal, actions=_DATA_SET_ACTIONS
+                )
+            ],
+        )
 
 
-def _tree_map_definition(data_set_arn: str) -> dict:
-    """Group by cell, size = distinct subscribers, colour = summed change in sentiment."""
+# --- the dashboard definition (the QuickSight analysis and dashboard share it) -----------------
 
-    def column(name: str) -> dict:
-        return {"DataSetIdentifier": QUICKSIGHT_TABLE, "ColumnName": name}
+SHEET = "network-priority"
 
+
+def _column(data_set: str, name: str) -> dict[str, str]:
+    return {"DataSetIdentifier": data_set, "ColumnName": name}
+
+
+def _title(text: str) -> dict[str, Any]:
+    return {"Visibility": "VISIBLE", "FormatText": {"PlainText": text}}
+
+
+def _measure(data_set: str, name: str, aggregation: str) -> dict[str, Any]:
+    return {
+        "NumericalMeasureField": {
+            "FieldId": f"{data_set}.{name}",
+            "Column": _column(data_set, name),
+            "AggregationFunction": {"SimpleNumericalAggregation": aggregation},
+        }
+    }
+
+
+def _dimension(data_set: str, name: str) -> dict[str, Any]:
+    return {
+        "CategoricalDimensionField": {
+            "FieldId": f"{data_set}.{name}",
+            "Column": _column(data_set, name),
+        }
+    }
+
+
+def _cell_tree_map() -> dict[str, Any]:
+    """Group by cell, size = subscribers affected, colour = estimated mean change (grey when the
+    cell is not ranked: ranked_change is null)."""
+    return {
+        "TreeMapVisual": {
+            "VisualId": "cell-tree-map",
+            "Title": _title("Cells to fix first: size = subscribers affected, colour = change"),
+            "ChartConfiguration": {
+                "FieldWells": {
+                    "TreeMapAggregatedFieldWells": {
+                        "Groups": [_dimension("cells", "item")],
+                        "Sizes": [_measure("cells", "subscribers", "SUM")],
+                        "Colors": [_measure("cells", "ranked_change", "AVERAGE")],
+                    }
+                },
+                "ColorScale": {
+                    "ColorFillType": "GRADIENT",
+                    "Colors": [
+                        {"Color": LOSS_RED, "DataValue": -0.5},
+                        {"Color": NO_CHANGE_YELLOW, "DataValue": 0},
+                        {"Color": GAIN_GREEN, "DataValue": 0.5},
+                    ],
+                    "NullValueColor": {"Color": NOT_RANKED_GREY},
+                },
+            },
+        }
+    }
+
+
+def _table(
+    visual_id: str, title: str, data_set: str, columns: list[str], sort: list[str]
+) -> dict[str, Any]:
+    """Rows as the query returns them (no aggregation), sorted descending on ``sort``."""
+    return {
+        "TableVisual": {
+            "VisualId": visual_id,
+            "Title": _title(title),
+            "ChartConfiguration": {
+                "FieldWells": {
+                    "TableUnaggregatedFieldWells": {
+                        "Values": [
+                            {"FieldId": f"{data_set}.{name}", "Column": _column(data_set, name)}
+                            for name in columns
+                        ]
+                    }
+                },
+                "SortConfiguration": {
+                    "RowSort": [
+                        {"FieldSort": {"FieldId": f"{data_set}.{name}", "Direction": "DESC"}}
+                        for name in sort
+                    ]
+                },
+            },
+        }
+    }
+
+
+def _trend(visual_id: str, title: str, measure: str, aggregation: str) -> dict[str, Any]:
+    return {
+        "LineChartVisual": {
+            "VisualId": visual_id,
+            "Title": _title(title),
+            "ChartConfiguration": {
+                "FieldWells": {
+                    "LineChartAggregatedFieldWells": {
+                        "Category": [_dimension("trends", "dt")],
+                        "Values": [_measure("trends", measure, aggregation)],
+                        "Colors": [_dimension("trends", "cell")],
+                    }
+                }
+            },
+        }
+    }
+
+
+_CELL_TERMS = [
+    "item",
+    "ranked",
+    "subscribers",
+    "answers",
+    "change_sentiment",
+    "change_low",
+    "change_high",
+    "estimated_loss",
+    "estimated_loss_low",
+    "estimated_loss_high",
+]
+_NET_TERMS = [
+    "item",
+    "ranked",
+    "subscribers",
+    "change_sentiment",
+    "compared",
+    "net_change",
+    "net_change_low",
+    "net_change_high",
+    "net_loss",
+    "net_loss_low",
+    "net_loss_high",
+]
+_FIX_TERMS = [name for name, _ in DATA_SETS[-1].columns]
+TREND_VISUALS = ("trend-affected", "trend-change")
+TOP_TREND_CELLS = 5
+
+
+def _visuals() -> list[dict[str, Any]]:
+    return [
+        _cell_tree_map(),
+        _table(
+            "cell-terms",
+            "Cells: estimated loss and its terms (ranked first, by the loss we are 95% sure of)",
+            "cells",
+            _CELL_TERMS,
+            ["ranked", "estimated_loss_low"],
+        ),
+        _table(
+            "devices-net-of-cell",
+            "Devices, net of cell",
+            "devices",
+            _NET_TERMS,
+            ["ranked", "net_loss_low"],
+        ),
+        _table(
+            "vendors-net-of-cell",
+            "Vendors, net of cell",
+            "vendors",
+            _NET_TERMS,
+            ["ranked", "net_loss_low"],
+        ),
+        _trend(TREND_VISUALS[0], "Subscribers affected per day", "subscribers", "SUM"),
+        _trend(TREND_VISUALS[1], "Mean change in sentiment per day", "mean_change", "AVERAGE"),
+        _table("fixes", "Did the fixes work?", "fixes", _FIX_TERMS, ["fixed_at"]),
+    ]
+
+
+def _layout(visuals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Full-width map and tables; device/vendor and the two trends side by side."""
+    spans = {
+        "cell-tree-map": (36, 14),
+        "cell-terms": (36, 10),
+        "devices-net-of-cell": (18, 10),
+        "vendors-net-of-cell": (18, 10),
+        TREND_VISUALS[0]: (18, 9),
+        TREND_VISUALS[1]: (18, 9),
+        "fixes": (36, 8),
+    }
+    ids = [next(iter(visual.values()))["VisualId"] for visual in visuals]
+    return [
+        {
+            "Configuration": {
+                "GridLayout": {
+                    "Elements": [
+                        {
+                            "ElementId": visual_id,
+                            "ElementType": "VISUAL",
+                            "ColumnSpan": spans[visual_id][0],
+                            "RowSpan": spans[visual_id][1],
+                        }
+                        for visual_id in ids
+                    ]
+                }
+            }
+        }
+    ]
+
+
+def dashboard_definition(data_set_arns: dict[str, str]) -> dict[str, Any]:
+    """One sheet: the cell map, the cells' terms, devices and vendors net of cell, trends of the
+    cells with most subscribers affected, and fix effectiveness, all over one chosen period."""
+    visuals = _visuals()
     return {
         "DataSetIdentifierDeclarations": [
-            {"Identifier": QUICKSIGHT_TABLE, "DataSetArn": data_set_arn}
+            {"Identifier": key, "DataSetArn": arn} for key, arn in data_set_arns.items()
         ],
-        "Sheets": [
+        "ParameterDeclarations": [
             {
-                "SheetId": "cell-priority",
-                "Name": "Cell priority",
-                "Visuals": [
+                "DateTimeParameterDeclaration": {
+                    "Name": name,
+                    "TimeGranularity": "DAY",
+                    "DefaultValues": {"RollingDate": {"Expression": ROLLING_DEFAULTS[name]}},
+                    "MappedDataSetParameters": [
+                        {"DataSetIdentifier": key, "DataSetParameterName": name}
+                        for key in data_set_arns
+                    ],
+                }
+            }
+            for name in (START_PARAMETER, END_PARAMETER)
+        ],
+        "FilterGroups": [
+            {
+                "FilterGroupId": "top-trend-cells",
+                "CrossDataset": "SINGLE_DATASET",
+                "Status": "ENABLED",
+                "ScopeConfiguration": {
+                    "SelectedSheets": {
+                        "SheetVisualScopingConfigurations": [
+                            {
+                                "SheetId": SHEET,
+                                "Scope": "SELECTED_VISUALS",
+                                "VisualIds": list(TREND_VISUALS),
+                            }
+                        ]
+                    }
+                },
+                "Filters": [
                     {
-                        "TreeMapVisual": {
-                            "VisualId": "cell-tree-map",
-                            "Title": {
-                                "Visibility": "VISIBLE",
-                                "FormatText": {"PlainText": "Cells to fix first"},
-                            },
-                            "ChartConfiguration": {
-                                "FieldWells": {
-                                    "TreeMapAggregatedFieldWells": {
-                                        "Groups": [
-                                            {
-                                                "CategoricalDimensionField": {
-                                                    "FieldId": "cell",
-                                                    "Column": column("cell"),
-                                                }
-                                            }
-                                        ],
-                                        "Sizes": [
-                                            {
-                                                "CategoricalMeasureField": {
-                                                    "FieldId": "subscribers",
-                                                    "Column": column("subscriber_id"),
-                                                    "AggregationFunction": "DISTINCT_COUNT",
-                                                }
-                                            }
-                                        ],
-                                        "Colors": [
-                                            {
-                                                "NumericalMeasureField": {
-                                                    "FieldId": "change_sentiment",
-                                                    "Column": column("change_sentiment"),
-                                                    "AggregationFunction": {
-                                                        "SimpleNumericalAggregation": "SUM"
-                                                    },
-                                                }
-                                            }
-                                        ],
-                                    }
-                                },
-                                "ColorScale": {
-                                    "ColorFillType": "GRADIENT",
-                                    "Colors": [{"Color": "#C0392B"}, {"Color": "#27AE60"}],
-                                },
-                            },
+                        "TopBottomFilter": {
+                            "FilterId": "cells-with-most-subscribers-affected",
+                            "Column": _column("trends", "cell"),
+                            "Limit": TOP_TREND_CELLS,
+                            "AggregationSortConfigurations": [
+                                {
+                                    "Column": _column("trends", "subscribers"),
+                                    "SortDirection": "DESC",
+                                    "AggregationFunction": {
+                                        "NumericalAggregationFunction": {
+                                            "SimpleNumericalAggregation": "SUM"
+                                        }
+                                    },
+                                }
+                            ],
                         }
                     }
                 ],
+            }
+        ],
+        "Sheets": [
+            {
+                "SheetId": SHEET,
+                "Name": "Network priority",
+                "ParameterControls": [
+                    {
+                        "DateTimePicker": {
+                            "ParameterControlId": f"{name}-control",
+                            "Title": title,
+                            "SourceParameterName": name,
+                        }
+                    }
+                    for name, title in ((START_PARAMETER, "First day"), (END_PARAMETER, "Last day"))
+                ],
+                "Visuals": visuals,
+                "Layouts": _layout(visuals),
             }
         ],
     }

@@ -16,7 +16,7 @@ from feedback_loop.errors import ConfigError
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge_grantee
 from stacks.queues import dead_letter_queue
 from stacks.subscriber_state import SubscriberState
 
@@ -186,8 +186,8 @@ class ContactCentre(Construct):
             actions=["connect:StartOutboundVoiceContact"],
             resource_arns=[self.contacts_arn],
         )
-        acknowledge(
-            grantee.grant_principal,
+        acknowledge_grantee(
+            grantee,
             f"AwsSolutions-IAM5[Resource::{self._instance_nag_name}/contact/*]",
             "A contact id exists only once the call is placed, so the grant can name only "
             "the contacts of this instance (the resource type the action is authorised on).",

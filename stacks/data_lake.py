@@ -11,7 +11,7 @@ from constructs import Construct
 
 from feedback_loop.lake import PREFIXES
 from stacks.config import FeedbackLoopConfig
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_grantee, logical_id
 
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ATHENA_RESULTS_DAYS = 30
@@ -40,11 +40,13 @@ class DataLake(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         stack = Stack.of(self)
-        # CloudWatch Logs (Lambda and Glue crawler log groups) encrypt with the key.
+        # CloudWatch Logs (Lambda and Glue crawler log groups) encrypt with the key. No
+        # kms:DescribeKey here: it carries no encryption context, so under this condition it
+        # could never be allowed (the IAM catalogue check, tests/infra/test_iam_catalogue.py).
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={
                     "ArnLike": {
@@ -161,10 +163,10 @@ class DataLake(Construct):
 
     def acknowledge_prefixes(self, grantee: iam.IGrantable, prefixes: Sequence[str]) -> None:
         """Object keys are generated per batch, so a grant can only name the prefix."""
-        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
+        bucket_id = logical_id(self.bucket)
         for prefix in prefixes:
-            acknowledge(
-                grantee.grant_principal,
+            acknowledge_grantee(
+                grantee,
                 f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}/*]",
                 f"Lake objects are named {prefix}/dt=<date>/<batch uuid>.jsonl.gz at run time; "
                 f"the grant is limited to the {prefix}/ prefix.",

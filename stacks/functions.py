@@ -8,7 +8,7 @@ so each construct only states what differs (name, handler folder, environment, g
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -17,7 +17,7 @@ from constructs import Construct
 
 from feedback_loop.contract import METRICS_NAMESPACE
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, logical_id
 
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 POWERTOOLS_LAYER = "AWSLambdaPowertoolsPythonV3-python312-arm64"
@@ -138,10 +138,10 @@ class FunctionFactory(Construct):
         """Keep the DependsOn that matters (the role's policy must exist before the function
         runs) and drop the one on the role itself, which ``Role: !GetAtt`` already implies
         (cfn-lint W3005)."""
-        stack = Stack.of(function)
-        policy = role.node.find_child("DefaultPolicy").node.default_child
         cfn_function = function.node.default_child
-        cfn_function.add_override("DependsOn", [stack.get_logical_id(policy)])  # type: ignore[union-attr]
+        if not isinstance(cfn_function, CfnResource):
+            raise TypeError(f"{function.node.path} has no CloudFormation resource")
+        cfn_function.add_override("DependsOn", [logical_id(role.node.find_child("DefaultPolicy"))])
 
     @staticmethod
     def _acknowledge(function: lambda_.Function, role: iam.Role, invoked_by: str) -> None:

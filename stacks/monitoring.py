@@ -1,6 +1,13 @@
-"""Monitoring: an encrypted alarm topic and the alarms an operator must act on."""
+"""Monitoring: an encrypted alarm topic, the alarms an operator must act on (each with its
+runbook entry in docs/OPERATIONS.md), and the loop's CloudWatch dashboard.
+
+Every dashboard widget reads a metric that exists: the handlers' own metrics (Powertools EMF,
+namespace ``SubscriberFeedbackLoop``, dimension ``service`` = the function name; the names are
+checked against the handler code by tests/infra/test_monitoring.py) or AWS's service metrics.
+"""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -13,14 +20,84 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from feedback_loop.contract import METRICS_NAMESPACE, PROBE_STREAM
 from stacks.nag import acknowledge
 
 # Records older than this on the probe stream mean ingestion is falling behind.
 ITERATOR_AGE_ALARM = Duration.minutes(5)
+DASHBOARD_NAME = "SubscriberFeedbackLoop"
+ALARM_PREFIX = "FeedbackLoop"
+RUNBOOK = "docs/OPERATIONS.md"
+PERIOD = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class HandlerMetric:
+    """A metric a handler emits: its service (function name), name and the graph's label."""
+
+    service: str
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class HandlerSearch:
+    """Every dimension value of a handler metric (e.g. each rejection reason), via SEARCH; each
+    series is labelled by its dimension values."""
+
+    service: str
+    name: str
+    dimensions: tuple[str, ...]
+
+
+INGEST, WRITE_INCIDENT = "Ingest_probe_events", "write_incident_to_S3"
+READ, WRITE_ENGAGEMENT = "Read_after_incident", "write_engagement_to_S3"
+TRIGGER, FEEDBACK = "Trigger_Connect", "Collect_feedback_from_Connect"
+WRITE_FEEDBACK = "write_feedback_to_S3"
+# Functions fed by a stream (Kinesis, DynamoDB): their IteratorAge is the lag.
+STREAM_CONSUMERS = (INGEST, READ, WRITE_FEEDBACK)
+
+# The loop's own metrics, graph by graph (title -> what it plots).
+LOOP_GRAPHS: dict[str, tuple[HandlerMetric | HandlerSearch, ...]] = {
+    "Probe records and incidents": (
+        HandlerMetric(INGEST, "ProbeRecords", "probe records"),
+        HandlerMetric(INGEST, "Incidents", "incidents recorded"),
+        HandlerMetric(WRITE_INCIDENT, "IncidentsWritten", "incidents written to the lake"),
+        HandlerMetric(WRITE_ENGAGEMENT, "EngagementsWritten", "decisions written to the lake"),
+        HandlerMetric(WRITE_FEEDBACK, "FeedbackWritten", "answers written to the lake"),
+    ),
+    "Rejections by reason": (
+        HandlerSearch(INGEST, "RejectedRecords", ("reason",)),
+        HandlerMetric(READ, "MalformedStreamRecords", "malformed stream records"),
+        HandlerMetric(WRITE_INCIDENT, "RejectedMessages", "incident messages rejected"),
+        HandlerMetric(WRITE_ENGAGEMENT, "RejectedMessages", "engagement messages rejected"),
+        HandlerMetric(WRITE_FEEDBACK, "RejectedMessages", "answers not writable (dropped)"),
+        HandlerMetric(FEEDBACK, "FeedbackRejected", "feedback requests rejected"),
+    ),
+    "Decisions by reason": (HandlerSearch(READ, "Decisions", ("decision", "reason")),),
+    "Calls started, throttled, failed": (
+        HandlerMetric(TRIGGER, "CallsStarted", "started"),
+        HandlerMetric(TRIGGER, "CallsThrottled", "throttled by Connect (retried)"),
+        HandlerMetric(TRIGGER, "CallsFailed", "failed"),
+    ),
+    "Feedback by outcome": (
+        HandlerMetric(FEEDBACK, "FeedbackRated", "rated"),
+        HandlerMetric(FEEDBACK, "FeedbackOptedOut", "opted out"),
+        HandlerMetric(FEEDBACK, "FeedbackNoResponse", "no response"),
+        HandlerMetric(FEEDBACK, "FeedbackInvalid", "invalid input"),
+        HandlerMetric(FEEDBACK, "FeedbackReplayed", "replayed contact (not counted twice)"),
+    ),
+}
+
+
+def runbook_anchor(alarm_name: str) -> str:
+    """The GitHub anchor of the runbook heading ``### <alarm name>``."""
+    return "".join(c for c in alarm_name.lower() if c.isalnum() or c in "-_ ").replace(" ", "-")
 
 
 class Monitoring(Construct):
-    """Alarms on every DLQ, on function errors and throttles, and on the stream's iterator age."""
+    """Alarms on every DLQ, on function errors and throttles, and on the stream's iterator age;
+    the dashboard of the whole loop."""
 
     def __init__(
         self,
@@ -52,49 +129,135 @@ class Monitoring(Construct):
             )
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
-        for queue in dead_letter_queues:
+        self._dlq_depths = {_queue_name(queue): _depth(queue) for queue in dead_letter_queues}
+        for name, depth in self._dlq_depths.items():
             self._alarm(
-                f"{queue.node.id}Visible",
-                queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
+                f"DLQ-{name}",
+                depth,
                 threshold=0,
-                description=f"{queue.node.path}: messages waiting in a dead-letter queue.",
+                description=f"{name}: messages waiting in a dead-letter queue.",
             )
-        for function in functions:
-            name = function.node.id
+        self._functions = {function.node.id: function for function in functions}
+        for name, function in self._functions.items():
             self._alarm(
-                f"{name}Errors",
-                function.metric_errors(period=Duration.minutes(5)),
+                f"Errors-{name}",
+                function.metric_errors(period=PERIOD),
                 threshold=0,
                 description=f"{name} reported invocation errors.",
             )
             self._alarm(
-                f"{name}Throttles",
-                function.metric_throttles(period=Duration.minutes(5)),
+                f"Throttles-{name}",
+                function.metric_throttles(period=PERIOD),
                 threshold=0,
                 description=f"{name} was throttled.",
             )
+        self._iterator_age = stream.metric_get_records_iterator_age_milliseconds(
+            period=Duration.minutes(1), statistic="Maximum"
+        )
         self._alarm(
-            "ProbeEventsIteratorAge",
-            stream.metric_get_records_iterator_age_milliseconds(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
+            f"IteratorAge-{PROBE_STREAM}",
+            self._iterator_age,
             threshold=ITERATOR_AGE_ALARM.to_milliseconds(),
             description="Ingest_probe_events is falling behind the probe_events stream.",
         )
+        self.dashboard = self._build_dashboard()
 
     def _alarm(
-        self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str
+        self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str
     ) -> None:
+        alarm_name = f"{ALARM_PREFIX}-{name}"
         alarm = metric.create_alarm(
             self,
-            construct_id,
+            name.replace("-", "").replace(".", ""),
+            alarm_name=alarm_name,
             threshold=threshold,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=description,
+            alarm_description=f"{description} Runbook: {RUNBOOK}#{runbook_anchor(alarm_name)}",
         )
         alarm.add_alarm_action(self._action)
         self.alarms.append(alarm)
+
+    def _build_dashboard(self) -> cloudwatch.Dashboard:
+        loop = [
+            _graph(title, [_metric(item) for item in items]) for title, items in LOOP_GRAPHS.items()
+        ]
+        dlqs = _graph(
+            "Dead-letter queue depths",
+            [depth.with_(label=name) for name, depth in self._dlq_depths.items()],
+        )
+        lag = _graph(
+            "Stream lag (iterator age, ms)",
+            [
+                self._iterator_age.with_(label=f"{PROBE_STREAM} (Kinesis)"),
+                *(
+                    function.metric("IteratorAge", statistic="Maximum", period=PERIOD, label=name)
+                    for name, function in self._functions.items()
+                    if name in STREAM_CONSUMERS
+                ),
+            ],
+        )
+        errors = _graph(
+            "Function errors and throttles",
+            [
+                metric
+                for name, function in self._functions.items()
+                for metric in (
+                    function.metric_errors(period=PERIOD, label=f"{name} errors"),
+                    function.metric_throttles(period=PERIOD, label=f"{name} throttles"),
+                )
+            ],
+        )
+        widgets = [*loop, dlqs, lag, errors]
+        rows = [widgets[i : i + 2] for i in range(0, len(widgets), 2)]
+        alarms = cloudwatch.AlarmStatusWidget(
+            title="Alarms (runbook: docs/OPERATIONS.md)", alarms=self.alarms, width=24
+        )
+        return cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=DASHBOARD_NAME,
+            widgets=[[alarms], *rows],
+        )
+
+
+def _queue_name(queue: sqs.IQueue) -> str:
+    """The fixed name the stacks gave the queue (``queue_name`` itself is a token)."""
+    cfn = queue.node.default_child
+    if not isinstance(cfn, sqs.CfnQueue) or not isinstance(cfn.queue_name, str):
+        raise ValueError(f"{queue.node.path}: dead-letter queues need a fixed name")
+    return cfn.queue_name
+
+
+def _depth(queue: sqs.IQueue) -> cloudwatch.IMetric:
+    return queue.metric_approximate_number_of_messages_visible(
+        period=Duration.minutes(1), statistic="Maximum"
+    )
+
+
+def _metric(item: HandlerMetric | HandlerSearch) -> cloudwatch.IMetric:
+    if isinstance(item, HandlerMetric):
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=item.name,
+            dimensions_map={"service": item.service},
+            statistic="Sum",
+            period=PERIOD,
+            label=item.label,
+        )
+    schema = ",".join((METRICS_NAMESPACE, *item.dimensions, "service"))
+    return cloudwatch.MathExpression(
+        expression=(
+            f'SEARCH(\'{{{schema}}} MetricName="{item.name}" service="{item.service}"\', '
+            f"'Sum', {int(PERIOD.to_seconds())})"
+        ),
+        using_metrics={},
+        # CloudWatch dynamic labels: one series per reason (decision), named after it.
+        label=" ".join(f"${{PROP('Dim.{dimension}')}}" for dimension in item.dimensions),
+        period=PERIOD,
+    )
+
+
+def _graph(title: str, metrics: Sequence[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=list(metrics), width=12, height=6)

@@ -28,6 +28,7 @@ from stacks.analytics import DATABASE, PROJECTION_START, SQL_DIR, WHATIF_SQL
 from stacks.config import FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, NONCURRENT_VERSION_DAYS, DataLake
 from stacks.functions import RETENTION, FunctionFactory
+from stacks.monitoring import ALARM_PREFIX, RUNBOOK, runbook_anchor
 from stacks.nag import acknowledge
 
 DELIVERY_STREAM = "probe_archive"
@@ -99,15 +100,16 @@ class ProbeArchive(Construct):
         delivery CloudWatch metrics")."""
         dimensions = {"DeliveryStreamName": DELIVERY_STREAM}
         checks = (
-            ("Freshness", "DeliveryToS3.DataFreshness", "Maximum", FRESHNESS_ALARM_SECONDS,
+            ("ArchiveFreshness", "DeliveryToS3.DataFreshness", "Maximum", FRESHNESS_ALARM_SECONDS,
              cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
              "probe_archive: the oldest record has waited too long for S3."),
-            ("Delivery", "DeliveryToS3.Success", "Average", 1,
+            ("ArchiveDelivery", "DeliveryToS3.Success", "Average", 1,
              cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
              "probe_archive: deliveries to S3 failed (see probes-errors/ and its log group)."),
         )  # fmt: skip
         alarms = []
         for name, metric, statistic, threshold, comparison, description in checks:
+            alarm_name = f"{ALARM_PREFIX}-{name}-{DELIVERY_STREAM}"
             alarm = cloudwatch.Metric(
                 namespace="AWS/Firehose",
                 metric_name=metric,
@@ -117,11 +119,12 @@ class ProbeArchive(Construct):
             ).create_alarm(
                 self,
                 f"{name}Alarm",
+                alarm_name=alarm_name,
                 threshold=threshold,
                 evaluation_periods=1,
                 comparison_operator=comparison,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=description,
+                alarm_description=f"{description} Runbook: {RUNBOOK}#{runbook_anchor(alarm_name)}",
             )
             alarm.add_alarm_action(actions.SnsAction(topic))
             alarms.append(alarm)

@@ -135,9 +135,7 @@ _ENGINE_TYPES = {
     "bigint": {"glue": "bigint", "duckdb": "BIGINT"},
     "boolean": {"glue": "boolean", "duckdb": "BOOLEAN"},
 }
-# How a table's objects are stored: gzip JSON Lines written by the handlers, or Parquet
-# written by Amazon Data Firehose (the probe archive).
-STORAGE_FORMATS = ("jsonl", "parquet")
+STORAGE_FORMATS = ("jsonl.gz", "csv", "parquet")
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,10 @@ class LakeTable:
     name: str
     time_field: str
     columns: tuple[tuple[str, str], ...]
-    storage: str = "jsonl"
+    # "jsonl.gz": written by the handlers under ``<name>/dt=<date>/`` (one partition a day);
+    # "csv": uploaded by operators under ``<name>/`` (header row, no partitions);
+    # "parquet": written by Amazon Data Firehose under ``<name>/dt=<date>/`` (the probe archive).
+    storage: str = "jsonl.gz"
 
     def __post_init__(self) -> None:
         unknown = {kind for _, kind in self.columns} - set(_ENGINE_TYPES)
@@ -178,7 +179,7 @@ class LakeTable:
         return {name: values[name] for name in self.column_names}
 
 
-def _table(name: str, time_field: str, columns: str, storage: str = "jsonl") -> LakeTable:
+def _table(name: str, time_field: str, columns: str, storage: str = "jsonl.gz") -> LakeTable:
     """``columns`` as ``"name:type name:type ..."`` (type defaults to string)."""
     pairs = tuple(
         (column.partition(":")[0], column.partition(":")[2] or "string")
@@ -215,6 +216,8 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "previous_sentiment:double sentiment:double change_sentiment:double updated_at",
         ),
         _table("rejected", "received_at", "source record_id reason received_at payload"),
+        # Operators' remediation events (a fix on a cell), fixed_at as YYYY-MM-DDTHH:MM:SSZ.
+        _table("remediation", "fixed_at", "cell fixed_at note", storage="csv"),
         # The probe archive: every valid probe record as it arrived (section-4 fields,
         # pseudonymised), ``record_id`` = its stream position, ``timestamp_epoch`` = its
         # ``timestamp`` in epoch seconds so SQL does no date parsing (sql/detect_incidents.sql).
@@ -230,6 +233,8 @@ LAKE_TABLES: dict[str, LakeTable] = {
 PROBE_ARCHIVE = "probes"
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
 ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment")
-# Prefixes of the gzip JSON Lines objects the handlers write (and ops.erase_subscriber
-# rewrites); the Parquet archive expires instead (``probe_archive_retention_days``).
-LAKE_PREFIXES = tuple(name for name, table in LAKE_TABLES.items() if table.storage == "jsonl")
+REMEDIATION_TABLE = "remediation"
+# Prefixes the handlers write (JSON Lines, which ops.erase_subscriber rewrites);
+# ``remediation/`` holds operators' uploads only; the Parquet archive ``probes/`` expires
+# instead (``probe_archive_retention_days``).
+LAKE_PREFIXES = tuple(name for name, table in LAKE_TABLES.items() if table.storage == "jsonl.gz")

@@ -1,15 +1,28 @@
-"""Glue catalog over the lake, crawler that cannot clobber it, Athena, QuickSight tree map."""
+"""Glue catalog over the lake (projected, no crawler), Athena, QuickSight data sets over the
+repo's SQL and the operations dashboard."""
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
-from infra_lookup import of_type, referenced_id
+from infra_lookup import of_type
 
-from stacks.analytics import sql_files
+from stacks.analytics import (
+    DATA_SETS,
+    END_PARAMETER,
+    NOT_RANKED_GREY,
+    SQL_DIR,
+    START_PARAMETER,
+    sql_files,
+)
 from stacks.config import REPO_ROOT
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
+
+PARTITIONED = ["incidents", "engagement", "feedback", "sentiment"]
 
 
 def _architecture_lake_columns() -> dict[str, list[str]]:
@@ -33,18 +46,18 @@ def test_database_and_one_table_per_analysed_prefix(default) -> None:
     assert database["Properties"]["DatabaseInput"]["Name"] == "sentimentdb"
     tables = _tables(default.resources)
     # plus the probe archive's Parquet table (tests/infra/test_probe_archive.py)
-    assert set(tables) == {"incidents", "engagement", "feedback", "sentiment", "probes"}
+    assert set(tables) == {*PARTITIONED, "remediation", "probes"}
     assert {t["DatabaseName"] for t in tables.values()} == {"sentimentdb"}
 
 
-@pytest.mark.parametrize("name", ["incidents", "engagement", "feedback", "sentiment"])
+@pytest.mark.parametrize("name", [*PARTITIONED, "remediation"])
 def test_table_columns_are_the_lake_contract(default, name) -> None:
     table = _tables(default.resources)[name]["TableInput"]
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     assert columns == _architecture_lake_columns()[name]
 
 
-@pytest.mark.parametrize("name", ["incidents", "engagement", "feedback", "sentiment"])
+@pytest.mark.parametrize("name", PARTITIONED)
 def test_table_reads_gzip_json_lines_with_date_projection(default, name) -> None:
     table = _tables(default.resources)[name]["TableInput"]
     descriptor = table["StorageDescriptor"]
@@ -59,32 +72,24 @@ def test_table_reads_gzip_json_lines_with_date_projection(default, name) -> None
     assert f"/{name}/dt=${{dt}}/" in json.dumps(parameters["storage.location.template"])
 
 
-def test_crawler_never_changes_the_code_defined_schema(default) -> None:
-    (crawler,) = of_type(default.resources, "AWS::Glue::Crawler").values()
-    props = crawler["Properties"]
-    assert props["Name"] == "Sentiment_Crawler"
-    assert props["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
-    configuration = json.loads(props["Configuration"])
-    assert configuration["CrawlerOutput"]["Partitions"]["AddOrUpdateBehavior"] == "InheritFromTable"
-    (target,) = props["Targets"]["CatalogTargets"]
-    assert set(target["Tables"]) == set(_tables(default.resources)) - {"probes"}
-    (security,) = of_type(default.resources, "AWS::Glue::SecurityConfiguration").values()
-    assert props["CrawlerSecurityConfiguration"] == security["Properties"]["Name"]
+def test_remediation_table_reads_operators_csv_with_its_header(default) -> None:
+    table = _tables(default.resources)["remediation"]["TableInput"]
+    descriptor = table["StorageDescriptor"]
+
+    assert descriptor["SerdeInfo"]["SerializationLibrary"] == (
+        "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+    )
+    assert table["Parameters"]["skip.header.line.count"] == "1"
+    assert "/remediation/" in json.dumps(descriptor["Location"])
+    assert "PartitionKeys" not in table
 
 
-def test_glue_security_configuration_encrypts_everything_with_the_key(default) -> None:
-    (security,) = of_type(default.resources, "AWS::Glue::SecurityConfiguration").values()
-    (key_id,) = of_type(default.resources, "AWS::KMS::Key")
-    encryption = security["Properties"]["EncryptionConfiguration"]
-    assert encryption["S3Encryptions"][0]["S3EncryptionMode"] == "SSE-KMS"
-    assert encryption["CloudWatchEncryption"]["CloudWatchEncryptionMode"] == "SSE-KMS"
-    assert encryption["JobBookmarksEncryption"]["JobBookmarksEncryptionMode"] == "CSE-KMS"
-    for arn in (
-        encryption["S3Encryptions"][0]["KmsKeyArn"],
-        encryption["CloudWatchEncryption"]["KmsKeyArn"],
-        encryption["JobBookmarksEncryption"]["KmsKeyArn"],
-    ):
-        assert referenced_id(arn) == key_id
+def test_no_crawler_partitions_are_projected(variant) -> None:
+    """Every partitioned table projects its days, so nothing is left for a crawler to do."""
+    assert not of_type(variant.resources, "AWS::Glue::Crawler")
+    assert not of_type(variant.resources, "AWS::Glue::SecurityConfiguration")
+    roles = of_type(variant.resources, "AWS::IAM::Role").values()
+    assert not [r for r in roles if "glue.amazonaws.com" in json.dumps(r)]
 
 
 def _analytics_workgroup(resources: dict) -> str:
@@ -116,14 +121,15 @@ def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
     assert "athena-results/" in json.dumps(results["OutputLocation"])
 
 
-def test_one_named_query_per_sql_file(default) -> None:
+def test_one_named_query_per_sql_file_naming_its_parameters(default) -> None:
     files = sql_files()
-    assert files, "the repo ships analytics SQL under sql/"
+    assert {path.stem for path in files} == {"priority", "cell_trends", "fix_effectiveness"}
     queries = {q["Name"]: q for q in _named_queries(default.resources)}
     assert set(queries) == {path.stem for path in files}
     for path in files:
         assert queries[path.stem]["QueryString"] == path.read_text()
         assert queries[path.stem]["Database"] == "sentimentdb"
+        assert "first day, last day" in queries[path.stem]["Description"]
 
 
 def test_named_queries_follow_the_sql_directory(tmp_path, default) -> None:
@@ -135,29 +141,177 @@ def test_named_queries_follow_the_sql_directory(tmp_path, default) -> None:
     assert names == ["only_one"]
 
 
+# --- QuickSight --------------------------------------------------------------------------------
+
+
 def test_quicksight_only_when_a_principal_is_configured(default, configured) -> None:
-    for kind in (
-        "AWS::QuickSight::DataSource",
-        "AWS::QuickSight::DataSet",
-        "AWS::QuickSight::Analysis",
+    for kind, count in (
+        ("AWS::QuickSight::DataSource", 1),
+        ("AWS::QuickSight::DataSet", len(DATA_SETS)),
+        ("AWS::QuickSight::Analysis", 1),
+        ("AWS::QuickSight::Dashboard", 1),
     ):
         assert not of_type(default.resources, kind)
-        assert len(of_type(configured.resources, kind)) == 1
+        assert len(of_type(configured.resources, kind)) == count
+    principal = configured.config.quicksight_principal_arn
+    for kind in ("DataSource", "DataSet", "Analysis", "Dashboard"):
+        for resource in of_type(configured.resources, f"AWS::QuickSight::{kind}").values():
+            assert resource["Properties"]["Permissions"][0]["Principal"] == principal
 
 
-def test_tree_map_groups_by_cell_sized_by_subscribers_coloured_by_sentiment(configured) -> None:
-    (analysis,) = of_type(configured.resources, "AWS::QuickSight::Analysis").values()
-    (sheet,) = analysis["Properties"]["Definition"]["Sheets"]
-    (visual,) = sheet["Visuals"]
-    wells = visual["TreeMapVisual"]["ChartConfiguration"]["FieldWells"][
-        "TreeMapAggregatedFieldWells"
+def _data_sets(configured) -> dict[str, dict[str, Any]]:
+    """DataSetId -> properties."""
+    return {
+        d["Properties"]["DataSetId"]: d["Properties"]
+        for d in of_type(configured.resources, "AWS::QuickSight::DataSet").values()
+    }
+
+
+def _duckdb_columns(sql: str) -> list[tuple[str, str]]:
+    """The columns DuckDB returns for ``sql`` over an empty lake, as QuickSight types."""
+    from simulator.analytics import LAKE_COLUMNS, _create_view
+
+    kinds = {"VARCHAR": "STRING", "BIGINT": "INTEGER", "DOUBLE": "DECIMAL", "BOOLEAN": "BOOLEAN"}
+    con = duckdb.connect()
+    for table in LAKE_COLUMNS:
+        _create_view(con, Path("/nonexistent"), table)
+    cursor = con.execute(sql, ["2026-01-01", "2026-01-01"])
+    return [(column[0], kinds[str(column[1])]) for column in cursor.description]
+
+
+@pytest.mark.parametrize("spec", DATA_SETS, ids=lambda spec: spec.key)
+def test_each_data_set_is_a_repo_query_over_the_dashboards_period(configured, spec) -> None:
+    props = _data_sets(configured)[spec.data_set_id]
+    (table,) = props["PhysicalTableMap"].values()
+    query = table["CustomSql"]["SqlQuery"]
+    text = (SQL_DIR / spec.sql_file).read_text()
+
+    assert props["ImportMode"] == "DIRECT_QUERY"
+    # The file's SQL, with QuickSight's date parameters where Athena gets its two ?
+    placeholder = re.compile(r"SUBSTR\(CAST\(<<\$(\w+)>> AS VARCHAR\), 1, 10\)")
+    assert placeholder.findall(query) == [START_PARAMETER, END_PARAMETER]
+    assert placeholder.sub("?", query).endswith(
+        text
+        if spec.breakdown is None
+        else f"{text}\n) AS q\nWHERE q.breakdown = '{spec.breakdown}'"
+    )
+    parameters = [p["DateTimeDatasetParameter"] for p in props["DatasetParameters"]]
+    assert [(p["Name"], p["TimeGranularity"]) for p in parameters] == [
+        (START_PARAMETER, "DAY"),
+        (END_PARAMETER, "DAY"),
     ]
+    # Columns and types are what the query really returns (DuckDB runs the same file)
+    declared = [(c["Name"], c["Type"]) for c in table["CustomSql"]["Columns"]]
+    assert declared == _duckdb_columns(text)
+
+
+def _definition(configured, kind: str) -> dict[str, Any]:
+    (resource,) = of_type(configured.resources, f"AWS::QuickSight::{kind}").values()
+    return resource["Properties"]["Definition"]
+
+
+def _visuals(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (sheet,) = definition["Sheets"]
+    return {
+        body["VisualId"]: {"type": kind, **body}
+        for visual in sheet["Visuals"]
+        for kind, body in visual.items()
+    }
+
+
+def _columns_used(node: Any) -> list[tuple[str, str]]:
+    if isinstance(node, dict):
+        if set(node) == {"DataSetIdentifier", "ColumnName"}:
+            return [(node["DataSetIdentifier"], node["ColumnName"])]
+        return [c for value in node.values() for c in _columns_used(value)]
+    if isinstance(node, list):
+        return [c for value in node for c in _columns_used(value)]
+    return []
+
+
+def test_dashboard_and_analysis_share_one_definition_over_every_data_set(configured) -> None:
+    dashboard, analysis = _definition(configured, "Dashboard"), _definition(configured, "Analysis")
+    assert dashboard == analysis
+    declared = {d["Identifier"] for d in dashboard["DataSetIdentifierDeclarations"]}
+    assert declared == {spec.key for spec in DATA_SETS}
+    columns = {spec.key: {name for name, _ in spec.columns} for spec in DATA_SETS}
+    used = _columns_used(dashboard["Sheets"]) + _columns_used(dashboard["FilterGroups"])
+    assert used
+    assert [(d, c) for d, c in used if c not in columns[d]] == []
+
+
+def test_period_parameters_default_to_the_last_week_and_drive_every_data_set(configured) -> None:
+    definition = _definition(configured, "Dashboard")
+    declarations = [d["DateTimeParameterDeclaration"] for d in definition["ParameterDeclarations"]]
+    (sheet,) = definition["Sheets"]
+
+    assert [d["Name"] for d in declarations] == [START_PARAMETER, END_PARAMETER]
+    for declaration in declarations:
+        mapped = {m["DataSetIdentifier"] for m in declaration["MappedDataSetParameters"]}
+        assert mapped == {spec.key for spec in DATA_SETS}
+        assert {m["DataSetParameterName"] for m in declaration["MappedDataSetParameters"]} == {
+            declaration["Name"]
+        }
+    expressions = [d["DefaultValues"]["RollingDate"]["Expression"] for d in declarations]
+    assert expressions == [
+        "addDateTime(-6, 'DD', truncDate('DD', now()))",
+        "truncDate('DD', now())",
+    ]
+    controls = [c["DateTimePicker"]["SourceParameterName"] for c in sheet["ParameterControls"]]
+    assert controls == [START_PARAMETER, END_PARAMETER]
+
+
+def test_tree_map_sizes_by_affected_colours_by_change_and_greys_unranked_cells(configured) -> None:
+    tree = _visuals(_definition(configured, "Dashboard"))["cell-tree-map"]
+    configuration = tree["ChartConfiguration"]
+    wells = configuration["FieldWells"]["TreeMapAggregatedFieldWells"]
     (group,) = wells["Groups"]
     (size,) = wells["Sizes"]
     (colour,) = wells["Colors"]
-    assert group["CategoricalDimensionField"]["Column"]["ColumnName"] == "cell"
-    assert size["CategoricalMeasureField"]["Column"]["ColumnName"] == "subscriber_id"
-    assert size["CategoricalMeasureField"]["AggregationFunction"] == "DISTINCT_COUNT"
-    assert colour["NumericalMeasureField"]["Column"]["ColumnName"] == "change_sentiment"
-    principal = configured.config.quicksight_principal_arn
-    assert analysis["Properties"]["Permissions"][0]["Principal"] == principal
+
+    assert tree["type"] == "TreeMapVisual"
+    assert group["CategoricalDimensionField"]["Column"] == {
+        "DataSetIdentifier": "cells",
+        "ColumnName": "item",
+    }
+    assert size["NumericalMeasureField"]["Column"]["ColumnName"] == "subscribers"
+    # ranked_change is null where a cell has too few answers: QuickSight's null colour
+    assert colour["NumericalMeasureField"]["Column"]["ColumnName"] == "ranked_change"
+    assert configuration["ColorScale"]["NullValueColor"] == {"Color": NOT_RANKED_GREY}
+
+
+def test_dashboard_has_the_net_of_cell_tables_trends_and_fixes(configured) -> None:
+    definition = _definition(configured, "Dashboard")
+    visuals = _visuals(definition)
+
+    for visual_id, data_set in (
+        ("devices-net-of-cell", "devices"),
+        ("vendors-net-of-cell", "vendors"),
+    ):
+        table = visuals[visual_id]
+        values = table["ChartConfiguration"]["FieldWells"]["TableUnaggregatedFieldWells"]["Values"]
+        assert {v["Column"]["DataSetIdentifier"] for v in values} == {data_set}
+        assert {"net_change", "net_change_low", "net_change_high", "compared"} <= {
+            v["Column"]["ColumnName"] for v in values
+        }
+        sort = table["ChartConfiguration"]["SortConfiguration"]["RowSort"]
+        assert [s["FieldSort"]["FieldId"] for s in sort] == [
+            f"{data_set}.ranked",
+            f"{data_set}.net_loss_low",
+        ]
+    trends = [v for v in visuals.values() if v["type"] == "LineChartVisual"]
+    wells = [v["ChartConfiguration"]["FieldWells"]["LineChartAggregatedFieldWells"] for v in trends]
+    assert len(trends) == 2
+    assert {
+        w["Category"][0]["CategoricalDimensionField"]["Column"]["ColumnName"] for w in wells
+    } == {"dt"}
+    assert {w["Colors"][0]["CategoricalDimensionField"]["Column"]["ColumnName"] for w in wells} == {
+        "cell"
+    }
+    (top_cells,) = definition["FilterGroups"]
+    (scope,) = top_cells["ScopeConfiguration"]["SelectedSheets"]["SheetVisualScopingConfigurations"]
+    assert set(scope["VisualIds"]) == {v["VisualId"] for v in trends}
+    fixes = visuals["fixes"]["ChartConfiguration"]["FieldWells"]["TableUnaggregatedFieldWells"]
+    assert {"score_effect", "incident_ratio", "score_before", "score_after"} <= {
+        v["Column"]["ColumnName"] for v in fixes["Values"]
+    }

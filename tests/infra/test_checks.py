@@ -6,7 +6,7 @@ import pytest
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from cfnlint.api import lint
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 OPERATOR_OUTPUTS = {
     "ProbeStreamName", "IncidentQueueUrl", "IncidentDlqUrl", "IngestFailuresDlqUrl",

@@ -17,7 +17,7 @@ from stacks.config import (
     load_config,
 )
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 
 def _cdk_json_block() -> dict:

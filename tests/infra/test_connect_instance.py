@@ -8,7 +8,7 @@ from infra_lookup import find_one, function_id, of_type
 from feedback_loop.errors import ConfigError
 from stacks.contact_centre import FLOW_FILE, FUNCTION_PLACEHOLDER, flow_content
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 
 def test_instance_is_outbound_only_and_connect_managed(default) -> None:

@@ -16,7 +16,7 @@ from infra_lookup import (
 
 from feedback_loop.policy import load_policy
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 HANDLER_FOLDERS = {
     "Ingest_probe_events": "ingest_probe_events",

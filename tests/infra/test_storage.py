@@ -4,7 +4,7 @@ import pytest
 from aws_cdk.assertions import Match
 from infra_lookup import FUNCTION_NAMES, find_one, of_type, queue_id, referenced_id, table_id
 
-pytestmark = pytest.mark.xdist_group("synth")
+pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
 
 def _stack_key(resources: dict) -> str:

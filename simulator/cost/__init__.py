@@ -1,0 +1,343 @@
+"""``python -m simulator cost``: what the loop costs per month at a given size, and why.
+
+:func:`estimate` prices one size with the measured inputs (``simulator/cost_inputs.json``)
+and the dated price table (``simulator/prices_eu_west_2.json``); :func:`report` adds the
+reference pattern side by side, the effect of each contact-policy setting and the
+scale-out comparison, and writes ``cost.json``. The model itself is in ``model.py``,
+calls in ``calls.py``, the measurement in ``measure.py``; README "Cost" shows a table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO
+
+from feedback_loop.policy import load_policy
+from simulator.cost import scale
+from simulator.cost.calls import CallsPerDay, ContactPolicy
+from simulator.cost.measure import INPUTS
+from simulator.cost.model import (
+    Assumptions,
+    Line,
+    Volumes,
+    daily_volumes,
+    design_profile,
+    price,
+    reference_profile,
+    total,
+    usage,
+)
+from simulator.cost.prices import PRICES, PriceTable, load_prices
+from simulator.scenario import CDK_JSON
+
+DEFAULT_RECORDS_PER_SUBSCRIBER_DAY = 50.0
+RATING_BUDGET = 30  # ratings per cell and day in the policy-effects table
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One size, priced: the lines of this design and of the reference pattern."""
+
+    subscribers: float
+    records_per_subscriber_day: float
+    volumes: Volumes
+    calls: CallsPerDay
+    lines: list[Line]
+    reference_lines: list[Line]
+
+    @property
+    def monthly_usd_total(self) -> float:
+        """This design's monthly total."""
+        return total(self.lines)
+
+
+def load_inputs(path: Path | str = INPUTS) -> dict[str, Any]:
+    """The measured inputs (see ``simulator/cost/measure.py``)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
+    """The contact policy of ``cdk.json`` (or of ``config``, a ``feedback_loop`` mapping)."""
+    if config is None:
+        config = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
+    policy = load_policy(config)
+    quiet = policy.quiet_hours
+    return ContactPolicy(
+        cooldown_minutes=policy.cooldown_minutes,
+        max_calls_per_day=policy.max_calls_per_day,
+        quiet_hours=None if quiet.start == quiet.end else quiet,
+    )
+
+
+def estimate(
+    subscribers: float,
+    records_per_subscriber_day: float = DEFAULT_RECORDS_PER_SUBSCRIBER_DAY,
+    *,
+    inputs: Mapping[str, Any],
+    prices: PriceTable,
+    policy: ContactPolicy | None = None,
+    assumptions: Assumptions | None = None,
+) -> Estimate:
+    """Price ``subscribers`` at ``records_per_subscriber_day`` under ``policy``."""
+    policy = policy if policy is not None else deployed_policy()
+    assumptions = assumptions if assumptions is not None else Assumptions()
+    volumes, calls = daily_volumes(
+        subscribers, records_per_subscriber_day, inputs, policy, assumptions
+    )
+    lines = price(usage(design_profile(inputs), volumes, subscribers, inputs, assumptions), prices)
+    reference = reference_profile(inputs, volumes)
+    reference_lines = price(usage(reference, volumes, subscribers, inputs, assumptions), prices)
+    return Estimate(subscribers, records_per_subscriber_day, volumes, calls, lines, reference_lines)
+
+
+def policy_variants(base: ContactPolicy) -> list[tuple[str, ContactPolicy]]:
+    """One setting changed at a time, from the deployed policy.
+
+    The candidates are one measured day's, so only what acts within a day shows: a
+    cooldown or a gap longer than a day needs a longer measured run.
+    """
+    return [
+        ("deployed policy", base),
+        ("per-KPI cooldown 12 h (deployed 24 h)", replace(base, cooldown_minutes=720)),
+        ("daily cap 2 calls (deployed 3)", replace(base, max_calls_per_day=2)),
+        ("daily cap 1 call", replace(base, max_calls_per_day=1)),
+        ("gap of 4 h between any two calls", replace(base, min_gap_minutes=240)),
+        ("gap of 24 h between any two calls", replace(base, min_gap_minutes=1440)),
+        ("no quiet hours (deployed 21:00-08:00)", replace(base, quiet_hours=None)),
+        (
+            "outage sample 25% (cell-days with >= 20% of subscribers eligible)",
+            replace(base, outage_sample=0.25),
+        ),
+        (
+            f"cell rating budget {RATING_BUDGET}/cell-day, measure mode",
+            replace(base, cell_rating_budget=RATING_BUDGET),
+        ),
+        (
+            f"cell rating budget {RATING_BUDGET}/cell-day, care mode (everyone eligible called)",
+            replace(base, cell_rating_budget=RATING_BUDGET, care_mode=True),
+        ),
+    ]
+
+
+def policy_effects(
+    subscribers: float,
+    records_per_subscriber_day: float,
+    *,
+    inputs: Mapping[str, Any],
+    prices: PriceTable,
+    policy: ContactPolicy,
+    assumptions: Assumptions,
+) -> list[dict[str, Any]]:
+    """Calls per day and monthly cost for each variant of :func:`policy_variants`."""
+    rows = []
+    for name, variant in policy_variants(policy):
+        result = estimate(
+            subscribers,
+            records_per_subscriber_day,
+            inputs=inputs,
+            prices=prices,
+            policy=variant,
+            assumptions=assumptions,
+        )
+        connect = sum(line.monthly_usd for line in result.lines if line.service == "Amazon Connect")
+        rows.append(
+            {
+                "setting": name,
+                "calls_per_day": round(result.volumes.engagements),
+                "connect_monthly_usd": round(connect, 2),
+                "monthly_usd_total": round(result.monthly_usd_total, 2),
+                "suppressed_per_measured_day": {
+                    k: round(v, 1) for k, v in result.calls.suppressed.items()
+                },
+                "largest_lines": [line.to_json() for line in result.lines[:3]],
+            }
+        )
+    return rows
+
+
+def _service_totals(lines: Sequence[Line]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for line in lines:
+        totals[line.service] = totals.get(line.service, 0.0) + line.monthly_usd
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def report(
+    subscribers: float,
+    records_per_subscriber_day: float = DEFAULT_RECORDS_PER_SUBSCRIBER_DAY,
+    *,
+    out_dir: Path | str | None = None,
+    inputs_path: Path | str = INPUTS,
+    prices_path: Path | str = PRICES,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Estimate, compare, print, and write ``out_dir/cost.json``; returns its content."""
+    inputs = load_inputs(inputs_path)
+    prices = load_prices(prices_path)
+    policy = deployed_policy()
+    assumptions = Assumptions()
+    priced = partial(estimate, inputs=inputs, prices=prices, assumptions=assumptions)
+    result = priced(subscribers, records_per_subscriber_day, policy=policy)
+    effects = policy_effects(
+        subscribers,
+        records_per_subscriber_day,
+        inputs=inputs,
+        prices=prices,
+        policy=policy,
+        assumptions=assumptions,
+    )
+    volumes = result.volumes
+
+    def at(size: float) -> scale.ScaleOut:
+        sized = priced(size, records_per_subscriber_day, policy=policy)
+        return scale.compare(
+            size, sized.volumes.records, sized.volumes.incidents, sized.lines, prices
+        )
+
+    here = at(subscribers)
+    even = scale.break_even(at)
+    dense = inputs["dense"]
+    counter_units = (
+        dense["dynamodb"]["by_function"]["Ingest_probe_events"]["Subscriber_counters"][
+            "write_units"
+        ]
+        / dense["drivers"]["records"]
+    )
+    measured_density = inputs["day"]["records_per_subscriber_day"]
+    document = {
+        "subscribers": int(subscribers) if subscribers == int(subscribers) else subscribers,
+        "records_per_subscriber_day": records_per_subscriber_day,
+        "region": prices.region,
+        "prices_compiled": prices.compiled,
+        "monthly_usd_total": round(result.monthly_usd_total, 2),
+        "lines": [line.to_json() for line in result.lines],
+        "services": {k: round(v, 2) for k, v in _service_totals(result.lines).items()},
+        "per_day": {
+            "probe_records": round(volumes.records),
+            "rejected_records": round(volumes.rejected),
+            "incidents": round(volumes.incidents),
+            "decisions": round(volumes.decisions),
+            "calls": round(volumes.engagements),
+            "ratings": round(volumes.ratings),
+            "connected_call_minutes": round(
+                sum(n * t.seconds / 60 for t, n in volumes.calls if t.seconds)
+            ),
+        },
+        "reference_pattern": {
+            "description": reference_profile.__doc__,
+            "monthly_usd_total": round(total(result.reference_lines), 2),
+            "services": {
+                k: round(v, 2) for k, v in _service_totals(result.reference_lines).items()
+            },
+            "lines": [line.to_json() for line in result.reference_lines],
+        },
+        "policy_effects": effects,
+        "scale_out": {
+            **scale.to_json(here),
+            "break_even_subscribers": None if even is None else round(even),
+            "records_per_kpu_second": scale.RECORDS_PER_KPU_SECOND,
+        },
+        "capacity_options": scale.capacity_options(
+            volumes.records, counter_units, result.lines, prices
+        ),
+        "assumptions": asdict(assumptions),
+        "assumed_prices": prices.assumed,
+        "measured": {
+            "on": inputs.get("measured"),
+            "records_per_subscriber_day": measured_density,
+            "provenance": inputs.get("provenance", {}),
+        },
+    }
+    _print(document, result, stream or sys.stdout)
+    if out_dir is not None:
+        target = Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "cost.json").write_text(
+            json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+    return document
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
+
+
+def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> None:
+    day = document["per_day"]
+    reference = document["reference_pattern"]
+    out = [
+        f"Monthly estimate, {document['region']} (prices compiled {document['prices_compiled']}; "
+        f"{len(document['assumed_prices'])} of them assumed, see the price table): "
+        f"{document['subscribers']:,.0f} subscribers x {document['records_per_subscriber_day']:g} "
+        f"probe records/day",
+        f"  per day: {day['probe_records']:,} records, {day['incidents']:,} incidents, "
+        f"{day['decisions']:,} decisions, {day['calls']:,} calls "
+        f"({day['connected_call_minutes']:,} connected minutes), {day['ratings']:,} ratings",
+        "",
+        f"TOTAL {_usd(document['monthly_usd_total'])}/month",
+    ]
+    grand = document["monthly_usd_total"] or 1.0
+    for line in result.lines:
+        if line.monthly_usd < 0.005 * grand and line.monthly_usd < 1:
+            continue
+        out.append(
+            f"  {_usd(line.monthly_usd):>12}  {line.service}: {line.item} "
+            f"({line.quantity:,.0f} {line.unit})"
+        )
+    out += ["", "Side by side, by service (this design | reference pattern, modelled)"]
+    ref = reference["services"]
+    for service, usd in document["services"].items():
+        out.append(f"  {service:<28} {_usd(usd):>12} | {_usd(ref.get(service, 0.0)):>12}")
+    out.append(
+        f"  {'total':<28} {_usd(document['monthly_usd_total']):>12} | "
+        f"{_usd(reference['monthly_usd_total']):>12}"
+    )
+    out += ["", "Contact policy: calls per day and monthly total (one setting changed at a time)"]
+    for row in document["policy_effects"]:
+        out.append(
+            f"  {row['calls_per_day']:>12,} calls/day {_usd(row['monthly_usd_total']):>12}  "
+            f"{row['setting']}"
+        )
+    scale_out = document["scale_out"]
+    even = scale_out["break_even_subscribers"]
+    out += [
+        "",
+        f"Scale-out (docs/SCALE.md): keeping the windows costs "
+        f"{_usd(scale_out['counter_path_monthly_usd'])}/month with per-record DynamoDB "
+        f"counters, {_usd(scale_out['flink_path_monthly_usd'])} with Managed Service for Apache "
+        f"Flink ({scale_out['flink_kpus']} KPU); break-even at "
+        + (f"{even:,} subscribers" if even is not None else "no size up to 100M"),
+    ]
+    options = document["capacity_options"]
+    counters = options["counters_table_provisioned"]
+    probe = options["probe_stream_provisioned"]
+    out += [
+        f"Provisioned capacity (auto scaling at {scale.TARGET_UTILIZATION:.0%} utilization): "
+        f"counters table {_usd(counters['monthly_usd'])} (on-demand "
+        f"{_usd(counters['on_demand_monthly_usd'])}); probe stream {probe['shards']} shards "
+        f"{_usd(probe['monthly_usd'])} (on-demand {_usd(probe['on_demand_monthly_usd'])})",
+    ]
+    measured = document["measured"]["records_per_subscriber_day"]
+    if abs(measured - document["records_per_subscriber_day"]) > 0.25 * measured:
+        out += [
+            "",
+            f"NOTE: the call funnel was measured at {measured:g} records per subscriber-day; "
+            f"calls per subscriber-day are taken as measured. Measure at this density for a "
+            f"better estimate (docs/SCALE.md, 'Measuring').",
+        ]
+    stream.write("\n".join(out) + "\n")
+
+
+__all__ = [
+    "Estimate",
+    "deployed_policy",
+    "estimate",
+    "load_inputs",
+    "policy_effects",
+    "report",
+]

@@ -1,0 +1,258 @@
+"""Calls: how long each kind of call lasts in the deployed flow, and how many calls a policy makes.
+
+Durations come from executing ``connect_flows/Subscriber_engagement.json`` with the twin's
+contact-centre interpreter (so a longer prompt or another retry changes the bill) for a
+scripted answer pattern, timing each prompt at a stated speaking pace and each input
+wait as the flow's ``InputTimeLimitSeconds`` (on a timeout) or a stated reaction time.
+
+Calls per day come from one function, :func:`calls_per_day`, that replays the day's
+candidate engagements (above-threshold incidents that passed ``min_sessions`` and were
+not from opted-out subscribers) under a :class:`ContactPolicy`; a what-if run can feed it
+its own candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feedback_loop.policy import QuietHours
+from simulator.contact_centre import NO_ANSWER, ContactCentre
+
+FLOW = Path(__file__).resolve().parents[2] / "connect_flows" / "Subscriber_engagement.json"
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast the call goes (assumed figures, stated with every estimate)."""
+
+    words_per_minute: float = 150.0  # text-to-speech at its default rate
+    reaction_seconds: float = 2.0  # from the end of a prompt to the key press
+    setup_seconds: float = 1.0  # pick-up to the first prompt
+    lambda_seconds: float = 0.3  # one Collect_feedback_from_Connect invocation, as Connect waits
+
+
+def _timeouts(flow: Mapping[str, Any]) -> dict[str, float]:
+    """Input wait of each prompt text that asks for input (``InputTimeLimitSeconds``)."""
+    return {
+        action["Parameters"]["Text"]: float(action["Parameters"].get("InputTimeLimitSeconds", 5))
+        for action in flow["Actions"]
+        if action["Type"] == "GetParticipantInput"
+    }
+
+
+@dataclass(frozen=True)
+class CallTiming:
+    """One kind of call: how long it is connected and how often it invokes the function."""
+
+    seconds: float
+    invocations: int
+    rated: bool
+
+
+def call_timing(
+    answers: Sequence[str], flow: Mapping[str, Any] | None = None, pace: Pace = Pace()
+) -> CallTiming:
+    """The call the flow makes when the subscriber answers ``answers`` prompt by prompt.
+
+    ``answers`` are the twin's subscriber answers (``"1"``..``"5"``, ``"9"``, ``"none"``
+    for no input, ``"no_answer"`` to hang up at that prompt, or alone: nobody picks up,
+    0 seconds). A hang-up counts the prompt it happened in as played.
+    """
+    flow = flow if flow is not None else json.loads(FLOW.read_text(encoding="utf-8"))
+    script = list(answers)
+    lambdas = 0
+
+    def subscriber(_phone: str, _attributes: dict[str, str]) -> str:
+        return script.pop(0) if script else "none"
+
+    def invoke(event: dict[str, Any]) -> dict[str, str]:
+        nonlocal lambdas
+        lambdas += 1
+        digits = event["Details"]["Parameters"].get("input", "")
+        result = {"9": "opted_out", "": "no_response"}.get(digits, "recorded")
+        return {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}
+
+    centre = ContactCentre(flow, invoke, subscriber, "arn:aws:connect:::instance/cost", "+1")
+    request = {
+        "DestinationPhoneNumber": "+15550100001",
+        "ContactFlowId": "flow",
+        "InstanceId": "cost",
+        "Attributes": {"incident_type": "CALL_DROP", "engagement_id": "cost"},
+    }
+    centre.start_outbound_voice_contact(request, "1970-01-01T00:00:00Z")
+    (record,) = centre.records
+    rated = any(key in "12345" and key for key in record["inputs"])
+    if record["outcome"] == "no_answer":
+        return CallTiming(0.0, 0, False)
+    waits = _timeouts(flow)
+    seconds = pace.setup_seconds + lambdas * pace.lambda_seconds
+    inputs = list(record["inputs"])
+    for prompt in record["prompts"]:
+        seconds += len(prompt.split()) * 60.0 / pace.words_per_minute
+        if prompt in waits and inputs:
+            seconds += waits[prompt] if inputs.pop(0) == "" else pace.reaction_seconds
+    return CallTiming(seconds, lambdas, rated)
+
+
+def pattern_of(call: Mapping[str, Any]) -> tuple[str, ...]:
+    """The answers that reproduce a ``calls.jsonl`` line: one per prompt, ``no_answer`` last
+    for a hang-up, ``("no_answer",)`` for a call nobody picked up."""
+    if call["outcome"] == "no_answer":
+        return (NO_ANSWER,)
+    answers = tuple(key if key else "none" for key in call.get("inputs", []))
+    return (*answers, NO_ANSWER) if call["outcome"] == "hung_up" else answers
+
+
+# --- calls per day -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An incident the policy may call about: subscriber, cell, KPI, minute since day 0 (UTC)."""
+
+    subscriber: int
+    cell: str
+    kpi: str
+    minute: int
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """The contact-policy settings that decide how many calls are made.
+
+    ``cooldown_minutes``, ``max_calls_per_day`` and ``quiet_hours`` are the deployed
+    policy's. The rest model settings of the contact policy being built (issue 9) and
+    are off by default: ``min_gap_minutes`` between any two calls to one subscriber;
+    outage sampling (a cell-day where at least ``outage_share`` of the cell's subscribers
+    are eligible is an outage, and only ``outage_sample`` of them are called); and a
+    per-cell rating budget (once a cell has ``cell_rating_budget`` ratings in a day it
+    is measured and its further subscribers are not called, unless ``care_mode``).
+    """
+
+    cooldown_minutes: int = 1440
+    max_calls_per_day: int = 3
+    quiet_hours: QuietHours | None = field(default_factory=QuietHours)
+    min_gap_minutes: int = 0
+    outage_share: float = 0.2
+    outage_sample: float = 1.0
+    cell_rating_budget: int | None = None
+    care_mode: bool = False
+
+
+@dataclass(frozen=True)
+class CallsPerDay:
+    """What a policy made of a day's candidates."""
+
+    candidates: int
+    calls: float
+    subscriber_days: float
+    suppressed: Mapping[str, float]
+
+    @property
+    def per_subscriber_day(self) -> float:
+        """Calls per subscriber and day: multiply by the subscriber count for calls per day."""
+        return self.calls / self.subscriber_days if self.subscriber_days else 0.0
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute % MINUTES_PER_DAY // 60:02d}:{minute % 60:02d}"
+
+
+def _per_subscriber(
+    candidates: Iterable[Candidate], policy: ContactPolicy, suppressed: dict[str, float]
+) -> list[Candidate]:
+    """Quiet hours, per-KPI cooldown, daily cap and minimum gap, in time order per subscriber.
+
+    Same order and rules as ``feedback_loop.decision`` (an engagement that was not made
+    does not start a cooldown or count toward the cap).
+    """
+    by_subscriber: dict[int, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_subscriber[candidate.subscriber].append(candidate)
+    called = []
+    for ordered in by_subscriber.values():
+        last_kpi: dict[str, int] = {}
+        per_day: dict[int, int] = defaultdict(int)
+        last_call: int | None = None
+        for candidate in sorted(ordered, key=lambda c: (c.minute, c.kpi)):
+            day = candidate.minute // MINUTES_PER_DAY
+            previous = last_kpi.get(candidate.kpi)
+            if policy.quiet_hours is not None and policy.quiet_hours.contains(
+                _hhmm(candidate.minute)
+            ):
+                rule = "quiet_hours"
+            elif previous is not None and candidate.minute - previous < policy.cooldown_minutes:
+                rule = "cooldown"
+            elif per_day[day] >= policy.max_calls_per_day:
+                rule = "daily_cap"
+            elif last_call is not None and candidate.minute - last_call < policy.min_gap_minutes:
+                rule = "min_gap"
+            else:
+                last_kpi[candidate.kpi] = last_call = candidate.minute
+                per_day[day] += 1
+                called.append(candidate)
+                continue
+            _count(suppressed, rule, 1)
+    return called
+
+
+def _count(suppressed: dict[str, float], rule: str, calls: float) -> None:
+    suppressed[rule] = suppressed.get(rule, 0.0) + calls
+
+
+def calls_per_day(
+    candidates: Sequence[Candidate],
+    subscribers: int,
+    days: float,
+    policy: ContactPolicy,
+    *,
+    cell_population: Mapping[str, int] | None = None,
+    subscribers_per_cell: float | None = None,
+    ratings_per_call: float = 1.0,
+) -> CallsPerDay:
+    """Calls the policy makes out of ``candidates`` (from ``subscribers`` over ``days``).
+
+    The cell rules work on shares, so they scale: ``cell_population`` (subscribers living
+    on each cell where the candidates were measured) gives each cell-day's eligible
+    share for outage sampling; ``subscribers_per_cell`` (a production cell) converts
+    the rating budget into the measured cell's units, and ``ratings_per_call`` is the
+    share of calls that end in a rating.
+    """
+    suppressed: dict[str, float] = {}
+    called = _per_subscriber(candidates, policy, suppressed)
+    population = cell_population or {}
+    by_cell_day: dict[tuple[str, int], list[Candidate]] = defaultdict(list)
+    for candidate in called:
+        by_cell_day[(candidate.cell, candidate.minute // MINUTES_PER_DAY)].append(candidate)
+    calls = 0.0
+    for (cell, _day), cell_calls in by_cell_day.items():
+        cell_calls.sort(key=lambda c: (c.minute, c.subscriber))
+        eligible = list(dict.fromkeys(c.subscriber for c in cell_calls))
+        living = population.get(cell, 0)
+        made = float(len(cell_calls))
+        if policy.outage_sample < 1.0 and living and len(eligible) / living >= policy.outage_share:
+            sampled = set(eligible[: math.ceil(len(eligible) * policy.outage_sample)])
+            made = float(sum(1 for c in cell_calls if c.subscriber in sampled))
+            _count(suppressed, "outage_sample", len(cell_calls) - made)
+        if policy.cell_rating_budget is not None and not policy.care_mode and living:
+            # The budget is per production cell; in the measured cell's units it is smaller
+            # by the ratio of the two populations (and may be a fraction of a call).
+            scale = (subscribers_per_cell or living) / living
+            allowed = policy.cell_rating_budget / max(ratings_per_call, 1e-9) / scale
+            if made > allowed:
+                _count(suppressed, "cell_measured", made - allowed)
+                made = allowed
+        calls += made
+    return CallsPerDay(
+        candidates=len(candidates),
+        calls=calls,
+        subscriber_days=subscribers * days,
+        suppressed=dict(sorted(suppressed.items())),
+    )

@@ -1,0 +1,108 @@
+"""Call durations from the flow, and calls per day under a contact policy."""
+
+from typing import Any
+
+import pytest
+
+from feedback_loop.policy import QuietHours
+from simulator.cost.calls import (
+    Candidate,
+    ContactPolicy,
+    Pace,
+    call_timing,
+    calls_per_day,
+    pattern_of,
+)
+from tests.cost_fixtures import tiny_flow
+
+PACE = Pace(words_per_minute=150, reaction_seconds=2.0, setup_seconds=1.0, lambda_seconds=0.5)
+
+
+def test_a_call_lasts_its_prompts_at_the_pace_plus_the_waits() -> None:
+    # 15 + 10 words at 150 wpm = 10 s, a 2 s reaction, 1 s setup, one 0.5 s invocation
+    timing = call_timing(("3",), tiny_flow(), PACE)
+    assert timing.seconds == pytest.approx(10 + 2 + 1 + 0.5)
+    assert timing.invocations == 1
+
+
+def test_no_input_waits_the_flows_input_time_limit() -> None:
+    assert call_timing(("none",), tiny_flow(), PACE).seconds == pytest.approx(10 + 8 + 1 + 0.5)
+
+
+def test_a_call_nobody_picks_up_lasts_nothing_and_invokes_nothing() -> None:
+    timing = call_timing(("no_answer",), tiny_flow(), PACE)
+    assert (timing.seconds, timing.invocations, timing.rated) == (0.0, 0, False)
+
+
+def test_the_deployed_flow_retries_once_then_records_no_response() -> None:
+    rated = call_timing(("2",))
+    retried = call_timing(("none", "4"))
+    silent = call_timing(("none", "none"))
+    assert rated.rated and retried.rated and not silent.rated
+    assert rated.seconds < retried.seconds < silent.seconds
+    assert (rated.invocations, retried.invocations, silent.invocations) == (1, 1, 1)
+
+
+def test_pattern_of_a_call_log_line_reproduces_the_answers() -> None:
+    assert pattern_of({"outcome": "no_answer", "inputs": []}) == ("no_answer",)
+    assert pattern_of({"outcome": "answered", "inputs": ["", "3"]}) == ("none", "3")
+    assert pattern_of({"outcome": "hung_up", "inputs": [""]}) == ("none", "no_answer")
+
+
+NO_QUIET = ContactPolicy(quiet_hours=None)
+
+
+def _at(subscriber: int, minute: int, kpi: str = "CALL_DROP", cell: str = "C1") -> Candidate:
+    return Candidate(subscriber, cell, kpi, minute)
+
+
+def test_cooldown_is_per_kpi_and_only_started_by_a_call() -> None:
+    day = [_at(0, 600), _at(0, 700), _at(0, 720, "LOW_BITRATE"), _at(0, 600 + 1440)]
+    result = calls_per_day(day, subscribers=1, days=2, policy=NO_QUIET)
+    # 700 is within 24 h of the 600 call; LOW_BITRATE is another KPI; 2040 is 24 h later
+    assert result.calls == 3
+    assert result.suppressed == {"cooldown": 1}
+    assert result.per_subscriber_day == 1.5
+
+
+def test_daily_cap_and_gap_between_any_two_calls() -> None:
+    kpis = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
+    day = [_at(0, 600 + 10 * i, kpi) for i, kpi in enumerate(kpis)]
+    assert calls_per_day(day, 1, 1, NO_QUIET).calls == 3  # deployed cap of 3
+    capped = calls_per_day(day, 1, 1, ContactPolicy(quiet_hours=None, max_calls_per_day=1))
+    assert (capped.calls, capped.suppressed) == (1, {"daily_cap": 3})
+    gapped = calls_per_day(day, 1, 1, ContactPolicy(quiet_hours=None, min_gap_minutes=15))
+    assert (gapped.calls, gapped.suppressed) == (2, {"min_gap": 2})  # at 600 and 620
+
+
+def test_quiet_hours_suppress_by_time_of_day() -> None:
+    day = [_at(0, 22 * 60), _at(1, 7 * 60 + 59), _at(2, 8 * 60)]
+    result = calls_per_day(day, 3, 1, ContactPolicy(quiet_hours=QuietHours("21:00", "08:00")))
+    assert (result.calls, result.suppressed) == (1, {"quiet_hours": 2})
+
+
+def test_outage_sample_calls_a_share_of_an_outage_cells_subscribers() -> None:
+    # 4 of the 10 subscribers of cell C1 are eligible the same day: an outage (>= 20%)
+    day = [_at(s, 600 + s) for s in range(4)] + [_at(9, 600, cell="C2")]
+    population = {"C1": 10, "C2": 10}
+    sampled = ContactPolicy(quiet_hours=None, outage_sample=0.5)
+    result = calls_per_day(day, 20, 1, sampled, cell_population=population)
+    assert result.calls == 2 + 1  # half of C1, and C2 (1 in 10 is no outage)
+    assert result.suppressed == {"outage_sample": 2}
+
+
+def test_cell_rating_budget_in_measure_mode_and_care_mode() -> None:
+    # 6 eligible subscribers on a measured cell of 10; a production cell has 100 subscribers,
+    # so a budget of 20 ratings there is 2 ratings here, i.e. 4 calls at 0.5 ratings per call
+    day = [_at(s, 600 + s) for s in range(6)]
+    budget = ContactPolicy(quiet_hours=None, cell_rating_budget=20)
+    kwargs: dict[str, Any] = {
+        "cell_population": {"C1": 10},
+        "subscribers_per_cell": 100,
+        "ratings_per_call": 0.5,
+    }
+    measured = calls_per_day(day, 10, 1, budget, **kwargs)
+    assert measured.calls == pytest.approx(4.0)
+    assert measured.suppressed == {"cell_measured": pytest.approx(2.0)}
+    care = ContactPolicy(quiet_hours=None, cell_rating_budget=20, care_mode=True)
+    assert calls_per_day(day, 10, 1, care, **kwargs).calls == 6

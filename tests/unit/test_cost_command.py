@@ -1,0 +1,85 @@
+"""``python -m simulator cost``: the fixed contract (DESIGN.md 6a) and the committed inputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.cost import deployed_policy, load_inputs
+from simulator.cost.calls import calls_per_day
+from simulator.cost.measure import INPUTS
+from simulator.cost.model import candidates_of
+from simulator.cost.prices import PRICES, PriceError, load_prices
+from tests.cost_fixtures import tiny_inputs
+
+
+def _run_cost(tmp_path: Path, *extra: str) -> tuple[int, dict]:
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps(tiny_inputs()))
+    code = main(["cost", "--out", str(tmp_path / "out"), "--inputs", str(inputs), *extra])
+    document = json.loads((tmp_path / "out" / "cost.json").read_text()) if code == 0 else {}
+    return code, document
+
+
+def test_cost_writes_the_total_and_lines_largest_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = _run_cost(tmp_path, "--subscribers", "1000000")
+    assert code == 0
+    assert isinstance(document["monthly_usd_total"], int | float)
+    lines = document["lines"]
+    assert lines and all({"service", "item", "monthly_usd"} <= set(line) for line in lines)
+    amounts = [line["monthly_usd"] for line in lines]
+    assert amounts == sorted(amounts, reverse=True)
+    assert document["monthly_usd_total"] == pytest.approx(sum(amounts), abs=0.01 * len(amounts))
+    assert document["records_per_subscriber_day"] == 50
+    printed = capsys.readouterr().out
+    assert "TOTAL $" in printed and "reference pattern" in printed
+
+
+def test_more_records_per_subscriber_cost_more(tmp_path: Path) -> None:
+    _, fifty = _run_cost(tmp_path, "--subscribers", "100000")
+    _, hundred = _run_cost(
+        tmp_path, "--subscribers", "100000", "--records-per-subscriber-day", "100"
+    )
+
+    def data_in(document: dict) -> float:
+        (line,) = [x for x in document["lines"] if x["item"].startswith("data in")]
+        return line["monthly_usd"]
+
+    assert data_in(hundred) == pytest.approx(2 * data_in(fifty), rel=0.01)
+    assert hundred["monthly_usd_total"] > fifty["monthly_usd_total"]
+
+
+def test_cost_needs_a_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _run_cost(tmp_path)
+    assert code == 2
+    assert "--subscribers" in capsys.readouterr().err
+
+
+def test_a_bad_price_table_is_an_error_naming_the_price(tmp_path: Path) -> None:
+    table = json.loads(PRICES.read_text())
+    table["prices"]["lambda.requests_per_million"]["basis"] = "guessed"
+    bad = tmp_path / "prices.json"
+    bad.write_text(json.dumps(table))
+    with pytest.raises(PriceError, match=r"lambda\.requests_per_million"):
+        load_prices(bad)
+
+
+def test_the_price_table_says_where_every_price_comes_from() -> None:
+    table = load_prices()
+    assert table.region == "eu-west-2" and table.compiled
+    for price_id, price in table.prices.items():
+        assert price.source.startswith("https://aws.amazon.com/"), price_id
+        assert price.basis in ("quoted", "assumed")
+
+
+def test_committed_inputs_replay_to_the_calls_the_twin_made() -> None:
+    # The calls-per-day function, at the deployed policy, makes exactly the calls the
+    # handlers decided in the measured twin run: same rules, same order.
+    inputs = load_inputs(INPUTS)
+    day = inputs["day"]
+    made = calls_per_day(candidates_of(day), day["subscribers"], day["days"], deployed_policy())
+    assert made.calls == day["engagements"]
+    assert made.calls > 0

@@ -1,0 +1,165 @@
+"""The cost model's arithmetic on a small input whose bill can be worked out by hand."""
+
+from dataclasses import replace
+
+import pytest
+
+from simulator.cost.calls import ContactPolicy, Pace
+from simulator.cost.model import (
+    DAYS_PER_MONTH,
+    Assumptions,
+    daily_volumes,
+    design_profile,
+    price,
+    reference_profile,
+    total,
+    usage,
+)
+from simulator.cost.prices import PriceTable, load_prices
+from simulator.cost.scale import capacity_options
+from tests.cost_fixtures import tiny_flow, tiny_inputs
+
+MONTH = 730 / 24
+SUBSCRIBERS = 1000
+RECORDS_PER_DAY = 10  # per subscriber: 10,000 records a day
+
+
+def _unit_prices() -> PriceTable:
+    """The real table's ids, every price 1 USD per its unit (so a line is its quantity)."""
+    table = load_prices()
+    return replace(table, prices={pid: replace(p, value=1.0) for pid, p in table.prices.items()})
+
+
+ASSUMPTIONS = Assumptions(
+    pace=Pace(words_per_minute=150, reaction_seconds=2.0, setup_seconds=1.0, lambda_seconds=0.5),
+    voicemail_share=0.0,
+    platform_log_bytes=0,
+    emf_log_bytes=0,
+    athena_queries_per_day=1,
+)
+
+
+def _bill(reference: bool = False) -> dict[str, float]:
+    inputs = tiny_inputs()
+    volumes, _ = daily_volumes(
+        SUBSCRIBERS,
+        RECORDS_PER_DAY,
+        inputs,
+        ContactPolicy(quiet_hours=None),
+        ASSUMPTIONS,
+        flow=tiny_flow(),
+    )
+    profile = reference_profile(inputs, volumes) if reference else design_profile(inputs)
+    lines = price(usage(profile, volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices())
+    return {f"{line.service}: {line.item}": line.monthly_usd for line in lines} | {
+        "TOTAL": total(lines),
+        "calls_per_day": volumes.engagements,
+    }
+
+
+def test_month_is_730_hours() -> None:
+    assert pytest.approx(MONTH) == DAYS_PER_MONTH
+
+
+def test_volumes_follow_the_measured_funnel() -> None:
+    bill = _bill()
+    # one candidate in ten measured subscriber-days: 100 calls a day for 1,000 subscribers
+    assert bill["calls_per_day"] == pytest.approx(100)
+
+
+def test_dynamodb_write_units_per_record_and_per_incident() -> None:
+    bill = _bill()
+    # 10,000 records x 1 unit, priced per million units
+    assert bill["Amazon DynamoDB: write request units Subscriber_counters"] == pytest.approx(
+        10_000 * MONTH / 1e6
+    )
+    # 1,000 incidents x (200 units / 50 incidents)
+    assert bill["Amazon DynamoDB: write request units Subscriber_table"] == pytest.approx(
+        4_000 * MONTH / 1e6
+    )
+    # storage: 1,000 profiles of 3,996 + 100 bytes, 2,000 counter items of 924 + 100
+    assert bill["Amazon DynamoDB: storage Subscriber_table"] == pytest.approx(1000 * 4096 / 1024**3)
+    assert bill["Amazon DynamoDB: storage Subscriber_counters"] == pytest.approx(
+        2000 * 1024 / 1024**3
+    )
+
+
+def test_kinesis_bills_a_kib_per_record_in_and_the_bytes_out() -> None:
+    bill = _bill()
+    assert bill["Amazon Kinesis Data Streams: data in (each record billed as 1 KB or more)"] == (
+        pytest.approx(10_000 * 1024 * MONTH / 1024**3)
+    )
+    assert bill["Amazon Kinesis Data Streams: data out (one consumer)"] == pytest.approx(
+        10_000 * 200 * MONTH / 1024**3
+    )
+    assert bill["Amazon Kinesis Data Streams: on-demand stream"] == 730
+
+
+def test_lambda_gb_seconds_from_invocations_billed_time_and_memory() -> None:
+    bill = _bill()
+    # 10,000 / 500 = 20 invocations a day x 1 s x 1 GB
+    assert bill["AWS Lambda: Ingest_probe_events compute"] == pytest.approx(20 * MONTH)
+    # and 20 + 20 + 20 + 10 + 100 invocations of the others (incidents, decisions, calls)
+    assert bill["AWS Lambda: requests"] == pytest.approx(190 * MONTH / 1e6)
+
+
+def test_connect_minutes_from_the_flow_with_billing_minimums() -> None:
+    bill = _bill()
+    # the test flow's rated call lasts 13.5 s: usage billed by the second (10 s minimum),
+    # telephony at least a minute
+    assert bill["Amazon Connect: outbound voice usage"] == pytest.approx(100 * 13.5 / 60 * MONTH)
+    assert bill["Amazon Connect: telephony to UK mobiles"] == pytest.approx(100 * MONTH)
+    assert bill["Amazon Connect: telephony to UK landlines"] == 0
+
+
+def test_sqs_and_lake_requests() -> None:
+    bill = _bill()
+    # 1,000 incidents: 100 SendMessageBatch calls of 10 (one 64 KB chunk each) plus the
+    # poller's receive and delete, 2 requests per 10 messages
+    assert bill["Amazon SQS: standard queue requests"] == pytest.approx((100 + 200) * MONTH / 1e6)
+    # lake: 1,000 incident records a day at 100 bytes, kept 10 days
+    assert bill["Amazon S3: lake storage (10 days kept)"] == pytest.approx(
+        (1000 * 100 + 1000 * 50) * 10 / 1024**3
+    )
+    # Athena reads every object of the tables once per query: 100 incident, 200 engagement,
+    # 100 feedback and 100 sentiment objects a day (one per call) x 10 days
+    assert bill["Amazon S3: GET requests (Athena reading every lake object)"] == pytest.approx(
+        5000 * MONTH / 1e3
+    )
+
+
+def test_total_is_the_sum_of_the_lines_and_lines_come_largest_first() -> None:
+    inputs = tiny_inputs()
+    volumes, _ = daily_volumes(
+        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
+    )
+    lines = price(
+        usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices()
+    )
+    amounts = [line.monthly_usd for line in lines]
+    assert amounts == sorted(amounts, reverse=True)
+    assert total(lines) == pytest.approx(sum(amounts))
+
+
+def test_reference_pattern_rewrites_the_subscriber_item_per_record() -> None:
+    bill = _bill(reference=True)
+    # a 3,996-byte item is 4 write units, once per record and once per feedback invocation
+    assert bill["Amazon DynamoDB: write request units Subscriber_table"] == pytest.approx(
+        (10_000 + 100) * 4 * MONTH / 1e6
+    )
+    assert "Amazon DynamoDB: write request units Subscriber_counters" not in bill
+    # one object per lake record: 1,000 incident and 1,000 engagement objects a day
+    assert bill["Amazon S3: lake storage (10 days kept)"] == pytest.approx(
+        (1000 * 400 + 1000 * 300) * 10 / 1024**3
+    )
+
+
+def test_provisioned_capacity_follows_the_day_at_the_target_utilization() -> None:
+    # 60,480 records a day at 1 unit each: 0.7 units a second on average, so auto scaling
+    # at 70% keeps 1 unit provisioned on average: 24 unit-hours a day
+    options = capacity_options(86_400 * 0.7, 1.0, [], _unit_prices())
+    assert options["counters_table_provisioned"]["monthly_usd"] == pytest.approx(24 * MONTH, 0.01)
+    # the busiest hour is far below one shard: 1 shard all month, and a PUT unit per record
+    stream = options["probe_stream_provisioned"]
+    assert stream["shards"] == 1
+    assert stream["monthly_usd"] == pytest.approx(730 + 60_480 * MONTH / 1e6, 0.01)
