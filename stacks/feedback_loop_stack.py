@@ -68,7 +68,7 @@ class FeedbackLoopStack(Stack):
             stream=ingestion.stream,
             database=analytics.database,
         )
-        monitoring = Monitoring(
+        Monitoring(
             self,
             "Monitoring",
             key=lake.key,
@@ -92,8 +92,8 @@ class FeedbackLoopStack(Stack):
                 archive.transform,
             ],
             stream=ingestion.stream,
+            other_alarms=archive.alarms,
         )
-        archive.watch(monitoring.topic)
         outputs = {
             "ProbeStreamName": ingestion.stream.stream_name,
             "IncidentQueueUrl": ingestion.incident_queue.queue_url,

@@ -13,14 +13,12 @@ archive rather than the dashboards' queries.
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
@@ -93,11 +91,12 @@ class ProbeArchive(Construct):
             )
         self.workgroup = self._build_workgroup()
         self.named_query = self._build_named_query(database)
+        self.alarms = self._build_alarms()
 
-    def watch(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
+    def _build_alarms(self) -> list[cloudwatch.Alarm]:
         """Alarms on the delivery stream (its function's errors are watched with the others):
         records waiting too long for S3, and failed S3 deliveries (Firehose metrics, "Data
-        delivery CloudWatch metrics")."""
+        delivery CloudWatch metrics"). Monitoring gives them the alarm topic."""
         dimensions = {"DeliveryStreamName": DELIVERY_STREAM}
         checks = (
             ("ArchiveFreshness", "DeliveryToS3.DataFreshness", "Maximum", FRESHNESS_ALARM_SECONDS,
@@ -126,7 +125,6 @@ class ProbeArchive(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"{description} Runbook: {RUNBOOK}#{runbook_anchor(alarm_name)}",
             )
-            alarm.add_alarm_action(actions.SnsAction(topic))
             alarms.append(alarm)
         return alarms
 
