@@ -114,7 +114,7 @@ class FeedbackLoopStack(Stack):
             "FeedbackFunctionArn": contact.feedback.function_arn,
             "AthenaWorkGroup": WORKGROUP,
             "WhatIfWorkGroup": WHATIF_WORKGROUP,
-            "ProbeArchiveDeliveryStream": archive.delivery_stream.delivery_stream_name,
+            "ProbeArchiveDeliveryStream": archive.delivery_stream.ref,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
