@@ -69,6 +69,7 @@ from feedback_loop.incidents import Incident, incident_item, profile_update
 from feedback_loop.policy import load_policy
 from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, attribute_names, fold
+from simulator.api_calls import default_session
 from simulator.meter import Meter, TableUse, moto_table
 from simulator.scenario import (
     BURST_MINUTES,
@@ -544,7 +545,6 @@ def run_dense(
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run the slice through the twin's wiring, print the figures and return them."""
-    import boto3
 
     from simulator.template import synthesize
     from simulator.twin import Progress, Twin
@@ -562,7 +562,7 @@ def run_dense(
             _seed(COUNTERS_TABLE, slice_.counters)
             _seed(SUBSCRIBER_TABLE, slice_.profiles)
             meter = Meter()
-            meter.install(boto3.DEFAULT_SESSION.events)
+            meter.install(default_session().events)
             meter.time_invocations(twin.runtime)
             replay_started = time.monotonic()
             try:

@@ -109,7 +109,10 @@ class Monitoring(Construct):
         dead_letter_queues: Sequence[sqs.IQueue],
         functions: Sequence[lambda_.IFunction],
         stream: kinesis.IStream,
+        other_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
+        """``other_alarms``: built by other constructs (the probe archive's); they notify the
+        topic and show on the dashboard like these."""
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
             self,
@@ -160,6 +163,9 @@ class Monitoring(Construct):
             threshold=ITERATOR_AGE_ALARM.to_milliseconds(),
             description="Ingest_probe_events is falling behind the probe_events stream.",
         )
+        for alarm in other_alarms:
+            alarm.add_alarm_action(self._action)
+            self.alarms.append(alarm)
         self.dashboard = self._build_dashboard()
 
     def _alarm(
