@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from simulator.handler_time import backoff_seconds, call_seconds, is_retryable, sdk_attempts
 
@@ -53,9 +53,17 @@ class ApiError(Exception):
         self.kind = kind
 
 
+def default_session() -> boto3.session.Session:
+    """boto3's default session, which the handlers' clients come from."""
+    session = boto3.DEFAULT_SESSION
+    if session is None:
+        raise RuntimeError("boto3's default session is not set up")
+    return session
+
+
 def _response(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
     parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = status
-    return AWSResponse("https://twin.local/", status, {}, None), parsed
+    return AWSResponse("https://twin.local/", status, HTTPHeaders(), None), parsed
 
 
 def _error_response(error: ApiError) -> tuple[AWSResponse, dict[str, Any]]:
@@ -82,10 +90,11 @@ class AwsHooks:
         self.attempt_listeners: list[Callable[[str, dict[str, Any], ApiError | None], None]] = []
         self._intercepts: dict[str, Answer] = {}
         boto3.setup_default_session(region_name=region)
-        events = boto3.DEFAULT_SESSION.events
+        events = default_session().events
         events.register("before-parameter-build", self._capture_params)
         events.register_first("before-call", self._count)
-        events.register_last("before-call", self._intercept)
+        answer: Any = self._intercept  # an answer short-circuits the call (botocore's contract)
+        events.register_last("before-call", answer)
 
     def intercept(self, operation: str, answer: Answer) -> None:
         """Answer ``"service.Operation"`` with ``answer(params)`` (which may raise ApiError)."""

@@ -1,10 +1,11 @@
-"""``python -m simulator run|redrive|bench|cost``: the local twin's command line.
+"""``python -m simulator run|redrive|bench|cost|whatif|export``: the local twin's command line.
 
 ``run [--scenario FILE] [--out DIR] [--seed N]`` replays a scenario through the twin;
 ``redrive`` does the same, then moves every dead-letter queue back to its source with
 faults switched off (simulator/redrive.py). ``bench`` times the default day; ``bench
 --dense`` is the dense-load bench (simulator/dense.py). ``cost`` prices a size
-(simulator/cost/).
+(simulator/cost/). ``whatif`` replays a probe export against candidate configs
+(simulator/whatif.py); ``export`` writes a large synthetic probe export (simulator/export.py).
 """
 
 from __future__ import annotations
@@ -42,12 +43,40 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=7, help="seed of the default scenario")
     add_dense_arguments(bench)
     add_cost_arguments(commands.add_parser("cost", help="monthly cost estimate at a given size"))
+    _whatif_parser(commands)
     return parser
+
+
+def _whatif_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    whatif = commands.add_parser("whatif", help="replay a probe export against candidate configs")
+    whatif.add_argument(
+        "--probe-export",
+        required=True,
+        help="JSON Lines or Parquet file or folder of probe records, or s3://<lake>/probes/",
+    )
+    whatif.add_argument(
+        "--config", type=Path, action="append", default=[], help="JSON of cdk.json keys; repeat"
+    )
+    whatif.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+    athena = whatif.add_argument_group("the archive in the account (s3:// export)")
+    athena.add_argument("--from", dest="first_day", help="first day, YYYY-MM-DD")
+    athena.add_argument("--to", dest="last_day", help="last day, YYYY-MM-DD")
+    athena.add_argument("--workgroup", help="Athena workgroup (the stack's output WhatIfWorkGroup)")
+    athena.add_argument("--region", help="AWS region (default: from the environment)")
+    export = commands.add_parser("export", help="write a large synthetic probe export")
+    export.add_argument("--subscribers", type=int, required=True)
+    export.add_argument("--days", type=int, required=True)
+    export.add_argument(
+        "--out", type=Path, default=Path("out/probes.parquet"), help=".parquet or .jsonl file"
+    )
+    export.add_argument("--seed", type=int, default=7, help="seed of the generator")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command in ("whatif", "export"):
+        return _offline(args)
     if args.command == "cost":
         from simulator.cost.command import run
 
@@ -99,4 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     for queue, figures in summary.get("redriven", {}).items():
         print(f"redrive {queue}: {json.dumps(figures, sort_keys=True)}")
     print(f"Report: {result.report.resolve()}")
+    return 0
+
+
+def _offline(args: argparse.Namespace) -> int:
+    """``whatif`` and ``export``: no twin, no moto."""
+    if args.command == "export":
+        from simulator.export import main as export_main
+
+        return export_main(args.subscribers, args.days, args.out, args.seed)
+    from simulator.whatif import WhatIfError
+    from simulator.whatif import main as whatif_main
+
+    athena = {
+        "first_day": args.first_day,
+        "last_day": args.last_day,
+        "workgroup": args.workgroup,
+        "region": args.region,
+    }
+    try:
+        whatif_main(args.probe_export, args.config, args.out, athena)
+    except WhatIfError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return 0

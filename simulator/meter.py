@@ -71,8 +71,8 @@ class Meter:
 
     def __init__(self) -> None:
         self.calls: dict[str, Counter[str]] = defaultdict(Counter)
-        self.aws_seconds: Counter[str] = Counter()
-        self.meter_seconds: Counter[str] = Counter()  # the meter's own bookkeeping
+        self.aws_seconds: defaultdict[str, float] = defaultdict(float)
+        self.meter_seconds: defaultdict[str, float] = defaultdict(float)  # its own bookkeeping
         self.compute_seconds: dict[str, list[float]] = defaultdict(list)
         self.invocations: Counter[str] = Counter()
         self.tables: dict[tuple[str, str], TableUse] = defaultdict(TableUse)
@@ -90,11 +90,11 @@ class Meter:
         """Time every invocation ``runtime`` makes (the twin's Lambda runtime)."""
         invoke = runtime.invoke
 
-        def timed(name_or_arn: str, event: dict[str, Any]) -> Any:
+        def timed(name_or_arn: str, event: dict[str, Any], at: float | None = None) -> Any:
             name = runtime.function(name_or_arn).spec.name
             before = (time.process_time(), self.aws_seconds[name], self.meter_seconds[name])
             try:
-                return invoke(name_or_arn, event)
+                return invoke(name_or_arn, event, at)
             finally:
                 spent = time.process_time() - before[0]
                 spent -= self.aws_seconds[name] - before[1]

@@ -18,6 +18,7 @@ from feedback_loop.contact_policy import subscriber_zone
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy, load_policy
 from feedback_loop.timeutil import parse_utc
+from simulator.firehose import DeliveryStream
 from simulator.moto_internals import dead_letter_bodies
 from simulator.provision import Estate
 from simulator.scenario import Subscriber
@@ -199,7 +200,9 @@ def run_summary(
             p.spec.function_name: vars(p.stats)
             | ({"lost_records": p.lost_records} if hasattr(p, "lost_records") else {})
             for p in twin.pollers
+            if not isinstance(p, DeliveryStream)
         },
+        "delivery_streams": {d.spec.name: vars(d.stats) for d in twin.deliveries},
         "faults_injected": dict(sorted(twin.faults.injected.items())),
         "faults_surfaced": dict(sorted(twin.faults.surfaced.items())),
         **exactly_once_figures(calls, engagement, dead_letter_bodies(twin.estate)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from feedback_loop.timeutil import parse_utc
 
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 ARRIVAL_KEY = "arrival"
 PLAUSIBLE_AHEAD = 86400.0  # one day
 PUT_RECORDS_LIMIT = 500
+
+
+class ArrivalReader(Protocol):
+    """A reader of the stream that needs each record's arrival time."""
+
+    def note_arrival(self, shard_id: str, sequence_number: str, moment: float) -> None: ...
 
 
 class ArrivalError(ValueError):
@@ -96,11 +102,19 @@ def partition_key(record: Any, fallback: int) -> str:
 
 class Producer:
     """Puts the feed on the stream ``PUT_RECORDS_LIMIT`` records per ``PutRecords`` call,
-    ahead of the clock, telling the stream's poller when each record arrives."""
+    ahead of the clock, telling the stream's readers (the Lambda poller, any Firehose
+    delivery stream) when each record arrives."""
 
-    def __init__(self, kinesis: Any, poller: KinesisPoller, records: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        kinesis: Any,
+        poller: KinesisPoller,
+        records: Sequence[Any],
+        other_readers: Sequence[ArrivalReader] = (),
+    ) -> None:
         self.kinesis = kinesis
         self.poller = poller
+        self.readers: tuple[ArrivalReader, ...] = (poller, *other_readers)
         self.feed = list(zip(arrival_times(records), records, strict=True))
         self.put_count = 0
 
@@ -122,5 +136,6 @@ class Producer:
         )
         for (moment, _), result in zip(chunk, response["Records"], strict=True):
             if "SequenceNumber" in result:
-                self.poller.note_arrival(result["ShardId"], result["SequenceNumber"], moment)
+                for reader in self.readers:
+                    reader.note_arrival(result["ShardId"], result["SequenceNumber"], moment)
                 self.put_count += 1

@@ -255,11 +255,12 @@ class Provisioner:
         DynamoDB Streams gets its classic endpoint: botocore now derives an account-based
         host (``<account>.streams-ddb...``) from the stream ARN, which moto does not route.
         """
+        session: Any = self._session  # the stubs' overloads want a literal service name
         if service == "dynamodbstreams":
-            return self._session.client(
+            return session.client(
                 service, endpoint_url=f"https://streams.dynamodb.{self.region}.amazonaws.com"
             )
-        return self._session.client(service)
+        return session.client(service)
 
     # --- builders -----------------------------------------------------------------------------
 

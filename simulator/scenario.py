@@ -464,6 +464,113 @@ def _malformed(rng: random.Random, good: dict[str, Any]) -> Any:
     return bad
 
 
+@dataclass(frozen=True)
+class City:
+    """The default scenario's world: cells (popularity, vendor region), degraded cells (their
+    per-KPI failure share) and the device model with a data-session defect."""
+
+    cell_ids: list[str]
+    cell_vendor: dict[str, str]
+    popularity: list[float]
+    cell_failure: dict[str, dict[str, float]]
+    degraded_device: str
+
+    @property
+    def degraded_cells(self) -> list[str]:
+        """The badly degraded cells, sorted."""
+        return sorted(self.cell_failure)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A subscriber of the default scenario with where they use the network."""
+
+    index: int
+    subscriber: Subscriber
+    work: str
+
+
+def city(rng: random.Random, cells: int, degraded: int) -> City:
+    """Cells over a city split into three vendor regions; a few popular ones degraded."""
+    cell_ids = [_cell_id(i) for i in range(cells)]
+    columns = max(1, round(math.sqrt(cells * 4 / 3)))
+    cell_vendor = {
+        cell: VENDORS[min(2, (i % columns) * 3 // columns)] for i, cell in enumerate(cell_ids)
+    }
+    popularity = [rng.lognormvariate(0, 0.6) for _ in cell_ids]
+    busy_cells = [cell for _, cell in sorted(zip(popularity, cell_ids, strict=True), reverse=True)]
+    degraded_cells = sorted(rng.sample(busy_cells[: max(degraded, cells // 10)], degraded))
+    cell_failure = {
+        cell: {kpi: round(rng.uniform(*DEGRADED_RANGE), 3) for kpi in EVENT_TYPES}
+        for cell in degraded_cells
+    }
+    degraded_device = rng.choice([d for d in DEVICES if DEVICES[d] <= 8])
+    return City(cell_ids, cell_vendor, popularity, cell_failure, degraded_device)
+
+
+def person(rng: random.Random, world: City, index: int) -> Person:
+    """Subscriber ``index``: home cell by popularity, a device by market share, and for a
+    quarter of them a work cell elsewhere."""
+    phone = f"+{FIRST_PHONE + index}"
+    home = rng.choices(world.cell_ids, weights=world.popularity)[0]
+    device = rng.choices(list(DEVICES), weights=list(DEVICES.values()))[0]
+    subscriber = Subscriber(phone, home, device, world.cell_vendor[home])
+    work = rng.choices(world.cell_ids, weights=world.popularity)[0] if rng.random() < 0.25 else home
+    return Person(index, subscriber, work)
+
+
+def day_sessions(
+    rng: random.Random, world: City, who: Person
+) -> list[tuple[int, int, str, str, bool, str]]:
+    """One day of ``who``'s sessions: ``(second of day, index, cell, kpi, success, device)``."""
+    home, device = who.subscriber.cell, str(who.subscriber.device)
+    sessions = []
+    bursts = rng.choices(list(BURSTS_PER_DAY), weights=list(BURSTS_PER_DAY.values()))[0]
+    for _ in range(bursts):
+        hour = rng.choices(range(24), weights=HOURLY_ACTIVITY)[0]
+        start = hour * 3600 + rng.randrange(3600)
+        roll = rng.random()
+        if roll < 0.05:
+            cell = rng.choice(world.cell_ids)
+        elif 9 <= hour < 17 and roll < 0.8:
+            cell = who.work
+        else:
+            cell = home
+        kpis = VOICE if rng.random() < 0.5 else DATA
+        for _ in range(rng.randint(*SESSIONS_PER_BURST)):
+            second = min(start + rng.randrange(BURST_MINUTES * 60), 86399)
+            kpi = rng.choice(kpis)
+            p_fail = max(
+                HEALTHY_FAILURE[kpi],
+                world.cell_failure.get(cell, {}).get(kpi, 0.0),
+                DEGRADED_DEVICE_FAILURE.get(kpi, 0.0) if device == world.degraded_device else 0.0,
+            )
+            sessions.append((second, who.index, cell, kpi, rng.random() >= p_fail, device))
+    return sessions
+
+
+def probe_record(
+    day: datetime,
+    second: int,
+    phone: str,
+    cell: str,
+    kpi: str,
+    success: bool,
+    device: str,
+    vendor: str,
+) -> dict[str, Any]:
+    """A section-4 probe record of the default scenario."""
+    return {
+        "timestamp": (day + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "phone_number": phone,
+        "cell": cell,
+        "event_type": kpi,
+        "success": success,
+        "device": device,
+        "vendor": vendor,
+    }
+
+
 def default_scenario(
     seed: int = 7,
     *,
@@ -485,66 +592,19 @@ def default_scenario(
     exercise rejection.
     """
     rng = random.Random(seed)
-    cell_ids = [_cell_id(i) for i in range(cells)]
-    columns = max(1, round(math.sqrt(cells * 4 / 3)))
-    cell_vendor = {
-        cell: VENDORS[min(2, (i % columns) * 3 // columns)] for i, cell in enumerate(cell_ids)
-    }
-    popularity = [rng.lognormvariate(0, 0.6) for _ in cell_ids]
-    busy_cells = [cell for _, cell in sorted(zip(popularity, cell_ids, strict=True), reverse=True)]
-    degraded_cells = sorted(rng.sample(busy_cells[: max(degraded, cells // 10)], degraded))
-    cell_failure = {
-        cell: {kpi: round(rng.uniform(*DEGRADED_RANGE), 3) for kpi in EVENT_TYPES}
-        for cell in degraded_cells
-    }
-    device_names = list(DEVICES)
-    degraded_device = rng.choice([d for d in device_names if DEVICES[d] <= 8])
-    hours = list(range(24))
-
+    world = city(rng, cells, degraded)
     people: list[Subscriber] = []
     sessions: list[tuple[int, int, str, str, bool, str]] = []
     for n in range(subscribers):
-        phone = f"+{FIRST_PHONE + n}"
-        home = rng.choices(cell_ids, weights=popularity)[0]
-        device = rng.choices(device_names, weights=list(DEVICES.values()))[0]
-        people.append(Subscriber(phone, home, device, cell_vendor[home]))
-        work = rng.choices(cell_ids, weights=popularity)[0] if rng.random() < 0.25 else home
-        bursts = rng.choices(list(BURSTS_PER_DAY), weights=list(BURSTS_PER_DAY.values()))[0]
-        for _ in range(bursts):
-            hour = rng.choices(hours, weights=HOURLY_ACTIVITY)[0]
-            start = hour * 3600 + rng.randrange(3600)
-            roll = rng.random()
-            if roll < 0.05:
-                cell = rng.choice(cell_ids)
-            elif 9 <= hour < 17 and roll < 0.8:
-                cell = work
-            else:
-                cell = home
-            kpis = VOICE if rng.random() < 0.5 else DATA
-            for _ in range(rng.randint(*SESSIONS_PER_BURST)):
-                second = min(start + rng.randrange(BURST_MINUTES * 60), 86399)
-                kpi = rng.choice(kpis)
-                p_fail = max(
-                    HEALTHY_FAILURE[kpi],
-                    cell_failure.get(cell, {}).get(kpi, 0.0),
-                    DEGRADED_DEVICE_FAILURE.get(kpi, 0.0) if device == degraded_device else 0.0,
-                )
-                sessions.append((second, n, cell, kpi, rng.random() >= p_fail, device))
+        who = person(rng, world, n)
+        people.append(who.subscriber)
+        sessions += day_sessions(rng, world, who)
     sessions.sort()
-
-    records: list[Any] = []
-    for second, n, cell, kpi, success, device in sessions:
-        records.append(
-            {
-                "timestamp": (day + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "phone_number": people[n].phone_number,
-                "cell": cell,
-                "event_type": kpi,
-                "success": success,
-                "device": device,
-                "vendor": cell_vendor[cell],
-            }
-        )
+    vendor_of = world.cell_vendor
+    records: list[Any] = [
+        probe_record(day, second, people[n].phone_number, cell, kpi, ok, device, vendor_of[cell])
+        for second, n, cell, kpi, ok, device in sessions
+    ]
     good = list(records)
     for _ in range(len(good) // 200):
         position = rng.randrange(len(records))
@@ -557,6 +617,6 @@ def default_scenario(
             f"Default day {day:%Y-%m-%d}: {subscribers} subscribers, {cells} cells, "
             f"{degraded} degraded cells, seed {seed}"
         ),
-        degraded_cells=tuple(degraded_cells),
-        degraded_devices=(degraded_device,),
+        degraded_cells=tuple(world.degraded_cells),
+        degraded_devices=(world.degraded_device,),
     )

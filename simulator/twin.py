@@ -35,8 +35,10 @@ from simulator.faults import (
     FaultInjector,
     connect_error_status,
 )
+from simulator.firehose import DeliveryStream, delivery_specs
 from simulator.handler_time import simulated_idempotency_clock
 from simulator.iam import IamEnforcer, IamModel
+from simulator.moto_internals import moto_kinesis_latest
 from simulator.outputs import copy_lake, dead_letter_depths, run_summary
 from simulator.producer import Producer
 from simulator.progress import Progress
@@ -108,6 +110,17 @@ class Twin:
         self.hooks = self._hooks()
         self.contact_centre = self._contact_centre()
         inject_clock(self.runtime)
+        self.deliveries = [
+            DeliveryStream(
+                spec,
+                self.runtime,
+                self.clock,
+                self._client("kinesis"),
+                self._client("s3"),
+                moto_kinesis_latest(REGION),
+            )
+            for spec in delivery_specs(self.provisioner)
+        ]
         self.pollers = build_pollers(
             self.estate,
             self.runtime,
@@ -116,6 +129,7 @@ class Twin:
             self._client,
             self.faults.duplicate_delivery,
             self.visibility,
+            self.deliveries,
         )
         check_every_function_runs(
             self.runtime,
@@ -123,7 +137,7 @@ class Twin:
             [flow_target(f, self.runtime) for f in self.estate.contact_flows],
         )
         self.producer = Producer(
-            self._client("kinesis"), self._kinesis_poller(), scenario.probe_events
+            self._client("kinesis"), self._kinesis_poller(), scenario.probe_events, self.deliveries
         )
 
     # --- wiring -------------------------------------------------------------------------------

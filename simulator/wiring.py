@@ -9,12 +9,13 @@ function with neither is a wiring error: nothing would ever run it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from simulator.clock import SimClock
 from simulator.event_sources import Poller
+from simulator.firehose import DeliveryStream, guarded_trim
 from simulator.iam import IamModel, check_event_source_permissions
 from simulator.moto_internals import (
     moto_kinesis_latest,
@@ -60,11 +61,15 @@ def build_pollers(
     clients: Callable[[str], Any],
     duplicate: Callable[[], bool],
     visibility: VisibilityChanges,
+    deliveries: Sequence[DeliveryStream] = (),
 ) -> list[Poller]:
-    """One poller per event source mapping, after Lambda's permission check."""
+    """One poller per event source mapping, after Lambda's permission check.
+
+    Firehose delivery streams read the probe stream too: they come first in the list, and
+    the Lambda poller's early trim spares what they have not read (firehose.py)."""
     region = runtime.region
     sqs = clients("sqs")
-    pollers: list[Poller] = []
+    pollers: list[Poller] = [*deliveries]  # type: ignore[list-item]
     for spec in estate.event_sources:
         queue = estate.queue_by_arn(spec.source_arn)
         stream = next((s for s in estate.streams.values() if s.arn == spec.source_arn), None)
@@ -82,7 +87,7 @@ def build_pollers(
                     clients("kinesis"),
                     stream.name,
                     moto_kinesis_latest(region),
-                    moto_kinesis_trim(region),
+                    guarded_trim(moto_kinesis_trim(region), deliveries),
                 )
             )
         else:

@@ -23,6 +23,7 @@ from stacks.data_lake import ATHENA_RESULTS_PREFIX, DataLake
 DATABASE = "sentimentdb"
 WORKGROUP = "subscriber_feedback_loop"
 SQL_DIR = REPO_ROOT / "sql"
+WHATIF_SQL = "detect_incidents.sql"
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
 PROJECTION_START = "2025-01-01"
 
@@ -163,8 +164,11 @@ _DASHBOARD_ACTIONS = [
 
 
 def sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    """Every analytics query shipped with the repo, in a stable order."""
-    return sorted(sql_dir.glob("*.sql"))
+    """Every analytics query shipped with the repo, in a stable order.
+
+    ``WHATIF_SQL`` is not one: the probe archive installs it in the what-if's workgroup.
+    """
+    return sorted(path for path in sql_dir.glob("*.sql") if path.name != WHATIF_SQL)
 
 
 class Analytics(Construct):

@@ -30,6 +30,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "quicksight_principal_arn": None,
     "alarm_email": None,
     "lake_retention_days": 400,
+    "probe_archive_retention_days": 35,
     "log_retention_days": 30,
 }
 KNOWN_KEYS = (*POLICY_KEYS, *DEPLOYMENT_DEFAULTS)
@@ -88,6 +89,7 @@ class FeedbackLoopConfig:
     quicksight_principal_arn: str | None
     alarm_email: str | None
     lake_retention_days: int
+    probe_archive_retention_days: int
     log_retention_days: int
 
     @property
@@ -157,6 +159,13 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
             "needs a caller id (a number claimed in the Connect instance, or a country in "
             "which the stack claims one)"
         )
+    lake_retention = _whole(merged, "lake_retention_days", 1, 3650)
+    archive_retention = _whole(merged, "probe_archive_retention_days", 1, 3650)
+    if archive_retention > lake_retention:
+        raise ConfigError(
+            f"probe_archive_retention_days ({archive_retention}) must not exceed "
+            f"lake_retention_days ({lake_retention}): the lake's own expiry would cut it short"
+        )
     return FeedbackLoopConfig(
         policy=policy,
         connect_instance_arn=_optional_text(
@@ -180,7 +189,8 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
             merged, "quicksight_principal_arn", _QUICKSIGHT_ARN, "a QuickSight user or group ARN"
         ),
         alarm_email=_optional_text(merged, "alarm_email", _EMAIL, "an e-mail address"),
-        lake_retention_days=_whole(merged, "lake_retention_days", 1, 3650),
+        lake_retention_days=lake_retention,
+        probe_archive_retention_days=archive_retention,
         log_retention_days=log_retention,
     )
 

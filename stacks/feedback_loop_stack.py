@@ -13,6 +13,7 @@ from stacks.engagement import Engagement
 from stacks.functions import FunctionFactory
 from stacks.ingestion import Ingestion
 from stacks.monitoring import Monitoring
+from stacks.probe_archive import WHATIF_WORKGROUP, ProbeArchive
 from stacks.subscriber_state import SubscriberState
 
 STACK_NAME = "SubscriberFeedbackLoop"
@@ -57,7 +58,16 @@ class FeedbackLoopStack(Stack):
             state=state,
             contact=contact,
         )
-        Analytics(self, "Analytics", config=config, lake=lake, sql_dir=sql_dir)
+        analytics = Analytics(self, "Analytics", config=config, lake=lake, sql_dir=sql_dir)
+        archive = ProbeArchive(
+            self,
+            "ProbeArchive",
+            config=config,
+            factory=factory,
+            lake=lake,
+            stream=ingestion.stream,
+            database=analytics.database,
+        )
         Monitoring(
             self,
             "Monitoring",
@@ -81,9 +91,11 @@ class FeedbackLoopStack(Stack):
                 contact.feedback,
                 contact.feedback_writer,
                 *([contact.sms_feedback] if contact.sms_feedback else []),
+                archive.transform,
             ],
             stream=ingestion.stream,
             trigger_queue=engagement.trigger_queue,
+            other_alarms=archive.alarms,
         )
         outputs = {
             "ProbeStreamName": ingestion.stream.stream_name,
@@ -104,6 +116,8 @@ class FeedbackLoopStack(Stack):
             "ContactFlowId": contact.flow_id,
             "FeedbackFunctionArn": contact.feedback.function_arn,
             "AthenaWorkGroup": WORKGROUP,
+            "WhatIfWorkGroup": WHATIF_WORKGROUP,
+            "ProbeArchiveDeliveryStream": archive.delivery_stream.ref,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

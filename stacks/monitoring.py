@@ -118,7 +118,10 @@ class Monitoring(Construct):
         functions: Sequence[lambda_.IFunction],
         stream: kinesis.IStream,
         trigger_queue: sqs.IQueue,
+        other_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
+        """``other_alarms``: built by other constructs (the probe archive's); they notify the
+        topic and show on the dashboard like these."""
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
             self,
@@ -184,10 +187,13 @@ class Monitoring(Construct):
             description="engagement_trigger_queue.fifo holds close to SQS's 120,000 in-flight "
             "FIFO messages.",
         )
+        for alarm in other_alarms:
+            alarm.add_alarm_action(self._action)
+            self.alarms.append(alarm)
         self.dashboard = self._build_dashboard()
 
     def _alarm(
-        self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str
+        self, name: str, metric: cloudwatch.Metric, *, threshold: float, description: str
     ) -> None:
         alarm_name = f"{ALARM_PREFIX}-{name}"
         alarm = metric.create_alarm(
@@ -254,7 +260,7 @@ def _queue_name(queue: sqs.IQueue) -> str:
     return cfn.queue_name
 
 
-def _depth(queue: sqs.IQueue) -> cloudwatch.IMetric:
+def _depth(queue: sqs.IQueue) -> cloudwatch.Metric:
     return queue.metric_approximate_number_of_messages_visible(
         period=Duration.minutes(1), statistic="Maximum"
     )

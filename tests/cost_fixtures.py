@@ -96,8 +96,8 @@ def tiny_inputs() -> dict[str, Any]:
                     "memory_mb": 1024,
                     "billed_ms_per_invocation": 1000,
                 },
-                # the others cost no time: 1 invocation per 50 incidents or decisions,
-                # per 10 engagements, per feedback invocation
+                # 1 invocation per 50 incidents or decisions, per 10 engagements, per
+                # feedback invocation; none takes time but the feedback function (0.5 s)
                 **{
                     name: {
                         "invocations": invocations,
@@ -114,6 +114,14 @@ def tiny_inputs() -> dict[str, Any]:
                         ("Trigger_Connect", 1),
                         ("Collect_feedback_from_Connect", 10),
                     )
+                },
+                "Collect_feedback_from_Connect": {
+                    "invocations": 10,
+                    "records_per_invocation": 1,
+                    "calls_per_invocation": {},
+                    "compute_ms_per_invocation": 0,
+                    "memory_mb": 256,
+                    "billed_ms_per_invocation": 500,
                 },
             },
             "lake_records_per_object": {"incidents": 10.0, "engagement": 5.0},

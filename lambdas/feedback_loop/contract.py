@@ -138,7 +138,10 @@ _ENGINE_TYPES = {
     "string": {"glue": "string", "duckdb": "VARCHAR"},
     "double": {"glue": "double", "duckdb": "DOUBLE"},
     "int": {"glue": "int", "duckdb": "BIGINT"},
+    "bigint": {"glue": "bigint", "duckdb": "BIGINT"},
+    "boolean": {"glue": "boolean", "duckdb": "BOOLEAN"},
 }
+STORAGE_FORMATS = ("jsonl.gz", "csv", "parquet")
 
 
 @dataclass(frozen=True)
@@ -153,13 +156,16 @@ class LakeTable:
     time_field: str
     columns: tuple[tuple[str, str], ...]
     # "jsonl.gz": written by the handlers under ``<name>/dt=<date>/`` (one partition a day);
-    # "csv": uploaded by operators under ``<name>/`` (header row, no partitions).
+    # "csv": uploaded by operators under ``<name>/`` (header row, no partitions);
+    # "parquet": written by Amazon Data Firehose under ``<name>/dt=<date>/`` (the probe archive).
     storage: str = "jsonl.gz"
 
     def __post_init__(self) -> None:
         unknown = {kind for _, kind in self.columns} - set(_ENGINE_TYPES)
         if unknown:
             raise ValueError(f"{self.name}: unknown column types {sorted(unknown)}")
+        if self.storage not in STORAGE_FORMATS:
+            raise ValueError(f"{self.name}: storage must be one of {STORAGE_FORMATS}")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -223,10 +229,23 @@ LAKE_TABLES: dict[str, LakeTable] = {
         _table("rejected", "received_at", "source record_id reason received_at payload"),
         # Operators' remediation events (a fix on a cell), fixed_at as YYYY-MM-DDTHH:MM:SSZ.
         _table("remediation", "fixed_at", "cell fixed_at note", storage="csv"),
+        # The probe archive: every valid probe record as it arrived (section-4 fields,
+        # pseudonymised), ``record_id`` = its stream position, ``timestamp_epoch`` = its
+        # ``timestamp`` in epoch seconds so SQL does no date parsing (sql/detect_incidents.sql).
+        _table(
+            "probes",
+            "timestamp",
+            "record_id arrival subscriber_id timestamp timestamp_epoch:bigint cell event_type "
+            "success:boolean device vendor",
+            storage="parquet",
+        ),
     )
 }
+PROBE_ARCHIVE = "probes"
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
 ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment", "outages")
 REMEDIATION_TABLE = "remediation"
-# Prefixes the handlers write (JSON Lines); ``remediation/`` holds operators' uploads only.
+# Prefixes the handlers write (JSON Lines, which ops.erase_subscriber rewrites);
+# ``remediation/`` holds operators' uploads only; the Parquet archive ``probes/`` expires
+# instead (``probe_archive_retention_days``).
 LAKE_PREFIXES = tuple(name for name, table in LAKE_TABLES.items() if table.storage == "jsonl.gz")

@@ -225,7 +225,7 @@ def report(
             "calls": round(volumes.engagements),
             "ratings": round(volumes.ratings),
             "connected_call_minutes": round(
-                sum(n * t.seconds / 60 for t, n in volumes.calls if t.seconds)
+                sum(n * t.connected_seconds / 60 for t, n in volumes.calls)
             ),
         },
         "reference_pattern": {

@@ -1,9 +1,13 @@
-"""Calls: how long each kind of call lasts in the deployed flow, and how many calls a policy makes.
+"""Calls: how long each kind of call is billed, and how many calls a contact policy makes.
 
-Durations come from executing ``connect_flows/Subscriber_engagement.json`` with the twin's
-contact-centre interpreter (so a longer prompt or another retry changes the bill) for a
-scripted answer pattern, timing each prompt at a stated speaking pace and each input
-wait as the flow's ``InputTimeLimitSeconds`` (on a timeout) or a stated reaction time.
+Durations come from the twin's contact centre (:mod:`simulator.contact_centre`): it executes
+``connect_flows/Subscriber_engagement.json`` for a scripted answer pattern with its own
+model of a call's length (:class:`~simulator.contact_centre.CallTiming`: prompts at its
+speaking pace, ringing, the dialing timeout, the wait for a key or the flow's
+``InputTimeLimitSeconds``, the Lambda block as long as the function runs), so a longer
+prompt, another retry or a change to that model changes the bill, and the cost model
+keeps no second model of call length. Billed is the connected part: from pick-up to
+disconnect (ringing, and a call nobody picks up, are assumed not billed).
 
 Calls per day come from one function, :func:`calls_per_day`, that replays the day's
 candidate engagements (above-threshold incidents that passed ``min_sessions`` and were
@@ -22,83 +26,66 @@ from pathlib import Path
 from typing import Any
 
 from feedback_loop.policy import QuietHours
-from simulator.contact_centre import NO_ANSWER, ContactCentre
+from simulator.contact_centre import NO_ANSWER, NO_INPUT, CallTiming, ContactCentre
+from simulator.runtime import Invocation
 
 FLOW = Path(__file__).resolve().parents[2] / "connect_flows" / "Subscriber_engagement.json"
 MINUTES_PER_DAY = 1440
 
 
 @dataclass(frozen=True)
-class Pace:
-    """How fast the call goes (assumed figures, stated with every estimate)."""
-
-    words_per_minute: float = 150.0  # text-to-speech at its default rate
-    reaction_seconds: float = 2.0  # from the end of a prompt to the key press
-    setup_seconds: float = 1.0  # pick-up to the first prompt
-    lambda_seconds: float = 0.3  # one Collect_feedback_from_Connect invocation, as Connect waits
-
-
-def _timeouts(flow: Mapping[str, Any]) -> dict[str, float]:
-    """Input wait of each prompt text that asks for input (``InputTimeLimitSeconds``)."""
-    return {
-        action["Parameters"]["Text"]: float(action["Parameters"].get("InputTimeLimitSeconds", 5))
-        for action in flow["Actions"]
-        if action["Type"] == "GetParticipantInput"
-    }
-
-
-@dataclass(frozen=True)
-class CallTiming:
+class CallKind:
     """One kind of call: how long it is connected and how often it invokes the function."""
 
-    seconds: float
+    connected_seconds: float
     invocations: int
     rated: bool
 
 
 def call_timing(
-    answers: Sequence[str], flow: Mapping[str, Any] | None = None, pace: Pace = Pace()
-) -> CallTiming:
+    answers: Sequence[str],
+    flow: Mapping[str, Any] | None = None,
+    timing: CallTiming | None = None,
+    lambda_seconds: float = 0.0,
+) -> CallKind:
     """The call the flow makes when the subscriber answers ``answers`` prompt by prompt.
 
     ``answers`` are the twin's subscriber answers (``"1"``..``"5"``, ``"9"``, ``"none"``
     for no input, ``"no_answer"`` to hang up at that prompt, or alone: nobody picks up,
-    0 seconds). A hang-up counts the prompt it happened in as played.
+    nothing connected). The twin's contact centre runs the call with ``timing`` (the twin's
+    defaults when None) and a feedback function that takes ``lambda_seconds``; the
+    connected time is its logged duration less the ringing.
     """
     flow = flow if flow is not None else json.loads(FLOW.read_text(encoding="utf-8"))
+    timing = timing if timing is not None else CallTiming()
     script = list(answers)
-    lambdas = 0
 
     def subscriber(_phone: str, _attributes: dict[str, str]) -> str:
-        return script.pop(0) if script else "none"
+        return script.pop(0) if script else NO_INPUT
 
-    def invoke(event: dict[str, Any]) -> dict[str, str]:
-        nonlocal lambdas
-        lambdas += 1
+    def invoke(event: dict[str, Any], _at: float) -> Invocation:
         digits = event["Details"]["Parameters"].get("input", "")
         result = {"9": "opted_out", "": "no_response"}.get(digits, "recorded")
-        return {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}
+        answer = {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}
+        return Invocation(answer, None, lambda_seconds)
 
-    centre = ContactCentre(flow, invoke, subscriber, "arn:aws:connect:::instance/cost", "+1")
+    centre = ContactCentre(
+        dict(flow), invoke, subscriber, "arn:aws:connect:::instance/cost", "+1", timing=timing
+    )
     request = {
         "DestinationPhoneNumber": "+15550100001",
         "ContactFlowId": "flow",
         "InstanceId": "cost",
         "Attributes": {"incident_type": "CALL_DROP", "engagement_id": "cost"},
     }
-    centre.start_outbound_voice_contact(request, "1970-01-01T00:00:00Z")
+    centre.start_outbound_voice_contact(request, 0.0)
+    centre.finish()
     (record,) = centre.records
-    rated = any(key in "12345" and key for key in record["inputs"])
     if record["outcome"] == "no_answer":
-        return CallTiming(0.0, 0, False)
-    waits = _timeouts(flow)
-    seconds = pace.setup_seconds + lambdas * pace.lambda_seconds
-    inputs = list(record["inputs"])
-    for prompt in record["prompts"]:
-        seconds += len(prompt.split()) * 60.0 / pace.words_per_minute
-        if prompt in waits and inputs:
-            seconds += waits[prompt] if inputs.pop(0) == "" else pace.reaction_seconds
-    return CallTiming(seconds, lambdas, rated)
+        return CallKind(0.0, 0, False)
+    rated = any(key and key in "12345" for key in record["inputs"])
+    connected = record["duration_seconds"] - timing.ring_seconds
+    return CallKind(connected, record["lambda_attempts"], rated)
 
 
 def pattern_of(call: Mapping[str, Any]) -> tuple[str, ...]:
@@ -106,7 +93,7 @@ def pattern_of(call: Mapping[str, Any]) -> tuple[str, ...]:
     for a hang-up, ``("no_answer",)`` for a call nobody picked up."""
     if call["outcome"] == "no_answer":
         return (NO_ANSWER,)
-    answers = tuple(key if key else "none" for key in call.get("inputs", []))
+    answers = tuple(key if key else NO_INPUT for key in call.get("inputs", []))
     return (*answers, NO_ANSWER) if call["outcome"] == "hung_up" else answers
 
 

@@ -32,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.contact_centre import NO_INPUT, CallTiming
 from simulator.cost.calls import (
     FLOW,
+    CallKind,
     CallsPerDay,
-    CallTiming,
     Candidate,
     ContactPolicy,
-    Pace,
     call_timing,
     calls_per_day,
 )
@@ -77,7 +77,8 @@ ANALYTICS_PREFIXES = ("incidents", "engagement", "feedback", "sentiment")
 class Assumptions:
     """Figures the model needs that no run can measure; each is stated with the estimate."""
 
-    pace: Pace = field(default_factory=Pace)
+    # How long a call's parts take: the twin's contact centre model (docs/TWIN.md).
+    call_timing: CallTiming = field(default_factory=CallTiming)
     # Of the calls nobody picks up, the share a voicemail answers: the flow then plays to
     # the end with no input and is billed like any connected call.
     voicemail_share: float = 0.5
@@ -116,7 +117,7 @@ class Volumes:
     engagements: float
     ratings: float
     feedback_invocations: float
-    calls: tuple[tuple[CallTiming, float], ...]
+    calls: tuple[tuple[CallKind, float], ...]
 
     def of(self, driver: str) -> float:
         """The volume named ``driver``."""
@@ -192,17 +193,24 @@ def candidates_of(day: Mapping[str, Any]) -> list[Candidate]:
 
 
 def call_kinds(
-    day: Mapping[str, Any], assumptions: Assumptions, flow: Mapping[str, Any]
-) -> list[tuple[CallTiming, float]]:
+    day: Mapping[str, Any],
+    assumptions: Assumptions,
+    flow: Mapping[str, Any],
+    lambda_seconds: float = 0.0,
+) -> list[tuple[CallKind, float]]:
     """Each kind of call with its share of calls; unanswered calls a voicemail takes are
-    billed as a call that got no input."""
+    billed as a call that got no input. ``lambda_seconds``: one feedback invocation."""
     patterns = day["call_patterns"]
     total = sum(patterns.values())
     kinds = []
-    voicemail = call_timing(("none", "none"), flow, assumptions.pace)
+
+    def kind(answers: tuple[str, ...]) -> CallKind:
+        return call_timing(answers, flow, assumptions.call_timing, lambda_seconds)
+
+    voicemail = kind((NO_INPUT, NO_INPUT))
     for pattern, count in patterns.items():
-        timing = call_timing(tuple(pattern.split(",")), flow, assumptions.pace)
-        if timing.seconds == 0:
+        timing = kind(tuple(pattern.split(",")))
+        if timing.connected_seconds == 0:
             kinds.append((voicemail, count / total * assumptions.voicemail_share))
         else:
             kinds.append((timing, count / total))
@@ -220,7 +228,9 @@ def daily_volumes(
     """Per-day volumes at this size, and what the policy made of the candidates."""
     day = inputs["day"]
     flow = flow if flow is not None else json.loads(FLOW.read_text(encoding="utf-8"))
-    kinds = call_kinds(day, assumptions, flow)
+    # Connect waits for the feedback function as long as it runs: the bench's billed duration.
+    feedback = inputs["dense"]["functions"].get("Collect_feedback_from_Connect", {})
+    kinds = call_kinds(day, assumptions, flow, feedback.get("billed_ms_per_invocation", 0) / 1000)
     rated_share = sum(share for timing, share in kinds if timing.rated)
     made = calls_per_day(
         candidates_of(day),
@@ -339,7 +349,7 @@ def reference_profile(inputs: Mapping[str, Any], volumes: Volumes) -> Profile:
         "Collect_feedback_from_Connect": 1,
     }
     # Calls per driver unit of each function, one request per message.
-    calls = {
+    calls: dict[str, dict[str, float]] = {
         "Ingest_probe_events": {
             "dynamodb.GetItem": 1,
             "dynamodb.PutItem": 1,
@@ -450,8 +460,9 @@ def _sum(demands: Sequence[Demand], volumes: Volumes, kind: str) -> dict[tuple[s
 
 
 def _connect(volumes: Volumes, assumptions: Assumptions) -> list[Usage]:
-    usage_minutes = sum(n * max(t.seconds, 10.0) / 60 for t, n in volumes.calls if t.seconds)
-    telephony = sum(n * max(t.seconds, 60.0) / 60 for t, n in volumes.calls if t.seconds)
+    connected = [(t.connected_seconds, n) for t, n in volumes.calls if t.connected_seconds]
+    usage_minutes = sum(n * max(seconds, 10.0) / 60 for seconds, n in connected)
+    telephony = sum(n * max(seconds, 60.0) / 60 for seconds, n in connected)
     month = DAYS_PER_MONTH
     mobile = assumptions.mobile_share
     return [

@@ -23,6 +23,7 @@ def test_a_small_dense_slice_runs_in_full_batches_and_meters_every_record(
         "retries": 0,
         "bisections": 0,
         "dead_lettered": 0,
+        "connect_refusals": 0,
     }
     ingest = figures["functions"]["Ingest_probe_events"]
     assert (ingest["invocations"], ingest["records_per_invocation"]) == (4, 25.0)

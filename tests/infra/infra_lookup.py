@@ -10,6 +10,7 @@ FUNCTION_NAMES = (
     "Trigger_Connect",
     "Collect_feedback_from_Connect",
     "write_feedback_to_S3",
+    "Archive_probe_records",
 )
 
 

@@ -45,7 +45,8 @@ def test_database_and_one_table_per_analysed_prefix(default) -> None:
     (database,) = of_type(default.resources, "AWS::Glue::Database").values()
     assert database["Properties"]["DatabaseInput"]["Name"] == "sentimentdb"
     tables = _tables(default.resources)
-    assert set(tables) == {*PARTITIONED, "remediation"}
+    # plus the probe archive's Parquet table (tests/infra/test_probe_archive.py)
+    assert set(tables) == {*PARTITIONED, "remediation", "probes"}
     assert {t["DatabaseName"] for t in tables.values()} == {"sentimentdb"}
 
 
@@ -91,8 +92,27 @@ def test_no_crawler_partitions_are_projected(variant) -> None:
     assert not [r for r in roles if "glue.amazonaws.com" in json.dumps(r)]
 
 
+def _analytics_workgroup(resources: dict) -> str:
+    """The dashboards' workgroup (the what-if has its own: tests/infra/test_probe_archive.py)."""
+    (workgroup,) = [
+        lid
+        for lid, r in of_type(resources, "AWS::Athena::WorkGroup").items()
+        if r["Properties"]["Name"] == "subscriber_feedback_loop"
+    ]
+    return workgroup
+
+
+def _named_queries(resources: dict) -> list[dict]:
+    group = _analytics_workgroup(resources)
+    return [
+        q["Properties"]
+        for q in of_type(resources, "AWS::Athena::NamedQuery").values()
+        if q["Properties"]["WorkGroup"] == {"Ref": group}
+    ]
+
+
 def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
-    (workgroup,) = of_type(default.resources, "AWS::Athena::WorkGroup").values()
+    workgroup = default.resources[_analytics_workgroup(default.resources)]
     configuration = workgroup["Properties"]["WorkGroupConfiguration"]
     assert configuration["EnforceWorkGroupConfiguration"] is True
     assert configuration["BytesScannedCutoffPerQuery"] > 0
@@ -104,10 +124,7 @@ def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
 def test_one_named_query_per_sql_file_naming_its_parameters(default) -> None:
     files = sql_files()
     assert {path.stem for path in files} == {"priority", "cell_trends", "fix_effectiveness"}
-    queries = {
-        q["Properties"]["Name"]: q["Properties"]
-        for q in of_type(default.resources, "AWS::Athena::NamedQuery").values()
-    }
+    queries = {q["Name"]: q for q in _named_queries(default.resources)}
     assert set(queries) == {path.stem for path in files}
     for path in files:
         assert queries[path.stem]["QueryString"] == path.read_text()
@@ -120,10 +137,7 @@ def test_named_queries_follow_the_sql_directory(tmp_path, default) -> None:
 
     (tmp_path / "only_one.sql").write_text("-- A single query\nSELECT 1\n")
     template = synth_template(outdir=str(tmp_path / "out"), checks=False, sql_dir=tmp_path)
-    names = [
-        q["Properties"]["Name"]
-        for q in of_type(template["Resources"], "AWS::Athena::NamedQuery").values()
-    ]
+    names = [q["Name"] for q in _named_queries(template["Resources"])]
     assert names == ["only_one"]
 
 

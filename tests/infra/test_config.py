@@ -76,6 +76,8 @@ def test_overrides_win_over_command_line() -> None:
         ("timezone", "Mars/Olympus"),
         ("max_concurrent_calls", 1),
         ("lake_retention_days", 2.5),
+        ("probe_archive_retention_days", 0),
+        ("probe_archive_retention_days", 401),  # beyond the lake's own 400 days
         ("log_retention_days", 31),
         ("connect_instance_arn", "my-instance"),
         ("connect_instance_alias", "bad alias!"),

@@ -26,6 +26,7 @@ HANDLER_FOLDERS = {
     "Trigger_Connect": "trigger_connect",
     "Collect_feedback_from_Connect": "collect_feedback_from_connect",
     "write_feedback_to_S3": "write_feedback_to_s3",
+    "Archive_probe_records": "archive_probe_records",
 }
 # docs/ARCHITECTURE.md, "Environment variables" (beyond the four common ones).
 ENVIRONMENT = {
@@ -46,6 +47,7 @@ ENVIRONMENT = {
     },
     "Collect_feedback_from_Connect": {"SUBSCRIBER_TABLE"},
     "write_feedback_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
+    "Archive_probe_records": {"PSEUDONYM_SECRET_ARN"},
 }  # fmt: skip
 COMMON = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "POLICY_JSON"}
 
@@ -54,7 +56,7 @@ def _env(resources: dict, name: str) -> dict:
     return function_props(resources, name)["Environment"]["Variables"]
 
 
-def test_exactly_the_seven_functions_exist(default) -> None:
+def test_exactly_the_documented_functions_exist(default) -> None:
     names = {
         f["Properties"]["FunctionName"]
         for f in of_type(default.resources, "AWS::Lambda::Function").values()

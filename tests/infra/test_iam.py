@@ -84,6 +84,10 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
     # Reading the encrypted stream: CDK's stream grant adds kms:DescribeKey to Decrypt.
     | _pairs(KMS_WRITE | {"kms:DescribeKey"}, "stack key"),
+    # Invoked by Firehose (its role calls lambda:InvokeFunction): reads the key, nothing else.
+    "Archive_probe_records": RUNTIME
+    | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
+    | _pairs({"kms:Decrypt"}, "stack key"),
 }
 
 # Every resource wildcard in an identity policy, and why AWS leaves no narrower choice.
@@ -96,6 +100,8 @@ WILDCARD_ALLOW_LIST = {
     "lake sentiment/*": "object keys are generated per batch under the prefix",
     "lake outages/*": "object keys are generated per batch under the prefix",
     "contacts of the connect instance": "a contact id exists only once the call is placed",
+    "lake probes/*": "Firehose names the archive objects at delivery time under the prefix",
+    "lake probes-errors/*": "Firehose names its error objects at delivery time under the prefix",
 }
 
 
@@ -129,6 +135,8 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
             return "contact flow"
         if kind == "AWS::S3::Bucket":
             return "lake bucket"
+        if kind == "AWS::Lambda::Function":
+            return f"function {props['FunctionName']}"
     is_ref = isinstance(value, dict) and "Ref" in value
     if is_ref and resources[value["Ref"]]["Type"] == "AWS::SecretsManager::Secret":
         return "pseudonym secret"
@@ -143,6 +151,8 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
             "AWS::Connect::Instance"
         ):
             return "contacts of the connect instance"
+        if ":glue:" in text:  # the probe archive's Firehose reads its table's schema
+            return f"glue {text.rsplit(':', 1)[-1]}"
     raise AssertionError(f"unrecognised IAM resource {json.dumps(value)}")
 
 

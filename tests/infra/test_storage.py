@@ -178,7 +178,8 @@ def test_pseudonym_secret_is_generated_and_kms_encrypted(default) -> None:
 
 def test_every_log_group_is_encrypted_with_configured_retention(variant) -> None:
     groups = of_type(variant.resources, "AWS::Logs::LogGroup")
-    assert len(groups) == len(FUNCTION_NAMES)
+    # one per function, and the probe archive's delivery stream
+    assert len(groups) == len(FUNCTION_NAMES) + 1
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == variant.config.log_retention_days
         assert referenced_id(group["Properties"]["KmsKeyId"]) == _stack_key(variant.resources)

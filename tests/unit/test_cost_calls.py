@@ -1,46 +1,58 @@
-"""Call durations from the flow, and calls per day under a contact policy."""
+"""Call durations from the twin's contact centre, and calls per day under a contact policy."""
 
 from typing import Any
 
 import pytest
 
 from feedback_loop.policy import QuietHours
+from simulator.contact_centre import CallTiming
 from simulator.cost.calls import (
     Candidate,
     ContactPolicy,
-    Pace,
     call_timing,
     calls_per_day,
     pattern_of,
 )
 from tests.cost_fixtures import tiny_flow
 
-PACE = Pace(words_per_minute=150, reaction_seconds=2.0, setup_seconds=1.0, lambda_seconds=0.5)
+# 150 words a minute, 8 s of ringing, a key 2 s after the prompt ends
+TIMING = CallTiming(words_per_minute=150, ring_seconds=8.0, key_seconds=2.0)
 
 
-def test_a_call_lasts_its_prompts_at_the_pace_plus_the_waits() -> None:
-    # 15 + 10 words at 150 wpm = 10 s, a 2 s reaction, 1 s setup, one 0.5 s invocation
-    timing = call_timing(("3",), tiny_flow(), PACE)
-    assert timing.seconds == pytest.approx(10 + 2 + 1 + 0.5)
+def test_a_call_is_connected_for_its_prompts_the_key_and_the_function() -> None:
+    # 15 + 10 words at 150 wpm = 10 s, the key 2 s later, one 0.5 s invocation; the 8 s
+    # of ringing before pick-up are not connected time
+    timing = call_timing(("3",), tiny_flow(), TIMING, lambda_seconds=0.5)
+    assert timing.connected_seconds == pytest.approx(10 + 2 + 0.5)
     assert timing.invocations == 1
 
 
 def test_no_input_waits_the_flows_input_time_limit() -> None:
-    assert call_timing(("none",), tiny_flow(), PACE).seconds == pytest.approx(10 + 8 + 1 + 0.5)
+    timing = call_timing(("none",), tiny_flow(), TIMING, lambda_seconds=0.5)
+    assert timing.connected_seconds == pytest.approx(10 + 8 + 0.5)
 
 
-def test_a_call_nobody_picks_up_lasts_nothing_and_invokes_nothing() -> None:
-    timing = call_timing(("no_answer",), tiny_flow(), PACE)
-    assert (timing.seconds, timing.invocations, timing.rated) == (0.0, 0, False)
+def test_the_twins_speaking_pace_sets_the_length() -> None:
+    slow = CallTiming(words_per_minute=75, ring_seconds=8.0, key_seconds=2.0)
+    # the same 25 words take twice as long
+    assert call_timing(("3",), tiny_flow(), slow).connected_seconds == pytest.approx(20 + 2)
+
+
+def test_a_call_nobody_picks_up_is_not_connected_and_invokes_nothing() -> None:
+    timing = call_timing(("no_answer",), tiny_flow(), TIMING)
+    assert (timing.connected_seconds, timing.invocations, timing.rated) == (0.0, 0, False)
 
 
 def test_the_deployed_flow_retries_once_then_records_no_response() -> None:
     rated = call_timing(("2",))
     retried = call_timing(("none", "4"))
     silent = call_timing(("none", "none"))
-    assert rated.rated and retried.rated and not silent.rated
-    assert rated.seconds < retried.seconds < silent.seconds
+    hung_up = call_timing(("none", "no_answer"))
+    assert rated.rated and retried.rated and not silent.rated and not hung_up.rated
+    assert rated.connected_seconds < retried.connected_seconds < silent.connected_seconds
+    assert hung_up.connected_seconds < silent.connected_seconds
     assert (rated.invocations, retried.invocations, silent.invocations) == (1, 1, 1)
+    assert hung_up.invocations == 0
 
 
 def test_pattern_of_a_call_log_line_reproduces_the_answers() -> None:

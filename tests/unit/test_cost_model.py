@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.cost.calls import ContactPolicy, Pace
+from simulator.contact_centre import CallTiming
+from simulator.cost.calls import ContactPolicy
 from simulator.cost.model import (
     DAYS_PER_MONTH,
     Assumptions,
@@ -31,7 +32,7 @@ def _unit_prices() -> PriceTable:
 
 
 ASSUMPTIONS = Assumptions(
-    pace=Pace(words_per_minute=150, reaction_seconds=2.0, setup_seconds=1.0, lambda_seconds=0.5),
+    call_timing=CallTiming(words_per_minute=150, ring_seconds=8.0, key_seconds=2.0),
     voicemail_share=0.0,
     platform_log_bytes=0,
     emf_log_bytes=0,
@@ -105,9 +106,10 @@ def test_lambda_gb_seconds_from_invocations_billed_time_and_memory() -> None:
 
 def test_connect_minutes_from_the_flow_with_billing_minimums() -> None:
     bill = _bill()
-    # the test flow's rated call lasts 13.5 s: usage billed by the second (10 s minimum),
-    # telephony at least a minute
-    assert bill["Amazon Connect: outbound voice usage"] == pytest.approx(100 * 13.5 / 60 * MONTH)
+    # the test flow's rated call is connected 12.5 s (10 s of prompts, the key 2 s later,
+    # the feedback function's 0.5 s from the bench): usage billed by the second (10 s
+    # minimum), telephony at least a minute
+    assert bill["Amazon Connect: outbound voice usage"] == pytest.approx(100 * 12.5 / 60 * MONTH)
     assert bill["Amazon Connect: telephony to UK mobiles"] == pytest.approx(100 * MONTH)
     assert bill["Amazon Connect: telephony to UK landlines"] == 0
 

@@ -13,7 +13,7 @@ and records at or below it are not counted again.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -95,7 +95,7 @@ class CounterStore:
                     raise aws_error("dynamodb.UpdateItem", error) from error
                 # Counted by an earlier delivery (or a concurrent writer moved on):
                 # skip what the stored high-water mark already covers.
-                latest = from_item(error.response["Item"])
+                latest = from_item(cast(dict[str, Any], error.response)["Item"])
                 high_water = str(latest[f"Seq_{shard_id}"])
                 pending = [(seq, s) for seq, s in pending if padded(seq) > high_water]
                 continue

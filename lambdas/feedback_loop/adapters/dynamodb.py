@@ -7,7 +7,7 @@ condition is an answer, not an outage: :func:`condition_failed` tells them apart
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -43,7 +43,7 @@ def _plain(value: Any) -> Any:
 
 def to_attribute(value: Any) -> dict[str, Any]:
     """A Python value as a DynamoDB attribute value."""
-    return _serializer.serialize(_decimals(value))
+    return cast(dict[str, Any], _serializer.serialize(_decimals(value)))
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -53,7 +53,7 @@ def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def from_attribute(value: Mapping[str, Any]) -> Any:
     """A DynamoDB attribute value as plain Python (numbers as int or float)."""
-    return _plain(_deserializer.deserialize(dict(value)))
+    return _plain(_deserializer.deserialize(cast(Any, dict(value))))
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

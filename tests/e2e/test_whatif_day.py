@@ -1,0 +1,152 @@
+"""End to end on the default day: the archive the twin wrote, the SQL, and the what-if.
+
+One twin run of the default day (seed 7) with the stricter candidate config of
+``docs/examples/whatif-stricter.json``; every subscriber lets the phone ring (nobody opts
+out, the one contact rule the what-if cannot know in advance). Then:
+
+* parity: ``sql/detect_incidents.sql`` over the twin's ``probes/`` archive finds exactly the
+  incidents ``Ingest_probe_events`` wrote to ``incidents/`` (subscriber, KPI, time, the
+  stream record, rate, sessions, failures), with the config's windows;
+* ``python -m simulator whatif`` on the day's probe export, with the deployed config and the
+  stricter one: the stricter makes fewer calls, and its figures are the twin's.
+"""
+
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedback_loop.lake import decode_jsonl_gz
+from simulator.scenario import default_scenario
+from simulator.whatif import LocalProbes, detection_parameters, detection_sql, load_candidates
+
+pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "docs" / "examples"
+STRICTER = EXAMPLES / "whatif-stricter.json"
+DEPLOYED = EXAMPLES / "whatif-deployed.json"
+
+
+def _lake(out: Path, prefix: str) -> list[dict[str, Any]]:
+    return [
+        record
+        for path in sorted((out / "lake" / prefix).rglob("*.jsonl.gz"))
+        for record in decode_jsonl_gz(path.read_bytes())
+    ]
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default day through the twin with the stricter config, and its probe export."""
+    folder = tmp_path_factory.mktemp("whatif_day")
+    scenario = default_scenario(7)
+    scenario.config = json.loads(STRICTER.read_text())
+    scenario.answers = {s.phone_number: "no_answer" for s in scenario.subscribers}
+    (folder / "scenario.json").write_text(json.dumps(scenario.to_dict()))
+    export = folder / "probes.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in scenario.probe_events))
+    out = folder / "out"
+    subprocess.run(
+        [sys.executable, "-m", "simulator", "run", "--scenario", str(folder / "scenario.json"),
+         "--out", str(out)],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return {"out": out, "export": export, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def whatif(day: dict[str, Path]) -> list[dict[str, Any]]:
+    out = day["folder"] / "whatif"
+    subprocess.run(
+        [sys.executable, "-m", "simulator", "whatif", "--probe-export", str(day["export"]),
+         "--config", str(DEPLOYED), "--config", str(STRICTER), "--out", str(out)],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads((out / "whatif.json").read_text())
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return (
+        row["subscriber_id"],
+        row["event_type"],
+        row["timestamp"],
+        row["sessions"],
+        row["failures"],
+        round(row["failure_rate"], 6),
+    )
+
+
+def _sql_incidents(day: dict[str, Path], tmp_path: Path) -> list[dict[str, Any]]:
+    (candidate,) = load_candidates([STRICTER])
+    archive = LocalProbes(day["out"] / "lake" / "probes", tmp_path)
+    result = archive.con.execute(
+        detection_sql(),
+        detection_parameters(candidate.policy, archive.period(), every_incident=True),
+    )
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def test_the_sql_finds_exactly_the_incidents_the_handler_wrote(day, tmp_path) -> None:
+    handler = _lake(day["out"], "incidents")
+    sql = _sql_incidents(day, tmp_path)
+    assert len(handler) > 500
+    assert Counter(_key(r) for r in sql) == Counter(_key(r) for r in handler)
+    summary = json.loads((day["out"] / "summary.json").read_text())
+    assert summary["incidents"] == len(sql)
+
+
+def test_the_sql_names_the_stream_record_each_incident_came_from(day, tmp_path) -> None:
+    handler = {(_key(r), r["record_id"]) for r in _lake(day["out"], "incidents")}
+    assert {(_key(r), r["record_id"]) for r in _sql_incidents(day, tmp_path)} == handler
+
+
+def test_the_archive_holds_every_accepted_record_once(day, tmp_path) -> None:
+    summary = json.loads((day["out"] / "summary.json").read_text())
+    archive = LocalProbes(day["out"] / "lake" / "probes", tmp_path)
+    distinct = archive.con.execute("SELECT COUNT(DISTINCT record_id) FROM probes").fetchone()[0]
+    assert archive.records == distinct == summary["probe_events"] - summary["rejected_records"]
+    text = json.dumps(archive.con.execute("SELECT * FROM probes LIMIT 1000").fetchall())
+    assert "+447700" not in text
+
+
+def test_the_stricter_config_makes_fewer_calls(whatif) -> None:
+    deployed, stricter = whatif
+    assert (deployed["config"], stricter["config"]) == (DEPLOYED.name, STRICTER.name)
+    assert deployed["incidents"] == stricter["incidents"] > 0
+    assert 0 < stricter["calls"] < deployed["calls"]
+    assert stricter["distinct_subscribers_called"] < deployed["distinct_subscribers_called"]
+
+
+def test_the_stricter_figures_are_the_twins(day, whatif) -> None:
+    _, predicted = whatif
+    out = day["out"]
+    summary = json.loads((out / "summary.json").read_text())
+    decisions = {r["engagement_id"]: r for r in _lake(out, "engagement")}
+    engaged = [r for r in decisions.values() if r["decision"] == "engage"]
+    calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
+    assert predicted["probe_records"] == summary["probe_events"] - summary["rejected_records"]
+    assert predicted["rejected_records"] == summary["rejected_records"]
+    assert predicted["incidents"] == summary["incidents"]
+    assert predicted["engagements"] == summary["engagements"] == len(engaged)
+    assert predicted["calls"] == summary["calls_started"]
+    assert predicted["distinct_subscribers_called"] == len({c["phone_number"] for c in calls})
+    suppressed = Counter(r["reason"] for r in decisions.values() if r["decision"] == "suppress")
+    assert predicted["suppressed"] == dict(suppressed)
+    assert predicted["calls_per_day"] == dict(Counter(r["decided_at"][:10] for r in engaged))
+    hours = Counter(r["decided_at"][:13] + ":00" for r in engaged)
+    busiest = min(hours.items(), key=lambda item: (-item[1], item[0]))
+    assert (predicted["busiest_hour"]["hour"], predicted["busiest_hour"]["calls"]) == busiest
+    # every decision is on an above-threshold incident: cells by distinct affected subscribers
+    affected: dict[str, set] = defaultdict(set)
+    for r in decisions.values():
+        affected[r["cell"]].add(r["subscriber_id"])
+    counts = Counter(r["cell"] for r in decisions.values())
+    ranked = sorted(affected, key=lambda c: (-len(affected[c]), -counts[c], c))
+    assert predicted["top_cells"] == ranked[: len(predicted["top_cells"])]
+    assert predicted["incidents_above_threshold"] == len(decisions)
