@@ -9,14 +9,16 @@ day it would make, to whom, about which cells. This answers it before the first 
    incidents only, so fewer rows come back). The same file finds exactly the incidents
    ``Ingest_probe_events`` wrote (the parity test).
 2. **The contact policy** is the handlers' own code: the threshold test is
-   ``feedback_loop.decision.above_threshold``, and :func:`contact_decisions` hands each
-   subscriber's above-threshold incidents, in time order, to ``feedback_loop.decision`` -
-   every rule that needs no answer from the subscriber (minimum sessions, quiet hours,
-   cooldown, daily cap) is evaluated exactly as ``Read_after_incident`` evaluates it. An
-   opt-out comes from an answer, so the what-if assumes nobody opts out.
-3. **Figures** per candidate config: incidents, engagements and calls (one call per
-   engagement), distinct subscribers called, calls per local day and at the busiest hour,
-   suppressions by rule, the cells that would lead the map by affected subscribers.
+   ``feedback_loop.decision.above_threshold``, and :func:`contact_plan` replays the
+   above-threshold incidents through ``feedback_loop.decision`` and the dial-time checks
+   (:mod:`simulator.contact_plan`, which states what it assumes: first contacts only,
+   nobody opts out). Every rule that needs no answer from the subscriber (minimum
+   sessions, one contact per episode across KPIs, gap, cap, calling hours in the
+   subscriber's zone, staleness, outage sampling) is evaluated as the handlers evaluate it.
+3. **Figures** per candidate config: incidents, engagements and calls (one first contact
+   per engagement that is not dropped), distinct subscribers called, calls per local day
+   and at the busiest hour, suppressions and deferrals by rule, outages, the cells that
+   would lead the map by affected subscribers.
 
 A local export (JSON Lines or Parquet, file or folder, section-4 records or archive rows)
 is loaded into an on-disk DuckDB database first; section-4 records are validated by the
@@ -37,20 +39,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+from zoneinfo import ZoneInfo
 
 from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE, Verdict
-from feedback_loop.decision import (
-    Decision,
-    EngagementState,
-    above_threshold,
-    decide_all,
-    local_day_and_time,
-)
+from feedback_loop.decision import above_threshold
 from feedback_loop.errors import ConfigError
 from feedback_loop.ids import incident_id
 from feedback_loop.incidents import Incident
 from feedback_loop.policy import Policy
 from feedback_loop.probe import MAX_CELL_LENGTH, MAX_DIMENSION_LENGTH, MAX_RECORD_BYTES
+from simulator.contact_plan import ContactPlan, plan_contacts
 from stacks.config import CONTEXT_KEY, cdk_json_context, load_config, merge_overrides
 
 SQL_FILE = Path(__file__).resolve().parent.parent / "sql" / "detect_incidents.sql"
@@ -470,22 +468,16 @@ def is_above_threshold(row: IncidentRow, policy: Policy) -> bool:
     return above_threshold(as_incident(row, policy), threshold)
 
 
-def contact_decisions(incidents: Iterable[IncidentRow], policy: Policy) -> list[Decision]:
-    """Engage or suppress each above-threshold incident, by the handlers' own rules.
+def contact_plan(incidents: Iterable[IncidentRow], policy: Policy) -> ContactPlan:
+    """Who the policy would contact, when, and why not, by the handlers' own rules.
 
-    Each subscriber's incidents go, oldest first, through ``feedback_loop.decision.decide_all``
-    from a fresh engagement state with no opt-out: the rules that need no answer from the
-    subscriber are evaluated exactly as ``Read_after_incident`` evaluates them. This is the
-    one place the what-if calls into the policy, so a new rule there is a new rule here.
+    The above-threshold incidents go through :func:`simulator.contact_plan.plan_contacts`,
+    which calls ``feedback_loop.decision.decide`` as ``Read_after_incident`` does and, at
+    each planned contact, re-checks what ``Trigger_Connect`` re-checks (gap, cap, calling
+    hours in the subscriber's zone, staleness, the outage sample). This is the one place the
+    what-if calls into the policy, so a new rule there is a new rule here.
     """
-    by_subscriber: dict[str, list[Incident]] = defaultdict(list)
-    for row in incidents:
-        by_subscriber[row.subscriber_id].append(as_incident(row, policy))
-    decisions: list[Decision] = []
-    for subscriber, recorded in by_subscriber.items():
-        found, _ = decide_all(subscriber, recorded, EngagementState(), False, policy)
-        decisions.extend(found)
-    return decisions
+    return plan_contacts((as_incident(row, policy) for row in incidents), policy)
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -509,22 +501,21 @@ def figures(
     candidate: Candidate,
     incidents: int,
     above: Sequence[IncidentRow],
-    decisions: Sequence[Decision],
+    plan: ContactPlan,
     top: int = TOP_CELLS,
 ) -> dict[str, Any]:
-    """The whatif.json object of one config."""
+    """The whatif.json object of one config (days and hours in the deployment's zone)."""
     policy = candidate.policy
-    # Offline nothing is delivered twice: a "replayed" engage is a second incident of the
-    # same KPI in the same second, which the handler engages (and calls) too.
-    calls = [d for d in decisions if d.decision == Verdict.ENGAGE]
+    zone = ZoneInfo(policy.timezone)
+    calls = plan.contacts
     per_day: Counter[str] = Counter()
     per_hour: Counter[str] = Counter()
-    for decision in calls:
-        day, hhmm = local_day_and_time(decision.incident.timestamp, policy.timezone)
-        per_day[day] += 1
-        per_hour[f"{day}T{hhmm[:2]}:00"] += 1
+    for call in calls:
+        local = call.at.astimezone(zone)
+        per_day[local.date().isoformat()] += 1
+        per_hour[local.strftime("%Y-%m-%dT%H:00")] += 1
     busiest = min(per_hour.items(), key=lambda item: (-item[1], item[0]), default=(None, 0))
-    suppressed = Counter(d.reason for d in decisions if d.decision != Verdict.ENGAGE)
+    engagements = sum(1 for d in plan.decisions if d.decision == Verdict.ENGAGE)
     subscribers: dict[str, set[str]] = defaultdict(set)
     incidents_by_cell: Counter[str] = Counter()
     for row in above:
@@ -538,12 +529,17 @@ def figures(
         "overrides": candidate.overrides,
         "incidents": incidents,
         "incidents_above_threshold": len(above),
-        "engagements": len(calls),
+        "engagements": engagements,
         "calls": len(calls),
-        "distinct_subscribers_called": len({d.phone_number for d in calls}),
+        "distinct_subscribers_called": len({c.phone_number for c in calls}),
+        "calls_in_local_quiet_hours": sum(
+            1 for c in calls if not policy.contact_rules.hours.allows(c.at, c.zone)
+        ),
         "calls_per_day": dict(sorted(per_day.items())),
         "busiest_hour": {"hour": busiest[0], "calls": busiest[1], "timezone": policy.timezone},
-        "suppressed": dict(sorted(suppressed.items())),
+        "suppressed": dict(sorted(plan.not_contacted.items())),
+        "deferred": dict(sorted(plan.deferred.items())),
+        "outages": len(plan.outages),
         "top_cells": ranked[:top],
         "cells": [
             {
@@ -567,8 +563,8 @@ def run_whatif(
     results = []
     for candidate, rows in zip(candidates, found, strict=True):
         above = [row for row in rows if is_above_threshold(row, candidate.policy)]
-        decisions = contact_decisions(above, candidate.policy)
-        results.append({**source.describe(), **figures(candidate, incidents, above, decisions)})
+        plan = contact_plan(above, candidate.policy)
+        results.append({**source.describe(), **figures(candidate, incidents, above, plan)})
     if progress is not None:
         progress.write(
             f"what-if: {len(candidates)} configs in {time.monotonic() - started:.1f} s\n"

@@ -11,7 +11,7 @@ its above-threshold incidents; they are started together (Athena runs them in pa
 each reading the partitions of the period plus a week before it for the longest window)
 with their values as execution parameters, and a progress line shows their state and the
 data scanned until all have finished. The contact policy then runs locally
-(:func:`simulator.whatif.contact_decisions`). Athena: parameterized queries
+(:func:`simulator.whatif.contact_plan`). Athena: parameterized queries
 https://docs.aws.amazon.com/athena/latest/ug/querying-with-prepared-statements.html
 """
 

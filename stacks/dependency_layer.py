@@ -11,6 +11,7 @@ import re
 import shutil
 from importlib import metadata
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
@@ -82,7 +83,8 @@ class DependencyLayer(Construct):
                 bundling=BundlingOptions(
                     # Never pulled: the local bundler always succeeds.
                     image=DockerImage.from_registry("unused-local-bundling"),
-                    local=_CopyInstalledPackages(),
+                    # jsii.implements makes it an ILocalBundling at run time; mypy cannot see it
+                    local=cast(ILocalBundling, _CopyInstalledPackages()),
                 ),
             ),
         )

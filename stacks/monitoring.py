@@ -174,7 +174,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "CellOutage",
-            _metric(HandlerMetric(READ, "CellOutages", "outages")),
+            _handler_metric(HandlerMetric(READ, "CellOutages", "outages")),
             threshold=0,
             description="Many subscribers of one cell crossed a threshold within one window.",
         )
@@ -266,16 +266,20 @@ def _depth(queue: sqs.IQueue) -> cloudwatch.Metric:
     )
 
 
+def _handler_metric(item: HandlerMetric) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=item.name,
+        dimensions_map={"service": item.service},
+        statistic="Sum",
+        period=PERIOD,
+        label=item.label,
+    )
+
+
 def _metric(item: HandlerMetric | HandlerSearch) -> cloudwatch.IMetric:
     if isinstance(item, HandlerMetric):
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=item.name,
-            dimensions_map={"service": item.service},
-            statistic="Sum",
-            period=PERIOD,
-            label=item.label,
-        )
+        return _handler_metric(item)
     schema = ",".join((METRICS_NAMESPACE, *item.dimensions, "service"))
     return cloudwatch.MathExpression(
         expression=(

@@ -149,10 +149,10 @@ def decide(
         )
         return decision, after
     rules = policy.contact_rules
-    first = parse_utc(incident.timestamp)
+    happened = parse_utc(incident.timestamp)
     zone = subscriber_zone(view.time_zone, phone, policy.timezone)
-    earliest = next_contact(now, first, view.contact.history, rules, zone)
-    if is_stale(first, earliest.at, rules):
+    earliest = next_contact(now, happened, view.contact.history, rules, zone)
+    if is_stale(happened, earliest.at, rules):
         # The rule that pushes the first possible contact past the incident's age limit.
         reason = earliest.reason or "stale"
         return Decision(phone, incident, SUPPRESS, reason, threshold, own_id, decided_at), view

@@ -158,19 +158,19 @@ def _count_outages(
             incident.cell, window, subscriber_key(decision.phone_number)
         )
         key = (incident.cell, format_utc(window))
-        if counted.subscribers >= rule.min_subscribers and not counted.declared:
-            if key not in signalled:
-                signalled.add(key)
-                signals.append(
-                    OutageMessage(
-                        cell=incident.cell,
-                        window_start=key[1],
-                        detected_at=format_utc(now),
-                        subscribers=counted.subscribers,
-                        min_subscribers=rule.min_subscribers,
-                        sample_size=rule.sample_size,
-                    )
+        reached = counted.subscribers >= rule.min_subscribers
+        if reached and not counted.declared and key not in signalled:
+            signalled.add(key)
+            signals.append(
+                OutageMessage(
+                    cell=incident.cell,
+                    window_start=key[1],
+                    detected_at=format_utc(now),
+                    subscribers=counted.subscribers,
+                    min_subscribers=rule.min_subscribers,
+                    sample_size=rule.sample_size,
                 )
+            )
     return signals
 
 

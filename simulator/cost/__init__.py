@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from feedback_loop.policy import load_policy
+from feedback_loop.policy import OutageRule, QuietHours, load_policy
 from simulator.cost import scale
 from simulator.cost.calls import CallsPerDay, ContactPolicy
 from simulator.cost.measure import INPUTS
@@ -65,13 +65,7 @@ def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
     """The contact policy of ``cdk.json`` (or of ``config``, a ``feedback_loop`` mapping)."""
     if config is None:
         config = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
-    policy = load_policy(config)
-    quiet = policy.quiet_hours
-    return ContactPolicy(
-        cooldown_minutes=policy.cooldown_minutes,
-        max_calls_per_day=policy.max_calls_per_day,
-        quiet_hours=None if quiet.start == quiet.end else quiet,
-    )
+    return ContactPolicy(rules=load_policy(config))
 
 
 def estimate(
@@ -95,20 +89,30 @@ def estimate(
     return Estimate(subscribers, records_per_subscriber_day, volumes, calls, lines, reference_lines)
 
 
+NO_QUIET_HOURS = QuietHours("00:00", "00:00")
+
+
 def policy_variants(base: ContactPolicy) -> list[tuple[str, ContactPolicy]]:
     """One setting changed at a time, from the deployed policy.
 
     The candidates are one measured day's, so only what acts within a day shows: a
-    cooldown or a gap longer than a day needs a longer measured run.
+    gap or a cap longer than a day needs a longer measured run.
     """
+    rules = base.rules
+
+    def changed(**settings: Any) -> ContactPolicy:
+        return replace(base, rules=replace(rules, **settings))
+
     return [
         ("deployed policy", base),
-        ("per-KPI cooldown 12 h (deployed 24 h)", replace(base, cooldown_minutes=720)),
-        ("daily cap 2 calls (deployed 3)", replace(base, max_calls_per_day=2)),
-        ("daily cap 1 call", replace(base, max_calls_per_day=1)),
-        ("gap of 4 h between any two calls", replace(base, min_gap_minutes=240)),
-        ("gap of 24 h between any two calls", replace(base, min_gap_minutes=1440)),
-        ("no quiet hours (deployed 21:00-08:00)", replace(base, quiet_hours=None)),
+        ("gap of 4 h between contacts (deployed 24 h)", changed(cooldown_minutes=240)),
+        ("gathering 30 min (deployed 10)", changed(gather_minutes=30)),
+        ("incidents older than 12 h dropped (deployed 24 h)", changed(max_incident_age_hours=12)),
+        (
+            "no quiet hours (deployed 21:00-08:00)",
+            changed(quiet_hours=QuietHours("00:00", "00:00")),
+        ),
+        ("outage: 5 subscribers a window, sample 2", changed(outage=OutageRule(5, 30, 2))),
         (
             "outage sample 25% (cell-days with >= 20% of subscribers eligible)",
             replace(base, outage_sample=0.25),

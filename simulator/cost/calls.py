@@ -11,8 +11,10 @@ disconnect (ringing, and a call nobody picks up, are assumed not billed).
 
 Calls per day come from one function, :func:`calls_per_day`, that replays the day's
 candidate engagements (above-threshold incidents that passed ``min_sessions`` and were
-not from opted-out subscribers) under a :class:`ContactPolicy`; a what-if run can feed it
-its own candidates.
+not from opted-out subscribers) through the contact policy's own code
+(:func:`simulator.contact_plan.plan_contacts`: one contact per episode across KPIs, gap,
+cap, calling hours, staleness, outage sampling), then applies the cost model's cell-level
+knobs of a :class:`ContactPolicy`; a what-if run can feed it its own candidates.
 """
 
 from __future__ import annotations
@@ -20,17 +22,24 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from feedback_loop.policy import QuietHours
+from feedback_loop.contract import Verdict
+from feedback_loop.incidents import Incident
+from feedback_loop.policy import Policy, load_policy
 from simulator.contact_centre import NO_ANSWER, NO_INPUT, CallTiming, ContactCentre
+from simulator.contact_plan import plan_contacts
 from simulator.runtime import Invocation
 
 FLOW = Path(__file__).resolve().parents[2] / "connect_flows" / "Subscriber_engagement.json"
 MINUTES_PER_DAY = 1440
+# Minute 0 of the candidates: a Monday, midnight UTC (only the week day and the time of day
+# matter to the policy).
+DAY0 = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -112,21 +121,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ContactPolicy:
-    """The contact-policy settings that decide how many calls are made.
+    """The contact policy that decides how many calls are made.
 
-    ``cooldown_minutes``, ``max_calls_per_day`` and ``quiet_hours`` are the deployed
-    policy's. The rest model settings of the contact policy being built (issue 9) and
-    are off by default: ``min_gap_minutes`` between any two calls to one subscriber;
-    outage sampling (a cell-day where at least ``outage_share`` of the cell's subscribers
-    are eligible is an outage, and only ``outage_sample`` of them are called); and a
-    per-cell rating budget (once a cell has ``cell_rating_budget`` ratings in a day it
-    is measured and its further subscribers are not called, unless ``care_mode``).
+    ``rules`` is the deployed policy (``feedback_loop.policy``), evaluated by its own code.
+    The rest are the cost model's cell-level knobs, off by default: outage sampling by
+    share (a cell-day where at least ``outage_share`` of the cell's subscribers are
+    eligible is an outage, and only ``outage_sample`` of them are called), and a per-cell
+    rating budget (once a cell has ``cell_rating_budget`` ratings in a day it is measured
+    and its further subscribers are not called, unless ``care_mode``).
     """
 
-    cooldown_minutes: int = 1440
-    max_calls_per_day: int = 3
-    quiet_hours: QuietHours | None = field(default_factory=QuietHours)
-    min_gap_minutes: int = 0
+    rules: Policy = field(default_factory=load_policy)
     outage_share: float = 0.2
     outage_sample: float = 1.0
     cell_rating_budget: int | None = None
@@ -148,46 +153,47 @@ class CallsPerDay:
         return self.calls / self.subscriber_days if self.subscriber_days else 0.0
 
 
-def _hhmm(minute: int) -> str:
-    return f"{minute % MINUTES_PER_DAY // 60:02d}:{minute % 60:02d}"
+def _as_incident(index: int, candidate: Candidate, rules: Policy) -> Incident:
+    """A candidate as the incident the handlers would decide on (above threshold, enough
+    sessions; the subscriber index is no phone number, so the deployment's zone applies)."""
+    moment = DAY0 + timedelta(minutes=candidate.minute)
+    return Incident(
+        incident_id=f"candidate-{index}",
+        phone_number=f"subscriber-{candidate.subscriber}",
+        event_type=candidate.kpi,
+        timestamp=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        cell=candidate.cell,
+        device=None,
+        vendor=None,
+        failure_rate=1.0,
+        sessions=rules.min_sessions,
+        failures=rules.min_sessions,
+        window_minutes=rules.windows_minutes[candidate.kpi],
+        record_id=f"candidate-{index}",
+    )
 
 
 def _per_subscriber(
-    candidates: Iterable[Candidate], policy: ContactPolicy, suppressed: dict[str, float]
+    candidates: Sequence[Candidate], rules: Policy, suppressed: dict[str, float]
 ) -> list[Candidate]:
-    """Quiet hours, per-KPI cooldown, daily cap and minimum gap, in time order per subscriber.
-
-    Same order and rules as ``feedback_loop.decision`` (an engagement that was not made
-    does not start a cooldown or count toward the cap).
-    """
-    by_subscriber: dict[int, list[Candidate]] = defaultdict(list)
-    for candidate in candidates:
-        by_subscriber[candidate.subscriber].append(candidate)
-    called = []
-    for ordered in by_subscriber.values():
-        last_kpi: dict[str, int] = {}
-        per_day: dict[int, int] = defaultdict(int)
-        last_call: int | None = None
-        for candidate in sorted(ordered, key=lambda c: (c.minute, c.kpi)):
-            day = candidate.minute // MINUTES_PER_DAY
-            previous = last_kpi.get(candidate.kpi)
-            if policy.quiet_hours is not None and policy.quiet_hours.contains(
-                _hhmm(candidate.minute)
-            ):
-                rule = "quiet_hours"
-            elif previous is not None and candidate.minute - previous < policy.cooldown_minutes:
-                rule = "cooldown"
-            elif per_day[day] >= policy.max_calls_per_day:
-                rule = "daily_cap"
-            elif last_call is not None and candidate.minute - last_call < policy.min_gap_minutes:
-                rule = "min_gap"
-            else:
-                last_kpi[candidate.kpi] = last_call = candidate.minute
-                per_day[day] += 1
-                called.append(candidate)
-                continue
-            _count(suppressed, rule, 1)
-    return called
+    """The contacts the policy makes of the candidates, each at the minute it is made."""
+    plan = plan_contacts((_as_incident(i, c, rules) for i, c in enumerate(candidates)), rules)
+    for reason, count in plan.not_contacted.items():
+        _count(suppressed, reason, count)
+    first = {
+        d.engagement_id: candidates[int(d.incident.incident_id.rpartition("-")[2])]
+        for d in plan.decisions
+        if d.decision == Verdict.ENGAGE
+    }
+    return [
+        Candidate(
+            first[contact.engagement_id].subscriber,
+            contact.cell,
+            first[contact.engagement_id].kpi,
+            int((contact.at - DAY0).total_seconds() // 60),
+        )
+        for contact in plan.contacts
+    ]
 
 
 def _count(suppressed: dict[str, float], rule: str, calls: float) -> None:
@@ -213,7 +219,7 @@ def calls_per_day(
     share of calls that end in a rating.
     """
     suppressed: dict[str, float] = {}
-    called = _per_subscriber(candidates, policy, suppressed)
+    called = _per_subscriber(candidates, policy.rules, suppressed)
     population = cell_population or {}
     by_cell_day: dict[tuple[str, int], list[Candidate]] = defaultdict(list)
     for candidate in called:

@@ -33,14 +33,20 @@ from feedback_loop.timeutil import parse_utc
 from simulator.cost.calls import pattern_of
 from simulator.scenario import Scenario
 
+# The decisions taken when an incident arrives; the other engagement/ records are the
+# steps of contacting (deferred, contacted, closed, failed).
+DECISIONS = (Verdict.ENGAGE, Verdict.SUPPRESS, Verdict.MERGED)
 INPUTS = Path(__file__).resolve().parents[1] / "cost_inputs.json"
-# Decisions a different contact policy could turn into calls: the engagements, and the
-# suppressions by the rules calls_per_day replays (not opt-outs, not min_sessions).
+# Decisions a different contact policy could turn into calls: the engagements, the
+# incidents that joined one, and the suppressions by the rules calls_per_day replays (not
+# opt-outs, not min_sessions, not an incident already too old when it arrived).
 CANDIDATE_REASONS = {
     (Verdict.ENGAGE, "above_threshold"),
+    (Verdict.MERGED, "same_episode"),
+    (Verdict.SUPPRESS, "gathering"),
+    (Verdict.SUPPRESS, "contact_gap"),
+    (Verdict.SUPPRESS, "contact_cap"),
     (Verdict.SUPPRESS, "quiet_hours"),
-    (Verdict.SUPPRESS, "cooldown"),
-    (Verdict.SUPPRESS, "daily_cap"),
 }
 
 
@@ -64,6 +70,17 @@ def _lake(run_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]
         records.setdefault(prefix, []).extend(json.loads(line) for line in lines if line)
         objects[prefix] += 1
     return records, objects
+
+
+def _unique_decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One decision per incident (an engagement's id is shared by the incidents that
+    joined it; lake delivery is at-least-once)."""
+    return list({(r["engagement_id"], r["incident_id"]): r for r in records}.values())
+
+
+def _unique_steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    fields = ("engagement_id", "incident_id", "decision", "reason", "decided_at")
+    return list({tuple(r.get(f) for f in fields): r for r in records}.values())
 
 
 def _unique(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -175,7 +192,9 @@ def measure(
         if scenario.subscribers
         else {r["phone_number"]: r["cell"] for r in scenario.probe_events if isinstance(r, dict)}
     )
-    engagement = _unique(lake.get("engagement", []), "engagement_id")
+    steps = lake.get("engagement", [])
+    decisions = [r for r in steps if r["decision"] in DECISIONS]
+    engagement = _unique_decisions(decisions)
     incidents = _unique(lake.get("incidents", []), "incident_id")
     candidates, _ = _candidates(engagement, day0)
     good = summary["probe_events"] - summary["rejected_records"]
@@ -188,11 +207,16 @@ def measure(
             "records_per_subscriber_day": round(summary["probe_events"] / len(homes) / days, 2),
             "rejected_share": round(summary["rejected_records"] / summary["probe_events"], 6),
             "incidents_per_record": round(len(incidents) / good, 6),
-            "decisions_per_incident": round(len(engagement) / max(len(incidents), 1), 4),
+            # every engagement/ record: the decisions and the contact steps after them
+            "decisions_per_incident": round(len(_unique_steps(steps)) / max(len(incidents), 1), 4),
             "decision_reasons": dict(
                 sorted(Counter(f"{r['decision']}:{r['reason']}" for r in engagement).items())
             ),
             "engagements": summary["engagements"],
+            # episodes contacted at least once: what calls_per_day replays the policy to
+            "first_contacts": len(
+                {r["engagement_id"] for r in steps if r["decision"] == Verdict.CONTACTED}
+            ),
             "invocations": {
                 name: figures["invocations"] for name, figures in summary["invocations"].items()
             },

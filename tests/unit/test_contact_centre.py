@@ -11,6 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent
 
 from feedback_loop.contract import EVENT_TYPES
+from feedback_loop.feedback import NO_INPUT
 from feedback_loop.ids import engagement_id
 from simulator.behaviour import DefaultBehaviour, SimulatedSubscribers
 from simulator.contact_centre import (
@@ -50,12 +51,15 @@ LOG_FIELDS = {
 }
 
 
-def attributes_for(phone: str = PHONE, incident_type: str = "CALL_DROP") -> dict[str, str]:
+def attributes_for(
+    phone: str = PHONE, incident_type: str = "CALL_DROP", incident_types: str | None = None
+) -> dict[str, str]:
     incident_time = "2026-11-25T10:15:03Z"
     incident_id = f"incident-of-{phone}-{incident_type}"
     return {
         "engagement_id": engagement_id(phone, incident_type, incident_time, incident_id),
         "incident_type": incident_type,
+        "incident_types": incident_types or incident_type,
         "incident_time": incident_time,
         "incident_id": incident_id,
         "cell": "LDN-0042",
@@ -86,7 +90,7 @@ class FeedbackFunction:
         self.events.append(event)
         self.times.append(at)
         pressed = event["Details"]["Parameters"]["input"]
-        result = {"": "no_response", "9": "opted_out"}.get(pressed, "recorded")
+        result = {NO_INPUT: "no_response", "9": "opted_out"}.get(pressed, "recorded")
         return Invocation(
             {"result": result, "sentiment": "0.0", "change_sentiment": "0.0"}, None, self.duration
         )
@@ -172,7 +176,9 @@ def test_a_rating_is_sent_once_to_the_feedback_function(digit: str) -> None:
     assert len(feedback.events) == 1
     event = feedback.events[0]
     assert event["Name"] == "ContactFlowEvent"
-    assert event["Details"]["Parameters"] == {**attributes, "input": digit}
+    # every attribute but the list of KPIs, which only the flow's explanation reads
+    passed = {k: v for k, v in attributes.items() if k != "incident_types"}
+    assert event["Details"]["Parameters"] == {**passed, "input": digit}
     contact = event["Details"]["ContactData"]
     assert contact["ContactId"] == response["ContactId"]
     assert contact["CustomerEndpoint"] == {"Address": PHONE, "Type": "TELEPHONE_NUMBER"}
@@ -208,7 +214,7 @@ def test_the_event_fixture_has_the_shape_the_simulator_sends() -> None:
     assert set(fixture["Details"]["Parameters"]) == set(simulated["Details"]["Parameters"])
     parsed = ConnectContactFlowEvent(fixture)
     assert parsed.contact_data.customer_endpoint.address.startswith("+")
-    assert parsed.parameters["input"] in {"1", "2", "3", "4", "5", "9", ""}
+    assert parsed.parameters["input"] in {"1", "2", "3", "4", "5", "9", NO_INPUT}
 
 
 def test_opt_out_sends_9_and_confirms() -> None:
@@ -226,7 +232,7 @@ def test_silence_is_retried_once_then_recorded_as_no_response() -> None:
     call(cc, request_for(attributes_for()))
 
     assert subscriber.asked == 2
-    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
+    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [NO_INPUT]
     record = cc.records[0]
     assert record["input"] == ""
     assert record["inputs"] == ["", ""]
@@ -248,7 +254,7 @@ def test_two_invalid_keys_are_recorded_as_no_response() -> None:
 
     call(cc, request_for(attributes_for()))
 
-    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
+    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [NO_INPUT]
 
 
 def test_no_answer_runs_no_flow_and_is_logged(tmp_path: Path) -> None:
@@ -347,19 +353,34 @@ def test_calls_log_has_one_line_per_contact_with_the_fixed_fields(tmp_path: Path
     assert lines == cc.records
 
 
+def reason_text(incident_type: str | None) -> str:
+    """The flow's sentence for one KPI (``None``: the generic one)."""
+    slug = "generic" if incident_type is None else incident_type.lower().replace("_", "-")
+    return action_text(lambda a: a["Identifier"] == f"reason-{slug}")
+
+
 @pytest.mark.parametrize("incident_type", EVENT_TYPES)
-def test_the_first_prompt_explains_the_incident_type(incident_type: str) -> None:
+def test_the_call_explains_the_incident_type_then_asks(incident_type: str) -> None:
     cc, _, _ = centre(["3"])
 
     call(cc, request_for(attributes_for(incident_type=incident_type)))
 
-    explanation = compare_target("$.Attributes.incident_type", incident_type)
-    assert (
-        explanation["Identifier"]
-        != compare_target("$.Attributes.incident_type", None)["Identifier"]
-    ), "the incident type must have its own sentence, not the generic one"
-    assert cc.records[0]["prompts"][0] == explanation["Parameters"]["Text"]
-    assert cc.records[0]["prompts"][1] in RATING_PROMPTS
+    prompts = cc.records[0]["prompts"]
+    assert prompts[1] == reason_text(incident_type)
+    assert prompts[1] != reason_text(None), "each incident type has its own sentence"
+    assert prompts[2] == action_text(lambda a: a["Identifier"] == "apologise")
+    assert prompts[3] in RATING_PROMPTS
+
+
+def test_one_call_about_several_incident_types_explains_each_once() -> None:
+    cc, _, _ = centre(["2"])
+    kpis = "VIDEO_STALLING,CALL_DROP"
+
+    call(cc, request_for(attributes_for(incident_type="VIDEO_STALLING", incident_types=kpis)))
+
+    prompts = cc.records[0]["prompts"]
+    assert prompts[1:3] == [reason_text("CALL_DROP"), reason_text("VIDEO_STALLING")]
+    assert prompts.count(reason_text("CALL_DROP")) == 1
 
 
 def test_an_unknown_incident_type_gets_the_generic_explanation_and_is_still_asked() -> None:
@@ -367,8 +388,7 @@ def test_an_unknown_incident_type_gets_the_generic_explanation_and_is_still_aske
 
     call(cc, request_for(attributes_for(incident_type="SMS_DELAY")))
 
-    generic = compare_target("$.Attributes.incident_type", None)["Parameters"]["Text"]
-    assert cc.records[0]["prompts"][0] == generic
+    assert cc.records[0]["prompts"][1] == reason_text(None)
     assert feedback.events[0]["Details"]["Parameters"]["input"] == "2"
 
 
@@ -515,7 +535,7 @@ def test_a_scripted_silent_subscriber_runs_through_the_real_flow_as_no_response(
 
     call(cc, request_for(attributes_for()))
 
-    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [""]
+    assert [e["Details"]["Parameters"]["input"] for e in feedback.events] == [NO_INPUT]
     assert cc.records[0]["inputs"] == ["", ""]
 
 

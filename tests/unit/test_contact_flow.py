@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from feedback_loop.contract import EVENT_TYPES
+from feedback_loop.feedback import NO_INPUT
 
 FLOW_PATH = Path(__file__).parents[2] / "connect_flows" / "Subscriber_engagement.json"
 ARN_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
@@ -127,12 +128,13 @@ def test_feedback_lambda_gets_exactly_the_parameters_the_handler_reads(
         assert 1 <= int(parameters["InvocationTimeLimitSeconds"]) <= 8
 
 
-def test_no_response_is_recorded_with_an_empty_input(actions: dict[str, dict]) -> None:
+def test_no_response_is_recorded_with_the_no_input_marker(actions: dict[str, dict]) -> None:
+    # A static parameter must not be empty in Connect, so silence is passed as "none".
     inputs = {
         action["Parameters"]["LambdaInvocationAttributes"]["input"]
         for action in of_type(actions, "InvokeLambdaFunction")
     }
-    assert "" in inputs
+    assert inputs == {"$.Attributes.feedback_input", NO_INPUT}
 
 
 def test_rating_prompts_handle_every_valid_key_and_every_input_error(
@@ -148,20 +150,35 @@ def test_rating_prompts_handle_every_valid_key_and_every_input_error(
         assert "1" in action["Parameters"]["Text"] and "9" in action["Parameters"]["Text"]
 
 
-def test_the_reason_for_the_call_is_chosen_for_every_incident_type(
+def test_every_incident_type_of_the_call_is_explained_in_turn(
     actions: dict[str, dict],
 ) -> None:
-    reasons = [
+    # One call can be about several KPIs (the episode's incident_types, comma-separated):
+    # a chain of TextContains checks, one per KPI, each with its own sentence, then the
+    # apology; a call about none of them gets the generic explanation.
+    checks = [
         action
         for action in of_type(actions, "Compare")
-        if action["Parameters"]["ComparisonValue"] == "$.Attributes.incident_type"
+        if action["Parameters"]["ComparisonValue"] == "$.Attributes.incident_types"
     ]
-    assert len(reasons) == 1
-    assert operands(reasons[0]) == set(EVENT_TYPES)
-    sentences = {
-        actions[branch["NextAction"]]["Parameters"]["Text"]
-        for branch in reasons[0]["Transitions"]["Conditions"]
-    }
+    assert all(
+        branch["Condition"]["Operator"] == "TextContains"
+        for action in checks
+        for branch in action["Transitions"]["Conditions"]
+    )
+    sentences = set()
+    action = actions["explain-reason"]
+    assert operands(action) == set(EVENT_TYPES)
+    assert actions[action["Transitions"]["NextAction"]]["Identifier"] == "reason-generic"
+    action = actions[action["Transitions"]["Conditions"][0]["NextAction"]]
+    for kpi in EVENT_TYPES:
+        assert operands(action) == {kpi}
+        reason = actions[action["Transitions"]["Conditions"][0]["NextAction"]]
+        sentences.add(reason["Parameters"]["Text"])
+        following = actions[action["Transitions"]["NextAction"]]
+        assert actions[reason["Transitions"]["NextAction"]] is following
+        action = following
+    assert action["Identifier"] == "apologise"
     assert len(sentences) == len(EVENT_TYPES), "each incident type has its own explanation"
 
 

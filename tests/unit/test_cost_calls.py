@@ -1,10 +1,11 @@
 """Call durations from the twin's contact centre, and calls per day under a contact policy."""
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from feedback_loop.policy import QuietHours
+from feedback_loop.policy import load_policy
 from simulator.contact_centre import CallTiming
 from simulator.cost.calls import (
     Candidate,
@@ -61,43 +62,45 @@ def test_pattern_of_a_call_log_line_reproduces_the_answers() -> None:
     assert pattern_of({"outcome": "hung_up", "inputs": [""]}) == ("none", "no_answer")
 
 
-NO_QUIET = ContactPolicy(quiet_hours=None)
+NO_QUIET = ContactPolicy(rules=load_policy({"quiet_hours": None}))
 
 
 def _at(subscriber: int, minute: int, kpi: str = "CALL_DROP", cell: str = "C1") -> Candidate:
     return Candidate(subscriber, cell, kpi, minute)
 
 
-def test_cooldown_is_per_kpi_and_only_started_by_a_call() -> None:
-    day = [_at(0, 600), _at(0, 700), _at(0, 720, "LOW_BITRATE"), _at(0, 600 + 1440)]
+def test_one_call_per_episode_across_kpis_and_the_gap_defers_the_next() -> None:
+    day = [_at(0, 600), _at(0, 605, "LOW_BITRATE"), _at(0, 700), _at(0, 600 + 1440)]
     result = calls_per_day(day, subscribers=1, days=2, policy=NO_QUIET)
-    # 700 is within 24 h of the 600 call; LOW_BITRATE is another KPI; 2040 is 24 h later
-    assert result.calls == 3
-    assert result.suppressed == {"cooldown": 1}
-    assert result.per_subscriber_day == 1.5
+    # 605 joins the episode of 600 (one call at 610); 700 opens the next episode, which
+    # waits out the 24 h gap (a call at 2050), and 2040 joins it
+    assert result.calls == 2
+    assert result.suppressed == {"same_episode": 2}
+    assert result.per_subscriber_day == 1.0
 
 
-def test_daily_cap_and_gap_between_any_two_calls() -> None:
+def test_the_cap_over_days_suppresses_what_it_would_push_past_the_incident_age() -> None:
     kpis = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
-    day = [_at(0, 600 + 10 * i, kpi) for i, kpi in enumerate(kpis)]
-    assert calls_per_day(day, 1, 1, NO_QUIET).calls == 3  # deployed cap of 3
-    capped = calls_per_day(day, 1, 1, ContactPolicy(quiet_hours=None, max_calls_per_day=1))
-    assert (capped.calls, capped.suppressed) == (1, {"daily_cap": 3})
-    gapped = calls_per_day(day, 1, 1, ContactPolicy(quiet_hours=None, min_gap_minutes=15))
-    assert (gapped.calls, gapped.suppressed) == (2, {"min_gap": 2})  # at 600 and 620
+    day = [_at(0, 600 + 100 * i, kpi) for i, kpi in enumerate(kpis)]
+    rules = load_policy({"quiet_hours": None, "cooldown_minutes": 60, "max_contacts": 2})
+    result = calls_per_day(day, 1, 1, ContactPolicy(rules=rules))
+    assert (result.calls, result.suppressed) == (2, {"contact_cap": 2})
 
 
-def test_quiet_hours_suppress_by_time_of_day() -> None:
+def test_quiet_hours_defer_a_call_and_drop_it_only_when_it_would_be_stale() -> None:
     day = [_at(0, 22 * 60), _at(1, 7 * 60 + 59), _at(2, 8 * 60)]
-    result = calls_per_day(day, 3, 1, ContactPolicy(quiet_hours=QuietHours("21:00", "08:00")))
-    assert (result.calls, result.suppressed) == (1, {"quiet_hours": 2})
+    deferred = calls_per_day(day, 3, 1, ContactPolicy())  # 21:00-08:00 UTC, 24 h
+    assert (deferred.calls, deferred.suppressed) == (3, {})
+    strict = ContactPolicy(rules=load_policy({"max_incident_age_hours": 6}))
+    result = calls_per_day(day, 3, 1, strict)  # 22:00 would wait 10 h
+    assert (result.calls, result.suppressed) == (2, {"quiet_hours": 1})
 
 
 def test_outage_sample_calls_a_share_of_an_outage_cells_subscribers() -> None:
     # 4 of the 10 subscribers of cell C1 are eligible the same day: an outage (>= 20%)
     day = [_at(s, 600 + s) for s in range(4)] + [_at(9, 600, cell="C2")]
     population = {"C1": 10, "C2": 10}
-    sampled = ContactPolicy(quiet_hours=None, outage_sample=0.5)
+    sampled = replace(NO_QUIET, outage_sample=0.5)
     result = calls_per_day(day, 20, 1, sampled, cell_population=population)
     assert result.calls == 2 + 1  # half of C1, and C2 (1 in 10 is no outage)
     assert result.suppressed == {"outage_sample": 2}
@@ -107,7 +110,7 @@ def test_cell_rating_budget_in_measure_mode_and_care_mode() -> None:
     # 6 eligible subscribers on a measured cell of 10; a production cell has 100 subscribers,
     # so a budget of 20 ratings there is 2 ratings here, i.e. 4 calls at 0.5 ratings per call
     day = [_at(s, 600 + s) for s in range(6)]
-    budget = ContactPolicy(quiet_hours=None, cell_rating_budget=20)
+    budget = replace(NO_QUIET, cell_rating_budget=20)
     kwargs: dict[str, Any] = {
         "cell_population": {"C1": 10},
         "subscribers_per_cell": 100,
@@ -116,5 +119,5 @@ def test_cell_rating_budget_in_measure_mode_and_care_mode() -> None:
     measured = calls_per_day(day, 10, 1, budget, **kwargs)
     assert measured.calls == pytest.approx(4.0)
     assert measured.suppressed == {"cell_measured": pytest.approx(2.0)}
-    care = ContactPolicy(quiet_hours=None, cell_rating_budget=20, care_mode=True)
+    care = replace(NO_QUIET, cell_rating_budget=20, care_mode=True)
     assert calls_per_day(day, 10, 1, care, **kwargs).calls == 6

@@ -76,10 +76,10 @@ def test_the_price_table_says_where_every_price_comes_from() -> None:
 
 
 def test_committed_inputs_replay_to_the_calls_the_twin_made() -> None:
-    # The calls-per-day function, at the deployed policy, makes exactly the calls the
-    # handlers decided in the measured twin run: same rules, same order.
+    # The calls-per-day function, at the deployed policy, contacts exactly as many episodes
+    # as the handlers did in the measured twin run: the same policy code, the same order.
     inputs = load_inputs(INPUTS)
     day = inputs["day"]
     made = calls_per_day(candidates_of(day), day["subscribers"], day["days"], deployed_policy())
-    assert made.calls == day["engagements"]
+    assert made.calls == day["first_contacts"]
     assert made.calls > 0

@@ -38,6 +38,7 @@ SCENARIO = Scenario(
 def _decision(engagement_id: str, subscriber: str, at: str, decision: str, reason: str) -> dict:
     return {
         "engagement_id": engagement_id,
+        "incident_id": f"incident-of-{engagement_id}",
         "subscriber_id": subscriber,
         "cell": "C1" if subscriber == "s1" else "C2",
         "incident_type": "CALL_DROP",
@@ -66,6 +67,7 @@ def _write_run(run: Path) -> None:
     decisions = [
         _decision("e1", "s1", "10:00:00", "engage", "above_threshold"),
         _decision("e2", "s2", "11:30:00", "suppress", "min_sessions"),
+        {**_decision("e1", "s1", "10:00:00", "contacted", "voice"), "decided_at": "10:10"},
     ]
     # at-least-once delivery: the first decision arrived twice, in another object
     (engagement / "b.jsonl.gz").write_bytes(encode_jsonl_gz(decisions))
@@ -107,7 +109,9 @@ def test_measure_derives_the_funnel_calls_and_sizes_from_the_run(tmp_path: Path)
     assert day["days"] == 1
     assert day["records_per_subscriber_day"] == 2.0
     assert day["incidents_per_record"] == 0.5
-    assert day["decisions_per_incident"] == 1.0  # e1 counted once
+    # e1's decision counted once, its contact step too: 3 engagement/ records, 2 incidents
+    assert day["decisions_per_incident"] == 1.5
+    assert day["first_contacts"] == 1
     # only the engage decision is a candidate (min_sessions is not), at 10:00 = minute 600
     assert day["candidates"] == [[0, "C1", "CALL_DROP", 600]]
     assert day["cell_population"] == {"C1": 1, "C2": 1}

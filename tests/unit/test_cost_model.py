@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from feedback_loop.policy import load_policy
 from simulator.contact_centre import CallTiming
 from simulator.cost.calls import ContactPolicy
 from simulator.cost.model import (
@@ -46,7 +47,7 @@ def _bill(reference: bool = False) -> dict[str, float]:
         SUBSCRIBERS,
         RECORDS_PER_DAY,
         inputs,
-        ContactPolicy(quiet_hours=None),
+        ContactPolicy(rules=load_policy({"quiet_hours": None})),
         ASSUMPTIONS,
         flow=tiny_flow(),
     )

@@ -1,5 +1,6 @@
 """Figures of summary.json that come from the outside world's log: counted, not assumed."""
 
+from feedback_loop.calls import client_token
 from feedback_loop.policy import load_policy
 from simulator.outputs import calls_in_local_quiet_hours, exactly_once_figures, throttles_absorbed
 from simulator.scenario import Subscriber
@@ -31,18 +32,23 @@ def test_a_call_in_the_subscribers_own_night_counts_even_when_it_is_day_in_the_p
 def test_throttles_absorbed_are_those_whose_engagement_was_placed_afterwards() -> None:
     calls = [_call(LONDON, "2026-11-25T10:05:00Z", "e1")]
     at = 1795600800.0  # 2026-11-25T10:00:00Z
-    refusals = [("e1", at), ("e1", at + 60), ("e2", at), ("e1", at + 3600)]
+    # refusals carry the request's ClientToken: one per engagement and attempt
+    e1, e2 = client_token("e1", 1), client_token("e2", 1)
+    refusals = [(e1, at), (e1, at + 60), (e2, at), (e1, at + 3600)]
 
     assert throttles_absorbed(refusals, calls) == 2
 
 
-def test_a_second_call_of_one_engagement_is_a_duplicate_and_a_parked_one_is_not_lost() -> None:
+def test_a_second_call_of_one_attempt_is_a_duplicate_and_a_parked_one_is_not_lost() -> None:
+    retry = {**_call(LONDON, "2026-11-25T10:45:00Z", "e1"), "attributes": {"attempt": "2"}}
     calls = [
         _call(LONDON, "2026-11-25T10:05:00Z", "e1"),
-        _call(LONDON, "2026-11-25T10:09:00Z", "e1"),
+        _call(LONDON, "2026-11-25T10:09:00Z", "e1"),  # attempt 1 again: a duplicate
+        retry,  # the second attempt after no answer: not a duplicate
     ]
     engagement = [{"engagement_id": e, "decision": "engage"} for e in ("e1", "e2", "e3")] + [
-        {"engagement_id": "e4", "decision": "suppress"}
+        {"engagement_id": "e1", "decision": "closed"},
+        {"engagement_id": "e4", "decision": "suppress"},
     ]
     dead_letters = {"engagement_trigger_dlq.fifo": ['{"engagement_id": "e2"}', "not json"]}
 

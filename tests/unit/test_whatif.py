@@ -18,7 +18,7 @@ from simulator.whatif import (
     IncidentRow,
     LocalProbes,
     WhatIfError,
-    contact_decisions,
+    contact_plan,
     figures,
     load_candidates,
 )
@@ -129,40 +129,62 @@ def _incident(sub: str, minute: float, kpi: str = "CALL_DROP", sessions: int = 4
     )
 
 
-def test_the_offline_policy_is_the_handlers_decide_all_per_subscriber() -> None:
-    policy = load_policy({"max_calls_per_day": 2})
+LONDON_A, LONDON_B, LONDON_C = "+447700900001", "+447700900002", "+447700900003"
+
+
+def test_the_offline_policy_gathers_defers_and_keeps_the_gap_as_the_handlers_do() -> None:
+    policy = load_policy({})
     rows = [
-        _incident("a", 0),
-        _incident("a", 30),  # cooldown: same KPI within 24 h
-        _incident("a", 31, "CALL_QUALITY"),
-        _incident("a", 32, "LOW_BITRATE"),  # third call that day: daily cap
-        _incident("b", 5, sessions=2),  # min_sessions
-        _incident("b", 13 * 60),  # 22:00 UTC: quiet hours
+        _incident(LONDON_A, 0),  # 09:00 London: engaged, contacted after gathering
+        _incident(LONDON_A, 5, "CALL_QUALITY"),  # joins the same episode: one call
+        _incident(LONDON_A, 90, "LOW_BITRATE"),  # after the call: waits out the 24 h gap
+        _incident(LONDON_B, 5, sessions=2),  # too few sessions to judge
+        _incident(LONDON_C, 13 * 60),  # 22:00 London: deferred to 08:00, not dropped
     ]
-    decisions = contact_decisions(rows, policy)
-    assert sorted((d.phone_number, d.incident.timestamp[11:16], d.reason) for d in decisions) == [
-        ("a", "09:00", "above_threshold"),
-        ("a", "09:30", "cooldown"),
-        ("a", "09:31", "above_threshold"),
-        ("a", "09:32", "daily_cap"),
-        ("b", "09:05", "min_sessions"),
-        ("b", "22:00", "quiet_hours"),
+    plan = contact_plan(rows, policy)
+
+    assert sorted(
+        (d.phone_number, d.incident.timestamp[11:16], d.reason) for d in plan.decisions
+    ) == [
+        (LONDON_A, "09:00", "above_threshold"),
+        (LONDON_A, "09:05", "same_episode"),
+        (LONDON_A, "10:30", "above_threshold"),
+        (LONDON_B, "09:05", "min_sessions"),
+        (LONDON_C, "22:00", "above_threshold"),
     ]
+    assert [(c.phone_number, c.incident_types, c.at) for c in plan.contacts] == [
+        (LONDON_A, ("CALL_DROP", "CALL_QUALITY"), START + timedelta(minutes=10)),
+        (LONDON_C, ("CALL_DROP",), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)),
+        # a day after the first call, the incident still younger than 24 h
+        (LONDON_A, ("LOW_BITRATE",), START + timedelta(days=1, minutes=10)),
+    ]
+    assert plan.deferred == {"quiet_hours": 1, "contact_gap": 1}
     # the incidents carry the handler's ids (over the subscriber id the input has)
-    first = next(d for d in decisions if d.incident.timestamp.endswith("09:00:00Z"))
-    assert first.incident.incident_id == incident_id("a", "CALL_DROP", rows[0].timestamp, "shard:0")
+    first = plan.decisions[0]
+    assert first.incident.incident_id == incident_id(
+        LONDON_A, "CALL_DROP", rows[0].timestamp, "shard:0"
+    )
 
 
-def test_two_failures_in_the_same_second_are_both_called_as_the_handler_calls_them() -> None:
-    # Distinct incidents (issue 14 ids): the second is decided as a "replay" of the first
-    # and engaged with its own engagement id, so the handler places a second call.
+def test_two_failures_in_the_same_second_are_one_call_about_one_episode() -> None:
+    # Distinct incidents (issue 14 ids); the second joins the first's episode.
     twin = [_incident("a", 0), _incident("a", 0)]
     twin[1] = IncidentRow(**{**twin[1].__dict__, "record_id": "shard:1"})
     policy = load_policy({})
-    decisions = contact_decisions(twin, policy)
-    assert len({d.engagement_id for d in decisions}) == 2
-    result = figures(Candidate("c", {}, policy), 2, twin, decisions)
-    assert result["calls"] == 2 and result["distinct_subscribers_called"] == 1
+    plan = contact_plan(twin, policy)
+    assert len({d.incident.incident_id for d in plan.decisions}) == 2
+    result = figures(Candidate("c", {}, policy), 2, twin, plan)
+    assert result["calls"] == 1 and result["distinct_subscribers_called"] == 1
+    assert result["suppressed"] == {"same_episode": 1}
+
+
+def test_an_outage_is_sampled_offline_as_the_dial_step_samples_it() -> None:
+    policy = load_policy({"outage": {"min_subscribers": 5, "window_minutes": 30, "sample_size": 2}})
+    rows = [_incident(f"+4477009002{n:02d}", n / 10, cell="OUT") for n in range(40)]
+    plan = contact_plan(rows, policy)
+    assert len(plan.contacts) == 2
+    assert plan.dropped["cell_outage"] == 38
+    assert plan.outages == {("OUT", "2026-11-25T09:00:00Z")}
 
 
 def test_figures_count_calls_by_local_day_and_hour_and_rank_cells_by_subscribers() -> None:
@@ -171,16 +193,16 @@ def test_figures_count_calls_by_local_day_and_hour_and_rank_cells_by_subscribers
         _incident("a", 0, cell="A"),
         _incident("b", 10, cell="B"),
         _incident("c", 20, cell="B"),
-        _incident("c", 16 * 60, "CALL_QUALITY", cell="A"),  # 01:00 next day in Tokyo
+        _incident("f", 16 * 60, "CALL_QUALITY", cell="A"),  # 01:00 next day in Tokyo
         _incident("d", 30, sessions=1, cell="C"),
         _incident("e", 40, sessions=2, cell="B"),  # not called, but affected on B
     ]
     candidate = Candidate("tokyo.json", {"timezone": "Asia/Tokyo"}, policy)
-    result = figures(candidate, 9, rows, contact_decisions(rows, policy))
+    result = figures(candidate, 9, rows, contact_plan(rows, policy))
     assert result["incidents"] == 9
     assert result["incidents_above_threshold"] == 6
     assert (result["engagements"], result["calls"]) == (4, 4)
-    assert result["distinct_subscribers_called"] == 3
+    assert result["distinct_subscribers_called"] == 4
     assert result["calls_per_day"] == {"2026-11-25": 3, "2026-11-26": 1}
     assert result["busiest_hour"] == {
         "hour": "2026-11-25T18:00",
@@ -188,6 +210,7 @@ def test_figures_count_calls_by_local_day_and_hour_and_rank_cells_by_subscribers
         "timezone": "Asia/Tokyo",
     }
     assert result["suppressed"] == {"min_sessions": 2}
+    assert result["calls_in_local_quiet_hours"] == 0
     assert result["top_cells"] == ["B", "A", "C"]
 
 
