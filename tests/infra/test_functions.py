@@ -71,7 +71,9 @@ def test_shared_defaults(default, name) -> None:
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == f"{HANDLER_FOLDERS[name]}.app.handler"
     assert props["TracingConfig"] == {"Mode": "Active"}
-    powertools, dependencies = props["Layers"]
+    # the public Powertools layer by ARN, the dependency layer from this stack (by Ref)
+    (dependencies,) = [layer for layer in props["Layers"] if "Ref" in layer]
+    (powertools,) = [layer for layer in props["Layers"] if "Ref" not in layer]
     layer_arn = json.dumps(powertools)
     assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:" in layer_arn
     assert "AWS::Region" in layer_arn, "the layer ARN must follow the deployment region"

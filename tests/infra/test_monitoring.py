@@ -47,7 +47,7 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(default) -> None:
         matching = [
             a
             for a in _alarms(default.resources)
-            if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
             and referenced_id(_dimension(a, "QueueName")) == dlq
         ]
         assert len(matching) == 1, dlq
@@ -62,7 +62,7 @@ def test_every_function_alarms_on_errors_and_throttles(default, metric) -> None:
     watched = {
         referenced_id(_dimension(a, "FunctionName"))
         for a in _alarms(default.resources)
-        if a["MetricName"] == metric
+        if a.get("MetricName") == metric
     }
     assert watched == {function_id(default.resources, n) for n in FUNCTION_NAMES}
 
@@ -72,7 +72,7 @@ def test_probe_stream_iterator_age_is_watched(default) -> None:
     ages = [
         a
         for a in _alarms(default.resources)
-        if a["MetricName"] == "GetRecords.IteratorAgeMilliseconds"
+        if a.get("MetricName") == "GetRecords.IteratorAgeMilliseconds"
     ]
     assert [referenced_id(_dimension(a, "StreamName")) for a in ages] == [stream]
 
@@ -334,3 +334,29 @@ def test_dashboard_shows_every_dlq_every_functions_errors_and_the_stream_lag(def
     }
     (status,) = [w for w in _dashboard(default.resources)["widgets"] if w["type"] == "alarm"]
     assert len(status["properties"]["alarms"]) == len(_alarms(default.resources))
+
+
+def test_a_cell_outage_alarms_on_its_first_signal(default) -> None:
+    (alarm,) = [a for a in _alarms(default.resources) if "CellOutages" in json.dumps(a)]
+    (query,) = alarm["Metrics"]
+    metric = query["MetricStat"]["Metric"]
+    assert (metric["Namespace"], metric["MetricName"]) == ("SubscriberFeedbackLoop", "CellOutages")
+    assert _dimension(metric, "service") == "Read_after_incident"
+    assert query["MetricStat"]["Stat"] == "Sum"
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_held_engagements_alarm_before_the_fifo_in_flight_quota(default) -> None:
+    # SQS serves at most 120,000 in-flight messages of a FIFO queue; every held engagement
+    # (deferred, paced, awaiting an answer) is in flight on engagement_trigger_queue.fifo.
+    (alarm,) = [
+        a
+        for a in _alarms(default.resources)
+        if a.get("MetricName") == "ApproximateNumberOfMessagesNotVisible"
+    ]
+    queue = default.resources[referenced_id(_dimension(alarm, "QueueName"))]
+    assert queue["Properties"]["QueueName"] == "engagement_trigger_queue.fifo"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert alarm["Statistic"] == "Maximum"
+    assert 0 < alarm["Threshold"] < 120_000
