@@ -75,7 +75,9 @@ def build_pollers(
         stream = next((s for s in estate.streams.values() if s.arn == spec.source_arn), None)
         if queue is not None:
             check_event_source_permissions(iam, spec, "sqs")
-            pollers.append(SqsPoller(spec, queue, runtime, clock, sqs, moto_queue_depth, duplicate))
+            pollers.append(
+                SqsPoller(spec, queue, runtime, clock, sqs, moto_queue_depth, duplicate, visibility)
+            )
         elif stream is not None:
             check_event_source_permissions(iam, spec, "kinesis")
             pollers.append(
