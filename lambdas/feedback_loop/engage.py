@@ -206,7 +206,10 @@ def _send(
                     )
                 )
     not_sent = ports.update_queue.send(updates)
-    not_sent_triggers = ports.trigger_queue.send(triggers)
+    # No contact without its decision on record: a record whose decisions were not all sent
+    # sends no trigger now (its retry sends both; if it ends in the DLQ, nobody is called).
+    recorded = [t for t in triggers if t.key not in not_sent.keys]
+    not_sent_triggers = ports.trigger_queue.send(recorded)
     unsent = not_sent.keys | not_sent_triggers.keys
     order = [change.sequence_number for change in changes]
     if unsent:

@@ -314,6 +314,27 @@ def test_a_failed_send_call_fails_every_record_whose_messages_were_in_it(
     assert aws.messages("engagement_update_queue") == []
 
 
+def test_no_subscriber_is_triggered_whose_decision_could_not_be_recorded(
+    aws, event, lambda_context
+):
+    # Given SQS refusing the first subscriber's decision for the lake
+    first = event("dynamodb_stream_incident.json")["Records"][0]
+    second = _second_subscriber(first)
+    put_profile(aws, first)
+    put_profile(aws, second)
+    faults = SendFaults(app._dependencies().update_queue._sqs)
+    faults.refuse = lambda entry: phone_of(first) in entry["MessageBody"]
+
+    # When
+    response = app.handler({"Records": [first, second]}, lambda_context)
+
+    # Then the record fails and nobody is queued for a call it could not record: a call
+    # always has its engage decision in the lake (or its record waits in the DLQ)
+    assert response["batchItemFailures"]
+    triggers = engagements(aws, "engagement_trigger_queue.fifo")
+    assert [raw["Attributes"]["MessageGroupId"] for raw, _ in triggers] == [phone_of(second)]
+
+
 def _cell_records(template, phones, minute=10):
     """One stream record per subscriber, each with an above-threshold drop on LDN-0042."""
     records = []
