@@ -161,14 +161,6 @@ def test_the_handler_times_out_after_connect_placed_the_call(tmp_path: Path) -> 
     assert rung[RETRIED] >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs Trigger_Connect to keep its guard across a timeout between "
-        "StartOutboundVoiceContact and saving the result (Connect's ClientToken holds only "
-        "while the call is active), issue 8 finding 6"
-    ),
-)
 def test_a_retry_after_the_call_ended_does_not_ring_the_subscriber_again(tmp_path: Path) -> None:
     _, rung = retried_run(tmp_path)
 
