@@ -67,27 +67,39 @@ class Preference:
         return preference
 
     def update(self, now: datetime) -> dict[str, Any]:
-        """``UpdateItem`` arguments (without table and key) that apply the changes."""
-        sets = [f"{LAST_CHANGE} = :change", "PreferencesUpdatedAt = :at"]
+        """``UpdateItem`` arguments (without table and key) that apply the changes.
+
+        Every attribute goes through a placeholder name: ``TimeZone`` is a DynamoDB
+        reserved word."""
+        names = {"#change": LAST_CHANGE, "#at": "PreferencesUpdatedAt"}
+        sets = ["#change = :change", "#at = :at"]
         removes = []
         values: dict[str, Any] = {
             ":change": {"S": LastChange.OPERATOR},
             ":at": {"S": format_utc(now)},
         }
         if self.do_not_contact is not None:
-            sets.append(f"{DO_NOT_CONTACT} = :dnc")
+            names["#dnc"] = DO_NOT_CONTACT
+            sets.append("#dnc = :dnc")
             values[":dnc"] = {"BOOL": self.do_not_contact}
         for attribute, value, name in (
-            (TIME_ZONE, self.time_zone, ":zone"),
-            (PREFERRED_CHANNEL, self.channel, ":channel"),
+            (TIME_ZONE, self.time_zone, "zone"),
+            (PREFERRED_CHANNEL, self.channel, "channel"),
         ):
+            if value is None:
+                continue
+            names[f"#{name}"] = attribute
             if value == CLEAR:
-                removes.append(attribute)
-            elif value is not None:
-                sets.append(f"{attribute} = {name}")
-                values[name] = {"S": value}
+                removes.append(f"#{name}")
+            else:
+                sets.append(f"#{name} = :{name}")
+                values[f":{name}"] = {"S": value}
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        return {"UpdateExpression": expression, "ExpressionAttributeValues": values}
+        return {
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
 
 def _blank(value: str | None) -> str | None:
