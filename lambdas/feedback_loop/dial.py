@@ -102,7 +102,7 @@ def backoff_seconds(attempt: int, key: str) -> int:
     ±``BACKOFF_JITTER`` with a jitter derived from ``key``, so engagements throttled
     together do not all come back in the same second (and a replay waits as long).
     """
-    base = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1))
+    base = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (1 << max(0, attempt - 1)))
     return max(
         1, min(BACKOFF_MAX_SECONDS, round(base * (1 + BACKOFF_JITTER * _spread(key, attempt))))
     )

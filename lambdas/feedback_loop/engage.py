@@ -190,7 +190,8 @@ def _send(
     outcome: EngageOutcome,
     changes: Sequence[Change],
 ) -> None:
-    updates, triggers = [], []
+    updates: list[OutgoingMessage] = []
+    triggers: list[OutgoingMessage] = []
     for sequence, decisions, outages in per_record:
         updates.extend(OutgoingMessage(key=sequence, body=encode(outage)) for outage in outages)
         for decision in decisions:

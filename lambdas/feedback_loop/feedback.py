@@ -114,7 +114,7 @@ class Feedback:
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "LastFeedback is not a map")
         values = {name: item.get(attribute) for name, attribute in FEEDBACK_ATTRIBUTES.items()}
-        texts = ("contact_id", "engagement_id", "incident_id", "incident_type")
+        texts: tuple[str, ...] = ("contact_id", "engagement_id", "incident_id", "incident_type")
         texts += ("incident_time", "cell", "outcome", "received_at")
         try:
             for name in texts:
@@ -122,11 +122,12 @@ class Feedback:
                     raise ValueError(f"LastFeedback without {FEEDBACK_ATTRIBUTES[name]}")
             parse_utc(str(values["received_at"]))
             numbers = ("previous_sentiment", "sentiment", "change_sentiment")
-            return cls(
-                **{name: str(values[name]) for name in texts},
-                rating=None if values["rating"] is None else int(values["rating"]),
-                **{n: None if values[n] is None else float(values[n]) for n in numbers},
-            )
+            fields: dict[str, Any] = {name: str(values[name]) for name in texts}
+            fields["rating"] = None if values["rating"] is None else int(values["rating"])
+            for name in numbers:
+                value = values[name]
+                fields[name] = None if value is None else float(value)
+            return cls(**fields)
         except (TypeError, ValueError) as error:
             raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad LastFeedback: {error}") from error
 

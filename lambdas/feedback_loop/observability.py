@@ -22,8 +22,8 @@ def report_lake_batch(outcome: LakeBatchOutcome, written_metric: str) -> None:
             "Rejected lake input",
             extra={"item": item_id, "reason": error.reason, "detail": error.detail},
         )
-    for error in outcome.errors:
-        logger.error("Lake write failed; its items will be retried", extra={"error": error})
+    for failure in outcome.errors:
+        logger.error("Lake write failed; its items will be retried", extra={"error": failure})
     if outcome.rejected:
         metrics.add_metric(
             name="RejectedMessages", unit=MetricUnit.Count, value=len(outcome.rejected)

@@ -76,15 +76,15 @@ def _report(outcome: EngageOutcome) -> None:
             "Dropped malformed stream record",
             extra={"sequence": sequence, "reason": error.reason, "detail": error.detail},
         )
-    for sequence, error in outcome.errors:
+    for sequence, failure in outcome.errors:
         logger.error(
             "Engagement step failed; Lambda retries from here",
-            extra={"sequence": sequence, "error": error},
+            extra={"sequence": sequence, "error": failure},
         )
-    for outage, error in outcome.unmarked_outages:
+    for outage, reason in outcome.unmarked_outages:
         logger.warning(
             "Outage signal sent but not marked; it may be sent once more",
-            extra={"cell": outage.cell, "window": outage.window_start, "error": error},
+            extra={"cell": outage.cell, "window": outage.window_start, "error": reason},
         )
     metrics.add_metric(name="Engagements", unit=MetricUnit.Count, value=outcome.engaged)
     metrics.add_metric(

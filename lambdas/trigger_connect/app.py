@@ -103,7 +103,7 @@ def _dependencies() -> Dependencies:
     calls = ConnectCalls(boto3.client("connect", config=CONNECT_CLIENT_CONFIG))
     sqs = boto3.client("sqs")
     dynamodb = boto3.client("dynamodb")
-    once = idempotent_function(
+    once: Callable[[Callable[..., str]], Callable[..., str]] = idempotent_function(
         data_keyword_argument="request", persistence_store=persistence, config=config
     )
 

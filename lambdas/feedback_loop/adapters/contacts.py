@@ -9,7 +9,7 @@ the dialler reads the profile again right before each contact.)
 ``Read_after_incident`` again.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -85,7 +85,7 @@ class ContactStore:
         except ClientError as error:
             if not condition_failed(error):
                 raise aws_error("dynamodb.UpdateItem", error) from error
-            return from_item(error.response.get("Item", {}))
+            return from_item(cast(dict[str, Any], error.response).get("Item", {}))
         except BotoCoreError as error:
             raise aws_error("dynamodb.UpdateItem", error) from error
         return None
