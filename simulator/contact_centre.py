@@ -188,7 +188,7 @@ class ContactCentre:
         if self._start not in self._actions:
             raise FlowError(f"StartAction {self._start!r} is not an action of the flow")
         self._invoke_lambda = invoke_lambda
-        self._subscriber = subscriber
+        self.subscriber = subscriber
         self.instance_arn = instance_arn
         self.instance_id = instance_arn.rsplit("/", 1)[-1]
         self._region = instance_arn.split(":")[3] if instance_arn.count(":") >= 5 else ""
@@ -278,7 +278,7 @@ class ContactCentre:
     def _ring(self, request: dict, token: str | None, now: float) -> _Contact:
         phone = request["DestinationPhoneNumber"]
         attributes = dict(request.get("Attributes", {}))
-        first = self._subscriber(phone, dict(attributes))
+        first = self.subscriber(phone, dict(attributes))
         contact = _Contact(
             contact_id=self._contact_id(token),
             token=token,
@@ -371,6 +371,11 @@ class ContactCentre:
             "voice": contact.voice,
             "flow_logging": contact.flow_logging,
         }
+        self.log(record)
+
+    def log(self, record: dict[str, Any]) -> None:
+        """One line of ``calls.jsonl``: the outside world's log of every contact attempt
+        (the text centre writes its texts here too)."""
         self.records.append(record)
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -435,7 +440,7 @@ class ContactCentre:
         if contact.first_answer is not None:
             answer, contact.first_answer = contact.first_answer, None
             return answer
-        return self._subscriber(contact.phone_number, dict(contact.attributes))
+        return self.subscriber(contact.phone_number, dict(contact.attributes))
 
     def _invoke_lambda_function(self, contact: _Contact, action: dict) -> Step:
         parameters = action["Parameters"]

@@ -461,6 +461,11 @@ def access_requests(
         instance = str(params["InstanceId"]).rsplit("/", 1)[-1]
         arn = f"arn:aws:connect:{model.region}:{ACCOUNT_ID}:instance/{instance}/contact/*"
         return [AccessRequest("connect:StartOutboundVoiceContact", arn, "connect")]
+    if service == "pinpoint-sms-voice-v2" and name == "SendTextMessage":
+        # The origination identity is the resource (a phone number or pool ARN, as the
+        # config requires); End User Messaging SMS has no resource policy for it.
+        identity = str(params["OriginationIdentity"])
+        return [AccessRequest("sms-voice:SendTextMessage", identity, "sms-voice")]
     if service == "kinesis" and name in ("PutRecord", "PutRecords"):
         stream = model.arn_of("kinesis", str(params.get("StreamARN") or params["StreamName"]))
         return [

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedback_loop.adapters.dynamodb import from_item
 from simulator.analytics import remediation_csv, run_analytics, write_outputs
 from simulator.api_calls import ApiError, AwsHooks, count_calls
 from simulator.behaviour import DefaultBehaviour, FailureRatios, SimulatedSubscribers
@@ -42,19 +43,21 @@ from simulator.moto_internals import moto_kinesis_latest
 from simulator.outputs import copy_lake, dead_letter_depths, run_summary
 from simulator.producer import Producer
 from simulator.progress import Progress
-from simulator.provision import REGION, Estate, Provisioner
+from simulator.provision import ACCOUNT_ID, REGION, Estate, Provisioner
 from simulator.report import write_report
 from simulator.runtime import Runtime
 from simulator.scenario import Scenario
 from simulator.sqs_poller import VisibilityChanges
 from simulator.stream_pollers import KinesisPoller
 from simulator.template import Template, WiringError, synthesize
+from simulator.text_centre import TEXT_OPERATION, TextCentre
 from simulator.wiring import (
     build_pollers,
     check_every_function_runs,
     contact_flow,
     flow_target,
     inject_clock,
+    sns_subscribers,
 )
 
 _FAKE_CREDENTIALS = {
@@ -131,10 +134,13 @@ class Twin:
             self.visibility,
             self.deliveries,
         )
+        replies = sns_subscribers(self.provisioner.template)
+        self.text_centre = self._text_centre(replies)
         check_every_function_runs(
             self.runtime,
             self.pollers,
             [flow_target(f, self.runtime) for f in self.estate.contact_flows],
+            [function for _, function in replies],
         )
         self.producer = Producer(
             self._client("kinesis"), self._kinesis_poller(), scenario.probe_events, self.deliveries
@@ -201,6 +207,39 @@ class Twin:
         self.hooks.intercept(CONNECT_OPERATION, start_outbound_voice_contact)
         return centre
 
+    def _text_centre(self, replies: list[tuple[str, str]]) -> TextCentre | None:
+        """End User Messaging SMS and the replies topic, when the stack has the second
+        channel (``sms.enabled``): one topic, one function subscribed to it."""
+        if not replies:
+            return None
+        if len(replies) != 1:
+            raise WiringError(f"expected one SMS replies subscription, found {replies}")
+        ((topic, function),) = replies
+        name = self.provisioner.template.resources[topic]["Properties"].get("TopicName", topic)
+        dynamodb = self._client("dynamodb")
+        table = next(
+            value
+            for f in self.estate.functions.values()
+            if (value := f.environment.get("SUBSCRIBER_TABLE"))
+        )
+
+        def profile(phone: str) -> dict[str, Any] | None:
+            item = dynamodb.get_item(TableName=table, Key={"PhoneNumber": {"S": phone}})
+            return from_item(item["Item"]) if "Item" in item else None
+
+        centre = TextCentre(
+            self.contact_centre.subscriber,
+            lambda event, at: self.runtime.invoke(function, event, at=at),
+            self.contact_centre.log,
+            profile,
+            f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}",
+        )
+        self.hooks.intercept(
+            TEXT_OPERATION,
+            lambda params: centre.send_text_message(params, self.runtime.now()),
+        )
+        return centre
+
     def _source_number(self) -> str:
         numbers = {
             number
@@ -222,12 +261,16 @@ class Twin:
         while True:
             progressed = [poller.pump() for poller in self.pollers]
             progressed.append(self.contact_centre.pump(self.clock.now))
+            if self.text_centre is not None:
+                progressed.append(self.text_centre.pump(self.clock.now))
             if not any(progressed):
                 return
 
     def _next_deadline(self) -> float | None:
         deadlines = [p.next_deadline() for p in self.pollers]
         deadlines.append(self.contact_centre.next_deadline())
+        if self.text_centre is not None:
+            deadlines.append(self.text_centre.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
     def settle_until(self, moment: float) -> None:

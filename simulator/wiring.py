@@ -27,7 +27,7 @@ from simulator.provision import ContactFlowSpec, Estate
 from simulator.runtime import Runtime
 from simulator.sqs_poller import SqsPoller, VisibilityChanges
 from simulator.stream_pollers import DynamoDbStreamPoller, KinesisPoller
-from simulator.template import WiringError
+from simulator.template import Template, WiringError
 
 
 def contact_flow(estate: Estate) -> ContactFlowSpec:
@@ -51,6 +51,23 @@ def flow_target(flow: ContactFlowSpec, runtime: Runtime) -> str:
     (target,) = targets
     runtime.function(target)  # fails loudly when the ARN is not a template function
     return target
+
+
+def sns_subscribers(template: Template) -> list[tuple[str, str]]:
+    """``(topic logical id, function name)`` of each Lambda subscription of an SNS topic
+    (the replies topic of the second channel, when the template has one)."""
+    found = []
+    for _, properties in template.of_type("AWS::SNS::Subscription"):
+        if properties.get("Protocol") != "lambda":
+            continue
+        endpoint, topic = properties.get("Endpoint"), properties.get("TopicArn")
+        if not (isinstance(endpoint, dict) and "Fn::GetAtt" in endpoint):
+            raise WiringError(f"an SNS subscription's Endpoint must name a function: {endpoint}")
+        if not (isinstance(topic, dict) and "Ref" in topic):
+            raise WiringError(f"an SNS subscription's TopicArn must reference a topic: {topic}")
+        function = template.resources[endpoint["Fn::GetAtt"][0]]["Properties"]["FunctionName"]
+        found.append((topic["Ref"], str(function)))
+    return found
 
 
 def build_pollers(
@@ -107,9 +124,11 @@ def build_pollers(
     return pollers
 
 
-def check_every_function_runs(runtime: Runtime, pollers: list[Poller], flows: list[str]) -> None:
-    """A function no source triggers and no flow invokes is a wiring error."""
-    triggered = {p.spec.function_name for p in pollers}
+def check_every_function_runs(
+    runtime: Runtime, pollers: list[Poller], flows: list[str], topics: Sequence[str] = ()
+) -> None:
+    """A function no source triggers, no flow invokes and no topic notifies is a wiring error."""
+    triggered = {p.spec.function_name for p in pollers} | set(topics)
     called = {runtime.function(target).spec.name for target in flows}
     orphans = sorted(set(runtime.functions) - triggered - called)
     if orphans:

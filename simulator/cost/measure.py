@@ -73,9 +73,10 @@ def _lake(run_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]
 
 
 def _unique_decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One decision per incident (an engagement's id is shared by the incidents that
-    joined it; lake delivery is at-least-once)."""
-    return list({(r["engagement_id"], r["incident_id"]): r for r in records}.values())
+    """Each decision once (lake delivery is at-least-once; an engagement's id is shared by
+    the incidents that joined it, and by the dial step that suppressed it)."""
+    fields = ("engagement_id", "incident_id", "decision", "reason")
+    return list({tuple(r[f] for f in fields): r for r in records}.values())
 
 
 def _unique_steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -193,7 +194,14 @@ def measure(
         else {r["phone_number"]: r["cell"] for r in scenario.probe_events if isinstance(r, dict)}
     )
     steps = lake.get("engagement", [])
-    decisions = [r for r in steps if r["decision"] in DECISIONS]
+    engaged = {r["engagement_id"] for r in steps if r["decision"] == Verdict.ENGAGE}
+    # a suppression of an engaged episode is a dial step (opted out meanwhile, stale, outage)
+    decisions = [
+        r
+        for r in steps
+        if r["decision"] in DECISIONS
+        and not (r["decision"] == Verdict.SUPPRESS and r["engagement_id"] in engaged)
+    ]
     engagement = _unique_decisions(decisions)
     incidents = _unique(lake.get("incidents", []), "incident_id")
     candidates, _ = _candidates(engagement, day0)

@@ -1,8 +1,9 @@
 """End to end on the default day: the archive the twin wrote, the SQL, and the what-if.
 
 One twin run of the default day (seed 7) with the stricter candidate config of
-``docs/examples/whatif-stricter.json``; every subscriber lets the phone ring (nobody opts
-out, the one contact rule the what-if cannot know in advance). Then:
+``docs/examples/whatif-stricter.json``; every subscriber answers the first call with a 3,
+as the what-if assumes (nobody opts out, nobody needs a second attempt: the answers are
+what the what-if cannot know in advance). Then:
 
 * parity: ``sql/detect_incidents.sql`` over the twin's ``probes/`` archive finds exactly the
   incidents ``Ingest_probe_events`` wrote to ``incidents/`` (subscriber, KPI, time, the
@@ -47,7 +48,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("whatif_day")
     scenario = default_scenario(7)
     scenario.config = json.loads(STRICTER.read_text())
-    scenario.answers = {s.phone_number: "no_answer" for s in scenario.subscribers}
+    scenario.answers = {s.phone_number: "3" for s in scenario.subscribers}
     (folder / "scenario.json").write_text(json.dumps(scenario.to_dict()))
     export = folder / "probes.jsonl"
     export.write_text("".join(json.dumps(r) + "\n" for r in scenario.probe_events))

@@ -81,5 +81,5 @@ def test_committed_inputs_replay_to_the_calls_the_twin_made() -> None:
     inputs = load_inputs(INPUTS)
     day = inputs["day"]
     made = calls_per_day(candidates_of(day), day["subscribers"], day["days"], deployed_policy())
+    assert day["first_contacts"] > 100
     assert made.calls == day["first_contacts"]
-    assert made.calls > 0
