@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedback_loop.contract import EVENT_TYPES, is_e164
+from feedback_loop.episodes import CHANNELS
 from feedback_loop.errors import ConfigError, FeedbackLoopError
 from feedback_loop.policy import POLICY_KEYS, load_policy
 from feedback_loop.timeutil import format_utc, parse_utc
@@ -98,6 +99,10 @@ class Subscriber:
     device: str | None = None
     vendor: str | None = None
     timezone: str | None = None
+    # The preferred channel customer care recorded (ops.contact_preferences), on the
+    # profile before the run; ``timezone`` is where they are, which the handlers learn only
+    # from the number.
+    channel: str | None = None
 
 
 @dataclass
@@ -188,7 +193,8 @@ def _subscribers(raw: Any) -> list[Subscriber]:
         where = f"subscribers[{index}]"
         if not isinstance(item, Mapping):
             raise ScenarioError(f"{where}: expected an object, got {_show(item)}")
-        unknown = sorted(set(item) - {"phone_number", "cell", "device", "vendor", "timezone"})
+        allowed = {"phone_number", "cell", "device", "vendor", "timezone", "channel"}
+        unknown = sorted(set(item) - allowed)
         if unknown:
             raise ScenarioError(f"{where}: unknown keys {unknown}")
         for key in ("phone_number", "cell"):
@@ -209,9 +215,16 @@ def _subscribers(raw: Any) -> list[Subscriber]:
                 device=_optional_text(f"{where}.device", item.get("device")),
                 vendor=_optional_text(f"{where}.vendor", item.get("vendor")),
                 timezone=_timezone(f"{where}.timezone", item.get("timezone")),
+                channel=_channel(f"{where}.channel", item.get("channel")),
             )
         )
     return result
+
+
+def _channel(where: str, value: Any) -> str | None:
+    if value is None or value in CHANNELS:
+        return value
+    raise ScenarioError(f"{where}: expected one of {', '.join(CHANNELS)}, got {_show(value)}")
 
 
 def _timezone(where: str, value: Any) -> str | None:

@@ -21,10 +21,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from feedback_loop.adapters.dynamodb import from_item
+from ops.contact_preferences import apply_preferences
 from simulator.analytics import remediation_csv, run_analytics, write_outputs
 from simulator.api_calls import ApiError, AwsHooks, count_calls
 from simulator.behaviour import DefaultBehaviour, FailureRatios, SimulatedSubscribers
@@ -313,6 +315,24 @@ class Twin:
 
     # --- outputs ------------------------------------------------------------------------------
 
+    def record_preferences(self) -> None:
+        """The scenario's preferred channels on the profiles, as customer care records them
+        (``ops.contact_preferences``) before any incident."""
+        rows: list[tuple[int, dict[str, str | None]]] = [
+            (n, {"phone_number": s.phone_number, "channel": s.channel})
+            for n, s in enumerate(self.scenario.subscribers)
+            if s.channel
+        ]
+        if not rows:
+            return
+        table = next(
+            value
+            for f in self.estate.functions.values()
+            if (value := f.environment.get("SUBSCRIBER_TABLE"))
+        )
+        now = datetime.fromtimestamp(self.clock.now, UTC)
+        apply_preferences(rows, dynamodb=self._client("dynamodb"), table_name=table, now=now)
+
     def upload_remediation(self) -> None:
         """Put the scenario's remediation events where an operator uploads them: a CSV under
         ``remediation/`` in the lake bucket (docs/OPERATIONS.md)."""
@@ -402,6 +422,7 @@ def run_twin(
     with _moto_session():
         twin = Twin(scenario, body, out_dir, seed)
         phase("provisioning")
+        twin.record_preferences()
         try:
             twin.replay(bar)
             extra = after_replay(twin) if after_replay is not None else {}

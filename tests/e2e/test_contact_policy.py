@@ -4,8 +4,8 @@ One scenario through ``python -m simulator run``, each subscriber there for one 
 two KPIs failing minutes apart make one call that explains both; an evening incident is
 called the next morning; three US subscribers are called in their own morning; an outage
 on one cell rings a sample and raises one signal; nobody answering gets a second attempt
-and then the episode is closed. Figures come from ``calls.jsonl``, the lake and
-``summary.json``.
+and then a text; a subscriber who prefers texts is texted first and the reply counts.
+Figures come from ``calls.jsonl``, the lake and ``summary.json``.
 """
 
 import json
@@ -34,6 +34,8 @@ POLICY = load_policy(cdk_json_context()["feedback_loop"])
 TWO_KPIS = "+447700900001"
 EVENING = "+447700900002"
 SILENT = "+447700900003"
+TEXTER = "+447700900004"
+SMS_IDENTITY = "arn:aws:sms-voice:eu-west-2:123456789012:phone-number/phone-0123456789abcdef"
 US = {
     "+12125550101": ("NYC-0001", "America/New_York"),
     "+14155550101": ("SFO-0001", "America/Los_Angeles"),
@@ -65,6 +67,7 @@ def scenario() -> dict[str, Any]:
     events += _burst(TWO_KPIS, "LDN-0001", at + timedelta(minutes=13), "VIDEO_STALLING")
     events += _burst(EVENING, "LDN-0002", DAY.replace(hour=21, minute=30))
     events += _burst(SILENT, "LDN-0003", DAY.replace(hour=11))
+    events += _burst(TEXTER, "LDN-0004", DAY.replace(hour=11, minute=30))
     for phone, (cell, _) in US.items():
         events += _burst(phone, cell, DAY.replace(hour=12))
     for n, phone in enumerate(OUTAGE):
@@ -74,12 +77,17 @@ def scenario() -> dict[str, Any]:
         {"phone_number": TWO_KPIS, "cell": "LDN-0001"},
         {"phone_number": EVENING, "cell": "LDN-0002"},
         {"phone_number": SILENT, "cell": "LDN-0003"},
+        {"phone_number": TEXTER, "cell": "LDN-0004", "channel": "sms"},
         *({"phone_number": p, "cell": c, "timezone": z} for p, (c, z) in US.items()),
         *({"phone_number": p, "cell": OUTAGE_CELL} for p in OUTAGE),
     ]
-    answers = {s["phone_number"]: "3" for s in subscribers} | {SILENT: "no_answer"}
+    answers = {s["phone_number"]: "3" for s in subscribers} | {SILENT: "no_answer", TEXTER: "2"}
     return {
-        "config": {"source_phone_number": "+442079460001"},
+        "config": {
+            "source_phone_number": "+442079460001",
+            "sms": {"enabled": True},
+            "sms_origination_identity": SMS_IDENTITY,
+        },
         "subscribers": subscribers,
         "probe_events": events,
         "answers": answers,
@@ -132,7 +140,7 @@ def test_nobody_is_called_at_night_twice_or_lost(out: Path) -> None:
     assert summary["dead_lettered"] == 0
     # one engagement per subscriber, whatever its KPIs; only the silent one is tried again
     per_phone = Counter(c["phone_number"] for c in _calls(out))
-    assert {phone: n for phone, n in per_phone.items() if n > 1} == {SILENT: 2}
+    assert {phone: n for phone, n in per_phone.items() if n > 1} == {SILENT: 3}
 
 
 def test_two_kpis_minutes_apart_are_one_call_that_explains_both(out: Path) -> None:
@@ -169,15 +177,27 @@ def test_an_outage_rings_a_sample_and_raises_one_signal(out: Path) -> None:
     assert len(suppressed) == len(OUTAGE) - len(called)
 
 
-def test_nobody_answering_gets_a_second_attempt_then_the_episode_closes(out: Path) -> None:
-    first, second = _calls(out, SILENT)
-    assert first["engagement_id"] == second["engagement_id"]
+def test_nobody_answering_gets_a_second_attempt_then_a_text(out: Path) -> None:
+    first, second, text = _calls(out, SILENT)
+    assert first["engagement_id"] == second["engagement_id"] == text["engagement_id"]
+    assert [c.get("channel", "voice") for c in (first, second, text)] == ["voice", "voice", "sms"]
     assert [first["attributes"]["attempt"], second["attributes"]["attempt"]] == ["1", "2"]
     gap = parse_utc(second["time"]) - parse_utc(first["time"])
     assert gap >= timedelta(minutes=POLICY.retry_after_minutes)
+    assert text["outcome"] == "no_reply"
     closed = [
         r
         for r in _lake(out, "engagement")
         if r["engagement_id"] == first["engagement_id"] and r["decision"] == "closed"
     ]
-    assert {r["reason"] for r in closed} == {"no_answer"}
+    assert {r["reason"] for r in closed} == {"no_reply"}
+
+
+def test_a_subscriber_who_prefers_texts_is_texted_and_the_reply_counts(out: Path) -> None:
+    (text,) = _calls(out, TEXTER)
+    assert (text["channel"], text["outcome"], text["input"]) == ("sms", "replied", "2")
+    assert "Reply 1 (very poor) to 5 (very good)" in text["text"]
+    feedback = [r for r in _lake(out, "feedback") if r["engagement_id"] == text["engagement_id"]]
+    assert [(r["outcome"], r["rating"]) for r in feedback] == [("rated", 2)]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["access_denied"] == 0
