@@ -50,6 +50,8 @@ def tiny_inputs() -> dict[str, Any]:
             "incidents_per_record": 0.1,
             "decisions_per_incident": 1.0,
             "engagements": 1,
+            "first_contacts": 1,
+            "attempts_per_episode": 1.0,
             "invocations": {},
             "cell_population": {"C1": 10},
             "candidates": [[0, "C1", "CALL_DROP", 600]],

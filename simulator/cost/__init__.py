@@ -152,7 +152,7 @@ def policy_effects(
         rows.append(
             {
                 "setting": name,
-                "calls_per_day": round(result.volumes.engagements),
+                "calls_per_day": round(result.volumes.call_attempts),
                 "connect_monthly_usd": round(connect, 2),
                 "monthly_usd_total": round(result.monthly_usd_total, 2),
                 "suppressed_per_measured_day": {
@@ -226,7 +226,9 @@ def report(
             "rejected_records": round(volumes.rejected),
             "incidents": round(volumes.incidents),
             "decisions": round(volumes.decisions),
-            "calls": round(volumes.engagements),
+            "contacted_episodes": round(volumes.engagements),
+            "calls": round(volumes.call_attempts),
+            "calls_billed": round(sum(n for _, n in volumes.calls)),
             "ratings": round(volumes.ratings),
             "connected_call_minutes": round(
                 sum(n * t.connected_seconds / 60 for t, n in volumes.calls)

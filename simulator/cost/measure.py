@@ -205,6 +205,7 @@ def measure(
     engagement = _unique_decisions(decisions)
     incidents = _unique(lake.get("incidents", []), "incident_id")
     candidates, _ = _candidates(engagement, day0)
+    first_contacts = len({r["engagement_id"] for r in steps if r["decision"] == Verdict.CONTACTED})
     good = summary["probe_events"] - summary["rejected_records"]
     per_object = dense["lake_records_per_object"]
     return {
@@ -222,9 +223,8 @@ def measure(
             ),
             "engagements": summary["engagements"],
             # episodes contacted at least once: what calls_per_day replays the policy to
-            "first_contacts": len(
-                {r["engagement_id"] for r in steps if r["decision"] == Verdict.CONTACTED}
-            ),
+            "first_contacts": first_contacts,
+            "attempts_per_episode": round(len(calls) / max(first_contacts, 1), 4),
             "invocations": {
                 name: figures["invocations"] for name, figures in summary["invocations"].items()
             },

@@ -117,7 +117,9 @@ class Volumes:
     engagements: float
     ratings: float
     feedback_invocations: float
+    # every call kind billed (answered calls, voicemail), and every call placed
     calls: tuple[tuple[CallKind, float], ...]
+    call_attempts: float = 0.0
 
     def of(self, driver: str) -> float:
         """The volume named ``driver``."""
@@ -245,7 +247,9 @@ def daily_volumes(
     rejected = records * day["rejected_share"]
     incidents = (records - rejected) * day["incidents_per_record"]
     engagements = made.per_subscriber_day * subscribers
-    calls = tuple((timing, engagements * share) for timing, share in kinds)
+    # an unanswered call is tried again (voice_attempts): calls per contacted episode, measured
+    attempts = engagements * day["attempts_per_episode"]
+    calls = tuple((timing, attempts * share) for timing, share in kinds)
     return (
         Volumes(
             records=records,
@@ -256,6 +260,7 @@ def daily_volumes(
             ratings=sum(n for timing, n in calls if timing.rated),
             feedback_invocations=sum(n * timing.invocations for timing, n in calls),
             calls=calls,
+            call_attempts=attempts,
         ),
         made,
     )

@@ -112,6 +112,7 @@ def test_measure_derives_the_funnel_calls_and_sizes_from_the_run(tmp_path: Path)
     # e1's decision counted once, its contact step too: 3 engagement/ records, 2 incidents
     assert day["decisions_per_incident"] == 1.5
     assert day["first_contacts"] == 1
+    assert day["attempts_per_episode"] == 1.0  # one calls.jsonl line for e1
     # only the engage decision is a candidate (min_sessions is not), at 10:00 = minute 600
     assert day["candidates"] == [[0, "C1", "CALL_DROP", 600]]
     assert day["cell_population"] == {"C1": 1, "C2": 1}
