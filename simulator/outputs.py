@@ -170,6 +170,16 @@ def run_summary(
         "engagements": len(
             {r.get("engagement_id") for r in engagement if r.get("decision") == "engage"}
         ),
+        "outages": sorted(
+            (
+                {"cell": cell, "window_start": window}
+                for cell, window in {
+                    (str(r.get("cell")), str(r.get("window_start")))
+                    for r in lake.get("outages", [])
+                }
+            ),
+            key=lambda o: (o["window_start"], o["cell"]),
+        ),
         "engagement_decisions": dict(
             sorted(Counter(f"{r.get('decision')}:{r.get('reason')}" for r in engagement).items())
         ),

@@ -497,6 +497,53 @@ def _funnel(summary: Mapping[str, Any]) -> str:
     )
 
 
+STEP_MEANING = {
+    "engage": "a new episode: the subscriber will be contacted",
+    "merged": "joined the subscriber's open episode: one contact asks about both",
+    "suppress": "not contacted",
+    "deferred": "the contact waited until the rule allowed it",
+    "contacted": "a contact attempt was made",
+    "closed": "the episode ended",
+    "failed": "the channel refused the contact for good",
+}
+
+
+def _contact_steps(summary: Mapping[str, Any]) -> str:
+    """Every decision and contact step by its reason, and the cell outages declared."""
+    steps = summary.get("engagement_decisions")
+    if not isinstance(steps, Mapping) or not steps:
+        return ""
+    order = list(STEP_MEANING)
+    rows = "".join(
+        f"<tr><td class='name'>{html.escape(decision)}</td><td class='name'>"
+        f"{html.escape(reason)}</td><td>{_number(count)}</td><td class='name'>"
+        f"{html.escape(STEP_MEANING.get(decision, ''))}</td></tr>"
+        for (decision, reason), count in sorted(
+            ((tuple(key.split(":", 1)), n) for key, n in steps.items()),
+            key=lambda item: (
+                order.index(item[0][0]) if item[0][0] in order else len(order),
+                -item[1],
+            ),
+        )
+    )
+    outages = summary.get("outages") or []
+    declared = (
+        "<p>Cell outages declared (one signal each; only a sample of their subscribers is "
+        f"contacted): {len(outages)}"
+        + (
+            ": " + ", ".join(html.escape(f"{o['cell']} at {o['window_start']}") for o in outages)
+            if outages
+            else ""
+        )
+        + ".</p>"
+    )
+    return (
+        "<h3>Every decision and contact step, by reason</h3>"
+        '<table><tr><th class="name">Step</th><th class="name">Reason</th><th>Records</th>'
+        f'<th class="name">Meaning</th></tr>{rows}</table>{declared}'
+    )
+
+
 def _api_calls(summary: Mapping[str, Any]) -> str:
     calls = summary.get("api_calls")
     if not isinstance(calls, Mapping) or not calls:
@@ -573,6 +620,7 @@ that is merely common on a bad cell is not blamed for it.</p>
 {_fixes(results.get("fix_effectiveness", []))}
 <h2>Engagement funnel</h2>
 {_funnel(summary)}
+{_contact_steps(summary)}
 {_api_calls(summary)}
 </main></body></html>
 """

@@ -240,3 +240,24 @@ def test_report_with_an_empty_lake_still_renders(tmp_path: Path) -> None:
     assert "No cells with incidents yet" in page
     assert "No remediation events in this period" in page
     assert png_path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_funnel_lists_every_suppression_and_deferral_reason_and_the_outages(
+    tmp_path: Path, results: dict
+) -> None:
+    summary = {
+        **SUMMARY,
+        "engagement_decisions": {
+            "engage:above_threshold": 12,
+            "suppress:cell_outage": 7,
+            "deferred:quiet_hours": 3,
+            "merged:same_episode": 2,
+        },
+        "outages": [{"cell": "LDN-0009", "window_start": "2026-11-25T10:00:00Z"}],
+    }
+    html_path, _ = write_report(tmp_path, summary, results)
+
+    steps = _text(_section(html_path.read_text(), "<h3>Every decision and contact step"))
+    assert "suppress cell_outage 7" in steps and "deferred quiet_hours 3" in steps
+    assert steps.index("engage above_threshold") < steps.index("suppress cell_outage")
+    assert "Cell outages declared" in steps and "LDN-0009 at 2026-11-25T10:00:00Z" in steps
