@@ -254,11 +254,13 @@ class _Step:
         try:
             self._request(episode, channel, attempt)
         except AwsError as error:
-            if is_permanent(error.code):
-                return self._close(dialling, Verdict.FAILED, error.code, state)
-            # Not placed: the episode goes back to how it was, to be tried again.
-            if not self._save(replace(self.view.contact, version=state.version)):
+            # Not placed: the episode goes back to how it was before the mark, so a retry
+            # of this step dials again rather than taking the refused call as made.
+            reverted = replace(self.view.contact, version=state.version)
+            if not self._save(reverted):
                 raise StateKeptChanging("dynamodb.UpdateItem", "ConditionalCheckFailed") from error
+            if is_permanent(error.code):
+                return self._close(episode, Verdict.FAILED, error.code, reverted.saved())
             wait = backoff_seconds(self.delivery, self.message.engagement_id)
             return Hold(self.message.engagement_id, error.code, wait, throttled=True)
         return self._contacted(state)

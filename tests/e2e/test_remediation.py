@@ -28,11 +28,14 @@ def _phone(group: int, n: int) -> str:
 
 
 def _burst(phone: str, cell: str, day: int, hour: int, outcomes: str) -> list[dict[str, Any]]:
-    """CALL_DROP sessions a minute apart; ``outcomes``: ``o`` ok, ``x`` failed."""
+    """CALL_DROP sessions a minute apart; ``outcomes``: ``o`` ok, ``x`` failed. Each arrives
+    when it happened: the feed is quiet for a day in between, longer than the twin's
+    plausible gap between a record and the one before it (docs/TWIN.md, "Arrival")."""
     start = START + timedelta(days=day, hours=hour)
     return [
         {
             "timestamp": (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "arrival": (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "phone_number": phone,
             "cell": cell,
             "event_type": "CALL_DROP",
