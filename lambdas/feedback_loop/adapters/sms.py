@@ -24,4 +24,4 @@ class TextSender:
                 MessageBody=text,
                 MessageType="TRANSACTIONAL",
             )
-        return response["MessageId"]
+        return str(response["MessageId"])
