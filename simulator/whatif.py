@@ -49,6 +49,8 @@ from feedback_loop.incidents import Incident
 from feedback_loop.policy import Policy
 from feedback_loop.probe import MAX_CELL_LENGTH, MAX_DIMENSION_LENGTH, MAX_RECORD_BYTES
 from simulator.contact_plan import ContactPlan, plan_contacts
+from simulator.cost import connect_usd_per_episode
+from simulator.cost.model import DAYS_PER_MONTH
 from stacks.config import CONTEXT_KEY, cdk_json_context, load_config, merge_overrides
 
 SQL_FILE = Path(__file__).resolve().parent.parent / "sql" / "detect_incidents.sql"
@@ -483,18 +485,14 @@ def contact_plan(incidents: Iterable[IncidentRow], policy: Policy) -> ContactPla
 # --- figures -------------------------------------------------------------------------------
 
 
-def estimate_connect_cost(calls_per_day: Mapping[str, int]) -> float | None:
-    """Monthly Amazon Connect cost of these calls, from the cost model when it is present.
-
-    The cost model (``simulator/cost.py``, issue 12) is built separately; until it offers
-    a calls-per-day entry point this returns ``None`` and ``whatif.json`` says so.
-    """
-    try:
-        from simulator import cost  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    monthly = getattr(cost, "connect_monthly_usd", None)
-    return None if monthly is None else float(monthly(dict(calls_per_day)))
+def estimate_connect_cost(calls_per_day: Mapping[str, int]) -> float:
+    """Monthly Amazon Connect cost at these calls' mean day, from the cost model's price of a
+    contacted episode (which includes the measured share of second attempts, which the
+    what-if does not count as calls)."""
+    if not calls_per_day:
+        return 0.0
+    mean = sum(calls_per_day.values()) / len(calls_per_day)
+    return round(mean * DAYS_PER_MONTH * connect_usd_per_episode(), 2)
 
 
 def figures(

@@ -22,6 +22,7 @@ from simulator.cost import scale
 from simulator.cost.calls import CallsPerDay, ContactPolicy
 from simulator.cost.measure import INPUTS
 from simulator.cost.model import (
+    DAYS_PER_MONTH,
     Assumptions,
     Line,
     Volumes,
@@ -90,6 +91,20 @@ def estimate(
 
 
 NO_QUIET_HOURS = QuietHours("00:00", "00:00")
+
+
+def connect_usd_per_episode(
+    inputs: Mapping[str, Any] | None = None, prices: PriceTable | None = None
+) -> float:
+    """Amazon Connect's price of one contacted episode at the measured mix of calls
+    (answered, retried after no answer, unanswered, voicemail): the what-if's unit."""
+    result = estimate(
+        1_000_000,
+        inputs=inputs if inputs is not None else load_inputs(),
+        prices=prices if prices is not None else load_prices(),
+    )
+    connect = sum(line.monthly_usd for line in result.lines if line.service == "Amazon Connect")
+    return connect / (result.volumes.engagements * DAYS_PER_MONTH)
 
 
 def policy_variants(base: ContactPolicy) -> list[tuple[str, ContactPolicy]]:
@@ -341,6 +356,7 @@ def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> Non
 
 __all__ = [
     "Estimate",
+    "connect_usd_per_episode",
     "deployed_policy",
     "estimate",
     "load_inputs",

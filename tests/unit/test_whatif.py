@@ -19,6 +19,7 @@ from simulator.whatif import (
     LocalProbes,
     WhatIfError,
     contact_plan,
+    estimate_connect_cost,
     figures,
     load_candidates,
 )
@@ -293,3 +294,10 @@ def test_a_folder_of_parquet_files_arrives_in_file_name_then_row_order(tmp_path:
     split = LocalProbes(folder, tmp_path / "split")
     query = "SELECT record_id, subscriber_id, timestamp, event_type FROM probes ORDER BY 1"
     assert split.con.execute(query).fetchall() == one.con.execute(query).fetchall()
+
+
+def test_connect_cost_is_the_cost_models_price_of_the_mean_days_contacts() -> None:
+    one = estimate_connect_cost({"2026-11-25": 100})
+    assert one > 0
+    assert estimate_connect_cost({"2026-11-25": 100, "2026-11-26": 300}) == pytest.approx(2 * one)
+    assert estimate_connect_cost({}) == 0.0
