@@ -141,14 +141,16 @@ def decide(
     rule = _blocking_rule(incident, view, policy, now)
     if rule is not None:
         return Decision(phone, incident, SUPPRESS, rule, threshold, own_id, decided_at), view
-    if episode is not None and episode.is_open:
+    rules = policy.contact_rules
+    if episode is not None and episode.is_open and not is_stale(episode.first_incident, now, rules):
+        # An episode older than the age limit is never contacted (its trigger may sit in a
+        # dead-letter queue): a new incident opens a new one instead of joining it.
         merged = episode.joined(incident.event_type, key)
         after = replace(view, contact=view.contact.with_episode(merged))
         decision = Decision(
             phone, incident, MERGED, "same_episode", threshold, episode.engagement_id, decided_at
         )
         return decision, after
-    rules = policy.contact_rules
     happened = parse_utc(incident.timestamp)
     zone = subscriber_zone(view.time_zone, phone, policy.timezone)
     earliest = next_contact(now, happened, view.contact.history, rules, zone)

@@ -124,6 +124,17 @@ def test_a_closed_episode_does_not_absorb_a_new_incident():
     assert (decision.decision, decision.reason) == (ENGAGE, "above_threshold")
 
 
+def test_an_open_episode_past_the_age_limit_does_not_absorb_a_new_incident():
+    # Its trigger never went out (parked in a dead-letter queue): it will never be contacted
+    _, opened = decide(incident(), view(), POLICY, NOW)
+
+    later = incident("CALL_QUALITY", "2026-11-26T11:00:00Z")
+    decision, after = decide(later, opened, POLICY, NOW + timedelta(hours=25))
+
+    assert (decision.decision, decision.reason) == (ENGAGE, "above_threshold")
+    assert after.contact.episode.incident_types == ("CALL_QUALITY",)
+
+
 def test_a_contact_the_gap_would_push_past_the_age_limit_is_suppressed_now():
     # Contacted an hour ago: the next contact may come in 23 h, the incident is stale in 24 h
     history = (format_utc(NOW - timedelta(hours=1)),)
