@@ -180,4 +180,11 @@ def simulated_idempotency_clock(now: Callable[[], float | None]) -> None:
         module = sys.modules.get(name)
         if module is None:
             module = __import__(name, fromlist=["_"])
-        module.dt = shim  # type: ignore[attr-defined]
+        # Releases differ in how they import it: ``import datetime as dt`` (3.37),
+        # ``import datetime`` (3.23) or ``from datetime import datetime``.
+        for attribute in ("dt", "datetime"):
+            current = getattr(module, attribute, None)
+            if current is _dt:
+                setattr(module, attribute, shim)
+            elif current is _dt.datetime:
+                setattr(module, attribute, _SimulatedDatetime)

@@ -6,7 +6,6 @@ import tarfile
 from pathlib import Path
 
 import aws_cdk
-import pytest
 
 from stacks.functions import POWERTOOLS_LAYER, POWERTOOLS_LAYER_VERSION
 
@@ -86,13 +85,6 @@ def test_the_cdk_cli_is_pinned_exactly_and_locked() -> None:
     assert lock["packages"]["node_modules/aws-cdk"]["version"] == pinned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs simulator/faults.py's idempotency clock shim to replace Powertools' "
-    "`datetime` module too (3.23 imports `datetime`, 3.37 `datetime as dt`), then "
-    "aws-lambda-powertools==3.23.0 in requirements.txt, issue 11",
-)
 def test_tests_run_the_powertools_release_the_layer_ships() -> None:
     shipped = LAYER_SHIPS[(POWERTOOLS_LAYER, POWERTOOLS_LAYER_VERSION)]
     assert _pins("requirements.lock")["aws-lambda-powertools"] == shipped
