@@ -9,8 +9,6 @@ Figures come from ``calls.jsonl``, the lake and ``summary.json``.
 """
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,15 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from twin_cli import REPO, calls, lake, run_scenario
 
-from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import load_policy
 from feedback_loop.timeutil import parse_utc
 from stacks.config import cdk_json_context
 
 pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 FLOW = json.loads((REPO / "connect_flows" / "Subscriber_engagement.json").read_text())
 DAY = datetime(2026, 11, 25, tzinfo=UTC)
 POLICY = load_policy(cdk_json_context()["feedback_loop"])
@@ -96,33 +93,11 @@ def scenario() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("contact_policy")
-    path = folder / "scenario.json"
-    path.write_text(json.dumps(scenario()), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "simulator", "run", "--scenario", str(path), "--out", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
+    return run_scenario(tmp_path_factory.mktemp("contact_policy"), scenario())
 
 
-def _calls(out: Path, phone: str | None = None) -> list[dict[str, Any]]:
-    lines = (out / "calls.jsonl").read_text(encoding="utf-8").splitlines()
-    calls = [json.loads(line) for line in lines if line]
-    return [c for c in calls if phone is None or c["phone_number"] == phone]
-
-
-def _lake(out: Path, prefix: str) -> list[dict[str, Any]]:
-    return [
-        record
-        for path in sorted((out / "lake" / prefix).rglob("*.jsonl.gz"))
-        for record in decode_jsonl_gz(path.read_bytes())
-    ]
+def _calls(out: Path, phone: str) -> list[dict[str, Any]]:
+    return [c for c in calls(out) if c["phone_number"] == phone]
 
 
 def _reason(kpi: str) -> str:
@@ -139,7 +114,7 @@ def test_nobody_is_called_at_night_twice_or_lost(out: Path) -> None:
     assert summary["engagements_lost"] == 0
     assert summary["dead_lettered"] == 0
     # one engagement per subscriber, whatever its KPIs; only the silent one is tried again
-    per_phone = Counter(c["phone_number"] for c in _calls(out))
+    per_phone = Counter(c["phone_number"] for c in calls(out))
     assert {phone: n for phone, n in per_phone.items() if n > 1} == {SILENT: 3}
 
 
@@ -166,11 +141,11 @@ def test_us_subscribers_are_called_in_their_own_morning(out: Path, phone: str) -
 
 
 def test_an_outage_rings_a_sample_and_raises_one_signal(out: Path) -> None:
-    called = {c["phone_number"] for c in _calls(out) if c["phone_number"] in OUTAGE}
+    called = {c["phone_number"] for c in calls(out) if c["phone_number"] in OUTAGE}
     assert 1 <= len(called) <= POLICY.outage.sample_size
-    signals = {(r["cell"], r["window_start"]) for r in _lake(out, "outages")}
+    signals = {(r["cell"], r["window_start"]) for r in lake(out, "outages")}
     assert signals == {(OUTAGE_CELL, "2026-11-25T10:00:00Z")}
-    steps = [r for r in _lake(out, "engagement") if r["cell"] == OUTAGE_CELL]
+    steps = [r for r in lake(out, "engagement") if r["cell"] == OUTAGE_CELL]
     suppressed = {r["engagement_id"] for r in steps if r["reason"] == "cell_outage"}
     engaged = {r["engagement_id"] for r in steps if r["decision"] == "engage"}
     assert len(engaged) == len(OUTAGE)
@@ -187,7 +162,7 @@ def test_nobody_answering_gets_a_second_attempt_then_a_text(out: Path) -> None:
     assert text["outcome"] == "no_reply"
     closed = [
         r
-        for r in _lake(out, "engagement")
+        for r in lake(out, "engagement")
         if r["engagement_id"] == first["engagement_id"] and r["decision"] == "closed"
     ]
     assert {r["reason"] for r in closed} == {"no_reply"}
@@ -197,7 +172,7 @@ def test_a_subscriber_who_prefers_texts_is_texted_and_the_reply_counts(out: Path
     (text,) = _calls(out, TEXTER)
     assert (text["channel"], text["outcome"], text["input"]) == ("sms", "replied", "2")
     assert "Reply 1 (very poor) to 5 (very good)" in text["text"]
-    feedback = [r for r in _lake(out, "feedback") if r["engagement_id"] == text["engagement_id"]]
+    feedback = [r for r in lake(out, "feedback") if r["engagement_id"] == text["engagement_id"]]
     assert [(r["outcome"], r["rating"]) for r in feedback] == [("rated", 2)]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["access_denied"] == 0

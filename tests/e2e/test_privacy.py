@@ -9,18 +9,16 @@ ingest handler rejects into ``rejected/``.
 import gzip
 import json
 import re
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twin_cli import run_scenario
 
 pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SUBSCRIBERS = {  # phone → (cell, sessions: o = ok, x = failed)
     "+447700900311": ("LDN-0010", "ooxox"),
@@ -88,19 +86,7 @@ def written_forms(e164: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("privacy")
-    path = folder / "scenario.json"
-    path.write_text(json.dumps(scenario()), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "simulator", "run", "--scenario", str(path), "--out", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
+    return run_scenario(tmp_path_factory.mktemp("privacy"), scenario())
 
 
 def lake_texts(out: Path) -> dict[str, str]:

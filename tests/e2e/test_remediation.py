@@ -7,17 +7,15 @@ against the cell nobody fixed. All bursts are in daytime UTC (quiet hours are 21
 
 import json
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twin_cli import run_scenario
 
 pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 24, tzinfo=UTC)
 FIXED, UNTOUCHED = "LDN-0100", "LDN-0200"
 FIXED_AT = "2026-11-25T12:00:00Z"
@@ -76,19 +74,7 @@ def scenario() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("remediation")
-    path = folder / "scenario.json"
-    path.write_text(json.dumps(scenario()), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "simulator", "run", "--scenario", str(path), "--out", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
+    return run_scenario(tmp_path_factory.mktemp("remediation"), scenario())
 
 
 def _json(out: Path, name: str) -> Any:
