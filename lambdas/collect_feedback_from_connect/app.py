@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent, event_source
+from aws_lambda_powertools.utilities.data_classes import ConnectContactFlowEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedback_loop.adapters.settings import load_settings
@@ -90,11 +91,10 @@ def _request(event: ConnectContactFlowEvent) -> FeedbackRequest:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_source(data_class=ConnectContactFlowEvent)
-def handler(event: ConnectContactFlowEvent, context: LambdaContext) -> dict[str, str]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """Record the answer of one contact; always answer the flow with a flat string map."""
     try:
-        request = _request(event)
+        request = _request(ConnectContactFlowEvent(event))
         logger.append_keys(contact_id=request.contact_id, engagement_id=request.engagement_id)
         deps = _dependencies()
         result = record_feedback(

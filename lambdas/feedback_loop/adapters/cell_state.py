@@ -15,10 +15,8 @@ condition, so concurrent diallers never exceed it.
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from feedback_loop.adapters.aws import aws_error, translated
-from feedback_loop.adapters.dynamodb import condition_failed
+from feedback_loop.adapters.aws import translated
+from feedback_loop.adapters.dynamodb import conditional_update
 from feedback_loop.ports import CellWindow
 from feedback_loop.timeutil import format_utc
 
@@ -108,18 +106,11 @@ class CellState:
     def _claim(
         self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]
     ) -> bool:
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        except BotoCoreError as error:
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        return True
+        return conditional_update(
+            self._dynamodb,
+            TableName=self._table,
+            Key=key,
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )

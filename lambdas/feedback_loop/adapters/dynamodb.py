@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from feedback_loop.adapters.aws import error_code
+from feedback_loop.adapters.aws import aws_error, error_code
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -64,3 +64,17 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def condition_failed(error: ClientError) -> bool:
     """True when the call was refused because its ``ConditionExpression`` did not hold."""
     return error_code(error) == CONDITIONAL_CHECK_FAILED
+
+
+def conditional_update(dynamodb: Any, **params: Any) -> bool:
+    """``UpdateItem`` with a ``ConditionExpression``: False when the condition did not hold
+    (another writer moved on), :class:`AwsError` for any other failure."""
+    try:
+        dynamodb.update_item(**params)
+    except ClientError as error:
+        if condition_failed(error):
+            return False
+        raise aws_error("dynamodb.UpdateItem", error) from error
+    except BotoCoreError as error:
+        raise aws_error("dynamodb.UpdateItem", error) from error
+    return True

@@ -8,10 +8,8 @@ keys per call) and written with one conditional ``UpdateItem`` each, guarded by
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from feedback_loop.adapters.aws import aws_error, translated
-from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
+from feedback_loop.adapters.aws import translated
+from feedback_loop.adapters.dynamodb import conditional_update, from_item, to_attribute
 from feedback_loop.contract import (
     INCIDENTS_VERSION,
     LAST_CHANGE,
@@ -96,18 +94,11 @@ class ProfileStore:
         else:
             condition = f"{INCIDENTS_VERSION} = :version"
             values[":version"] = {"N": str(seen_version)}
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key={PHONE_NUMBER: {"S": update.phone_number}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        except BotoCoreError as error:
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        return True
+        return conditional_update(
+            self._dynamodb,
+            TableName=self._table,
+            Key={PHONE_NUMBER: {"S": update.phone_number}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )

@@ -13,10 +13,8 @@ the table's stream hands to ``write_feedback_to_S3``.
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from feedback_loop.adapters.aws import aws_error, translated
-from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
+from feedback_loop.adapters.aws import translated
+from feedback_loop.adapters.dynamodb import conditional_update, from_item, to_attribute
 from feedback_loop.contract import (
     FEEDBACK_CONTACTS,
     LAST_CHANGE,
@@ -109,21 +107,14 @@ class DynamoSubscriberStore:
         else:
             condition = f"{FEEDBACK_CONTACTS} = :seen"
             values[":seen"] = to_attribute(seen)
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key={PHONE_NUMBER: {"S": phone_number}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        except BotoCoreError as error:
-            raise aws_error("dynamodb.UpdateItem", error) from error
-        return True
+        return conditional_update(
+            self._dynamodb,
+            TableName=self._table,
+            Key={PHONE_NUMBER: {"S": phone_number}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
 
     def _get(self, phone_number: str) -> dict[str, Any] | None:
         with translated("dynamodb.GetItem"):
