@@ -219,15 +219,17 @@ def test_a_subscriber_who_prefers_texts_is_texted_first():
     assert world.calls == [] and len(world.texts) == 1
 
 
-def test_an_opt_out_pressed_after_the_decision_stops_the_queued_engagement():
+@pytest.mark.parametrize("flag", ["opted_out", "do_not_contact"])
+def test_an_opt_out_or_do_not_contact_after_the_decision_stops_the_queued_engagement(flag):
+    # 9 pressed on an earlier call, or customer care's do-not-contact list
     world = World()
     view = world.contacts.views[PHONE]
-    world.contacts.views[PHONE] = replace(view, opted_out=True)
+    world.contacts.views[PHONE] = replace(view, **{flag: True})
 
     outcome = world.dial(FIRST + timedelta(minutes=10))
 
-    assert outcome == Done(world.message.engagement_id, "opted_out", ("suppress", "opted_out"))
-    assert world.calls == [] and world.lake.steps() == [("suppress", "opted_out")]
+    assert outcome == Done(world.message.engagement_id, flag, ("suppress", flag))
+    assert world.calls == [] and world.lake.steps() == [("suppress", flag)]
 
 
 def test_an_evening_incident_is_called_the_next_morning_in_the_subscribers_zone():
