@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from feedback_loop.episodes import SubscriberView
+from feedback_loop.episodes import Episode
 from feedback_loop.timeutil import format_utc
 from simulator.runtime import Invocation
 
@@ -42,13 +42,13 @@ class TextCentre:
         subscriber: Callable[[str, dict[str, str]], str],
         invoke: Callable[[dict[str, Any], float], Invocation],
         log: Callable[[dict[str, Any]], None],
-        profile: Callable[[str], Mapping[str, Any] | None],
+        episode: Callable[[str], Episode | None],
         topic_arn: str,
     ) -> None:
         self._subscriber = subscriber
         self._invoke = invoke
         self._log = log
-        self._profile = profile
+        self._episode = episode
         self._topic_arn = topic_arn
         self._pending: list[tuple[float, int, dict[str, Any]]] = []
         self._order = itertools.count()
@@ -60,8 +60,7 @@ class TextCentre:
         """Answer ``SendTextMessage``: log the text, and schedule the reply if one comes."""
         phone = str(params["DestinationPhoneNumber"])
         message_id = str(uuid.UUID(int=next(self._order) + (1 << 96)))
-        profile = self._profile(phone) or {}
-        episode = SubscriberView.from_profile(phone, profile).contact.episode
+        episode = self._episode(phone)
         answer = self._subscriber(phone, {})
         replied = answer in DIGITS
         self._log(

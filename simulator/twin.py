@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedback_loop.adapters.dynamodb import from_item
+from feedback_loop.adapters.contacts import ContactStore
+from feedback_loop.episodes import Episode
 from ops.contact_preferences import apply_preferences
 from simulator.analytics import remediation_csv, run_analytics, write_outputs
 from simulator.api_calls import ApiError, AwsHooks, count_calls
@@ -218,22 +219,17 @@ class Twin:
             raise WiringError(f"expected one SMS replies subscription, found {replies}")
         ((topic, function),) = replies
         name = self.provisioner.template.resources[topic]["Properties"].get("TopicName", topic)
-        dynamodb = self._client("dynamodb")
-        table = next(
-            value
-            for f in self.estate.functions.values()
-            if (value := f.environment.get("SUBSCRIBER_TABLE"))
-        )
+        contacts = ContactStore(self._client("dynamodb"), self._subscriber_table())
 
-        def profile(phone: str) -> dict[str, Any] | None:
-            item = dynamodb.get_item(TableName=table, Key={"PhoneNumber": {"S": phone}})
-            return from_item(item["Item"]) if "Item" in item else None
+        def episode(phone: str) -> Episode | None:
+            view = contacts.load(phone)
+            return None if view is None else view.contact.episode
 
         centre = TextCentre(
             self.contact_centre.subscriber,
             lambda event, at: self.runtime.invoke(function, event, at=at),
             self.contact_centre.log,
-            profile,
+            episode,
             f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}",
         )
         self.hooks.intercept(
@@ -241,6 +237,14 @@ class Twin:
             lambda params: centre.send_text_message(params, self.runtime.now()),
         )
         return centre
+
+    def _subscriber_table(self) -> str:
+        """The subscriber table's name, as the functions are given it."""
+        return next(
+            value
+            for f in self.estate.functions.values()
+            if (value := f.environment.get("SUBSCRIBER_TABLE"))
+        )
 
     def _source_number(self) -> str:
         numbers = {
@@ -325,13 +329,9 @@ class Twin:
         ]
         if not rows:
             return
-        table = next(
-            value
-            for f in self.estate.functions.values()
-            if (value := f.environment.get("SUBSCRIBER_TABLE"))
-        )
         now = datetime.fromtimestamp(self.clock.now, UTC)
-        apply_preferences(rows, dynamodb=self._client("dynamodb"), table_name=table, now=now)
+        dynamodb = self._client("dynamodb")
+        apply_preferences(rows, dynamodb=dynamodb, table_name=self._subscriber_table(), now=now)
 
     def upload_remediation(self) -> None:
         """Put the scenario's remediation events where an operator uploads them: a CSV under

@@ -20,7 +20,7 @@ def _centre(answer: str, errors: int = 0):
         invoked.append((event, at))
         return Invocation(None, "boom" if len(invoked) <= errors else None)
 
-    centre = TextCentre(lambda phone, _: answer, invoke, lines.append, lambda _: {}, TOPIC)
+    centre = TextCentre(lambda phone, _: answer, invoke, lines.append, lambda _: None, TOPIC)
     return centre, lines, invoked
 
 
