@@ -177,11 +177,12 @@ def _per_subscriber(
     candidates: Sequence[Candidate], rules: Policy, suppressed: dict[str, float]
 ) -> list[Candidate]:
     """The contacts the policy makes of the candidates, each at the minute it is made."""
-    plan = plan_contacts((_as_incident(i, c, rules) for i, c in enumerate(candidates)), rules)
+    candidate_of = {_as_incident(i, c, rules): c for i, c in enumerate(candidates)}
+    plan = plan_contacts(candidate_of.keys(), rules)
     for reason, count in plan.not_contacted.items():
         _count(suppressed, reason, count)
     first = {
-        d.engagement_id: candidates[int(d.incident.incident_id.rpartition("-")[2])]
+        d.engagement_id: candidate_of[d.incident]
         for d in plan.decisions
         if d.decision == Verdict.ENGAGE
     }

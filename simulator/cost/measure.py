@@ -72,21 +72,15 @@ def _lake(run_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]
     return records, objects
 
 
-def _unique_decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each decision once (lake delivery is at-least-once; an engagement's id is shared by
-    the incidents that joined it, and by the dial step that suppressed it)."""
-    fields = ("engagement_id", "incident_id", "decision", "reason")
-    return list({tuple(r[f] for f in fields): r for r in records}.values())
-
-
-def _unique_steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    fields = ("engagement_id", "incident_id", "decision", "reason", "decided_at")
+def _unique(records: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
+    """Lake delivery is at-least-once: one record per value of ``fields``."""
     return list({tuple(r.get(f) for f in fields): r for r in records}.values())
 
 
-def _unique(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Lake delivery is at-least-once: one record per id."""
-    return list({record[key]: record for record in records}.values())
+# A decision is one per incident and verdict (an engagement's id is shared by the incidents
+# that joined it, and by the dial step that suppressed it); a step also has its moment.
+DECISION_KEY = ("engagement_id", "incident_id", "decision", "reason")
+STEP_KEY = (*DECISION_KEY, "decided_at")
 
 
 def bytes_per_record(records: list[dict[str, Any]], per_object: float) -> float:
@@ -202,7 +196,7 @@ def measure(
         if r["decision"] in DECISIONS
         and not (r["decision"] == Verdict.SUPPRESS and r["engagement_id"] in engaged)
     ]
-    engagement = _unique_decisions(decisions)
+    engagement = _unique(decisions, *DECISION_KEY)
     incidents = _unique(lake.get("incidents", []), "incident_id")
     candidates, _ = _candidates(engagement, day0)
     first_contacts = len({r["engagement_id"] for r in steps if r["decision"] == Verdict.CONTACTED})
@@ -217,7 +211,9 @@ def measure(
             "rejected_share": round(summary["rejected_records"] / summary["probe_events"], 6),
             "incidents_per_record": round(len(incidents) / good, 6),
             # every engagement/ record: the decisions and the contact steps after them
-            "decisions_per_incident": round(len(_unique_steps(steps)) / max(len(incidents), 1), 4),
+            "decisions_per_incident": round(
+                len(_unique(steps, *STEP_KEY)) / max(len(incidents), 1), 4
+            ),
             "decision_reasons": dict(
                 sorted(Counter(f"{r['decision']}:{r['reason']}" for r in engagement).items())
             ),
