@@ -28,6 +28,7 @@ order. The Athena side is :mod:`simulator.whatif_athena`.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -492,7 +493,13 @@ def estimate_connect_cost(calls_per_day: Mapping[str, int]) -> float:
     if not calls_per_day:
         return 0.0
     mean = sum(calls_per_day.values()) / len(calls_per_day)
-    return round(mean * DAYS_PER_MONTH * connect_usd_per_episode(), 2)
+    return round(mean * DAYS_PER_MONTH * _connect_price(), 2)
+
+
+@functools.cache
+def _connect_price() -> float:
+    """The cost model's price of a contacted episode: the same for every config of a run."""
+    return connect_usd_per_episode()
 
 
 def figures(
