@@ -46,7 +46,8 @@ BACKOFF_BASE_SECONDS = 30
 # frees a call slot within minutes.
 BACKOFF_MAX_SECONDS = 900
 BACKOFF_JITTER = 0.2
-# SQS hides a received message for at most 12 hours; a longer wait is taken in steps.
+# SQS hides a received message for at most 12 hours (Amazon SQS Developer Guide, "Amazon SQS
+# visibility timeout"); a longer wait is taken in steps.
 MAX_HOLD_SECONDS = 12 * 60 * 60
 MAX_ATTEMPTS = 3
 
