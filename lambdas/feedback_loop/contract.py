@@ -58,6 +58,8 @@ NEW_INCIDENTS = "NewIncidents"
 SEEN_INCIDENTS = "SeenIncidents"
 INCIDENTS_VERSION = "IncidentsVersion"
 # An incident on the profile: message field → item attribute (the phone number is the key).
+# Only what the decision and the engagement record need: the failure rate follows from
+# sessions and failures, the window from the policy, and the record id stays in the lake.
 INCIDENT_ATTRIBUTES = {
     "incident_id": "IncidentId",
     "event_type": "EventType",
@@ -65,12 +67,11 @@ INCIDENT_ATTRIBUTES = {
     "cell": "Cell",
     "device": "Device",
     "vendor": "Vendor",
-    "failure_rate": "FailureRate",
     "sessions": "Sessions",
     "failures": "Failures",
-    "window_minutes": "WindowMinutes",
-    "record_id": "RecordId",
 }
+# The dimensions an incident entry leaves out when they equal the write's own (top level).
+INCIDENT_DIMENSIONS = ("cell", "device", "vendor")
 # The last answer recorded on the profile (``LastFeedback``): field → map key. The table's
 # stream takes it to the lake, so every answer reaches ``feedback/`` (and a rating
 # ``sentiment/``) even when the lake was unreachable during the call.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, LastChange, Reason, Verdict
+from feedback_loop.contract import LAST_CHANGE, LastChange, Reason, Verdict
 from feedback_loop.decision import Decision, decide_all
 from feedback_loop.episodes import SubscriberView
 from feedback_loop.errors import AwsError, InvalidRecord
@@ -114,7 +114,7 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
         raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewImage without PhoneNumber")
-    fresh = new_incidents(phone, image.get(NEW_INCIDENTS))
+    fresh = new_incidents(phone, image, ports.policy.windows_minutes)
     if not fresh:
         return []
     # A later record of the same subscriber in this batch carries an image older

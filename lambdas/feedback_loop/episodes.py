@@ -15,6 +15,7 @@ from typing import Any
 
 from feedback_loop.contract import EVENT_TYPES, Reason
 from feedback_loop.errors import InvalidRecord
+from feedback_loop.ids import short_ids
 from feedback_loop.timeutil import format_utc, parse_utc
 
 OPEN = "open"  # decided, not contacted yet
@@ -38,6 +39,8 @@ OPTED_OUT = "OptedOut"
 DO_NOT_CONTACT = "DoNotContact"
 TIME_ZONE = "TimeZone"
 PREFERRED_CHANNEL = "PreferredChannel"
+# Incident keys an episode keeps (the first and the latest ones).
+MAX_EPISODE_KEYS = 8
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,17 @@ class Episode:
         return self.status != CLOSED
 
     def joined(self, kpi: str, key: str) -> "Episode":
-        """The episode with one more incident."""
+        """The episode with one more incident.
+
+        Keys are kept for the first incident and the ``MAX_EPISODE_KEYS - 1`` latest: a
+        replayed record repeats the latest ones, and the item stays bounded however many
+        incidents join.
+        """
         kpis = self.incident_types if kpi in self.incident_types else (*self.incident_types, kpi)
-        return replace(self, incident_types=kpis, incident_keys=(*self.incident_keys, key))
+        keys = (*self.incident_keys, key)
+        if len(keys) > MAX_EPISODE_KEYS:
+            keys = (keys[0], *keys[-(MAX_EPISODE_KEYS - 1) :])
+        return replace(self, incident_types=kpis, incident_keys=keys)
 
     def to_item(self) -> dict[str, Any]:
         """The ``Episode`` map (empty fields left out)."""
@@ -112,7 +123,7 @@ class Episode:
                 incident_time=_text(item, "IncidentTime"),
                 cell=_text(item, "Cell"),
                 incident_types=tuple(str(k) for k in item["IncidentTypes"]),
-                incident_keys=tuple(str(k) for k in item["IncidentKeys"]),
+                incident_keys=tuple(short_ids(item["IncidentKeys"])),
                 status=_text(item, "Status"),
                 attempts=int(item.get("Attempts", 0)),
                 channel=_optional(item, "Channel"),

@@ -5,6 +5,7 @@ idempotency keys, so they must not depend on when or where they are computed.
 """
 
 import hashlib
+from collections.abc import Iterable
 
 
 def _digest(*parts: str) -> str:
@@ -32,6 +33,26 @@ def engagement_id(
     return _digest("engagement", phone_number, incident_type, incident_time, incident_id)
 
 
+# 48 bits. A short id is only compared with the few ids kept on one subscriber's profile
+# (``SeenIncidents``, an episode's ``IncidentKeys``): a new incident is mistaken for one of
+# k kept ids with probability k / 2**48, about 3e-14 for k = 8, so even 10**8 incidents a
+# day would give one mistake in some 10**4 years.
+SHORT_ID_HEX = 12
+
+
 def short_id(full_id: str) -> str:
-    """The first 16 hex digits: enough to tell a subscriber's recent incidents apart."""
-    return full_id[:16]
+    """The first ``SHORT_ID_HEX`` hex digits: enough to tell a subscriber's recent incidents
+    apart, and small enough to keep a few of them on the profile."""
+    return full_id[:SHORT_ID_HEX]
+
+
+def short_ids(kept: Iterable[object]) -> list[str]:
+    """Stored short ids as :func:`short_id` makes them (items written with longer ones,
+    16 hex digits before, still match)."""
+    return [str(key)[:SHORT_ID_HEX] for key in kept]
+
+
+def contact_key(contact_id: str) -> str:
+    """A contact id as ``FeedbackContacts`` keeps it: ``SHORT_ID_HEX`` hex digits of its hash
+    (Connect's contact ids are 36-character UUIDs; a few are kept per subscriber)."""
+    return hashlib.sha256(contact_id.encode("utf-8")).hexdigest()[:SHORT_ID_HEX]

@@ -90,7 +90,7 @@ class Policy:
     answer_wait_minutes: int = 15
     outage: OutageRule = field(default_factory=OutageRule)
     sms: SmsRule = field(default_factory=SmsRule)
-    max_recent_incidents: int = 20
+    max_recent_incidents: int = 8
     sentiment_alpha: float = 0.5
 
     def to_json(self) -> str:
@@ -161,7 +161,7 @@ _SCALARS: dict[str, dict[str, Any]] = {
     "voice_attempts": {"low": 1, "high": 5, "integer": True},
     "retry_after_minutes": {"low": 1, "high": 7 * 24 * 60, "integer": True},
     "answer_wait_minutes": {"low": 1, "high": 24 * 60, "integer": True},
-    "max_recent_incidents": {"low": 1, "high": 200, "integer": True},
+    "max_recent_incidents": {"low": 1, "high": 16, "integer": True},
     "sentiment_alpha": {"low": 0.01, "high": 1.0},
 }
 _OUTAGE: dict[str, dict[str, Any]] = {

@@ -22,6 +22,7 @@ from collect_feedback_from_connect import app
 from feedback_loop import pseudonym
 from feedback_loop.adapters.subscribers import MAX_FEEDBACK_CONTACTS, DynamoSubscriberStore
 from feedback_loop.feedback import answer_of, parse_request
+from feedback_loop.ids import contact_key
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.observability import metrics
 from feedback_loop.sentiment import update_sentiment
@@ -152,7 +153,7 @@ def test_low_rating_lowers_sentiment_and_returns_a_string_map(aws):
     assert item["LastChange"] == "feedback"
     assert item["LastFeedback"]["At"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert item["LastFeedback"]["ContactId"] == CONTACT_ID
-    assert item["FeedbackContacts"] == [f"{CONTACT_ID}|rated"]
+    assert item["FeedbackContacts"] == [f"{contact_key(CONTACT_ID)}|rated"]
 
 
 def test_the_call_touches_only_the_table_and_the_stream_takes_the_answer_to_the_lake(aws):
@@ -229,7 +230,7 @@ def test_replayed_contact_updates_sentiment_once_and_reaches_the_lake_once(aws):
     assert float(_item(aws)["Sentiment"]) == pytest.approx(
         update_sentiment(0.2, 1, ALPHA).sentiment
     )
-    assert _item(aws)["FeedbackContacts"] == [f"{CONTACT_ID}|rated"]
+    assert _item(aws)["FeedbackContacts"] == [f"{contact_key(CONTACT_ID)}|rated"]
     assert len(stream.changes("feedback")["Records"]) == 1
 
 
@@ -332,9 +333,9 @@ def test_concurrent_rating_for_the_same_subscriber_is_not_lost(aws):
         update_sentiment(after_b, 1, ALPHA).sentiment
     )
     assert _item(aws)["FeedbackContacts"] == [
-        "contact-0|rated",
-        "contact-b|rated",
-        "contact-a|rated",
+        f"{contact_key('contact-0')}|rated",
+        f"{contact_key('contact-b')}|rated",
+        f"{contact_key('contact-a')}|rated",
     ]
 
 
@@ -346,4 +347,22 @@ def test_feedback_contacts_stay_capped(aws):
 
     contacts = _item(aws)["FeedbackContacts"]
     assert len(contacts) == MAX_FEEDBACK_CONTACTS
-    assert contacts[-1] == f"contact-{MAX_FEEDBACK_CONTACTS + 4}|rated"
+    assert contacts[-1] == f"{contact_key(f'contact-{MAX_FEEDBACK_CONTACTS + 4}')}|rated"
+
+
+def test_a_contact_recorded_before_contact_keys_is_still_recognised(aws):
+    # Given an answer recorded by the earlier version, which kept the whole contact id
+    store = DynamoSubscriberStore(boto3.client("dynamodb"), TABLE)
+    first = store.record_answer(PHONE, CONTACT_ID, _answer("2", CONTACT_ID))
+    aws.update_item(
+        Key={"PhoneNumber": PHONE},
+        UpdateExpression="SET FeedbackContacts = :old",
+        ExpressionAttributeValues={":old": [f"{CONTACT_ID}|rated"]},
+    )
+
+    # When Connect replays the contact
+    replay = store.record_answer(PHONE, CONTACT_ID, _answer("2", CONTACT_ID))
+
+    # Then it is answered with what was recorded, and nothing is written again
+    assert (replay.outcome, replay.replayed) == ("rated", True)
+    assert float(_item(aws)["Sentiment"]) == pytest.approx(first.sentiment)

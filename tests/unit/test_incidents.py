@@ -8,12 +8,14 @@ import pytest
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import incident_id, short_id
 from feedback_loop.incidents import (
+    INCIDENTS_BUDGET,
     incident_from,
     incident_from_item,
     incident_item,
     new_incidents,
     profile_update,
 )
+from feedback_loop.item_size import item_size
 from feedback_loop.messages import IncidentMessage, decode, encode
 from feedback_loop.probe import ProbeRecord
 from feedback_loop.rates import Session, WindowRate
@@ -88,10 +90,58 @@ def test_only_the_incidents_not_seen_before_are_new_and_the_memory_stays_capped(
 
 def test_new_incidents_come_back_from_the_item_oldest_first():
     late, early = incident_at(5), incident_at(1)
-    items = [incident_item(late), incident_item(early)]
+    update = profile_update(RECORD.phone_number, [], [late, early], RECORD, cap=8)
+    image = {"NewIncidents": update.new_incidents, **update.dimensions()}
 
-    assert new_incidents(RECORD.phone_number, items) == [early, late]
-    assert new_incidents(RECORD.phone_number, None) == []
+    found = new_incidents(RECORD.phone_number, image, {"CALL_DROP": 60})
+
+    # Everything the decision reads comes back; the stream position stays in the lake.
+    assert found == [replace(early, record_id=""), replace(late, record_id="")]
+    assert new_incidents(RECORD.phone_number, {}) == []
+
+
+def test_an_entry_leaves_out_the_dimensions_its_write_sets_and_states_the_others():
+    # Given a batch whose newest record names no device, and an incident on another cell
+    moved = replace(incident_at(0), cell="LDN-0001")
+    newest = replace(RECORD, device=None)
+
+    update = profile_update(RECORD.phone_number, [], [moved, incident_at(1)], newest, cap=8)
+
+    # Then the entries state what differs from the write's own dimensions (or is not set
+    # by it, so an older top-level device is never taken for theirs)
+    first, second = update.new_incidents
+    assert (first["Cell"], first["Device"]) == ("LDN-0001", "Pixel 8")
+    assert "Cell" not in second and "Vendor" not in second and second["Device"] == "Pixel 8"
+    image = {"NewIncidents": update.new_incidents, **update.dimensions(), "Device": "Old"}
+    cells = [(i.cell, i.device, i.vendor) for i in new_incidents(RECORD.phone_number, image)]
+    assert cells == [("LDN-0001", "Pixel 8", "VendorA"), ("LDN-0042", "Pixel 8", "VendorA")]
+
+
+def test_a_batch_too_big_for_one_write_unit_is_written_in_several_and_each_is_replay_safe():
+    # Given one subscriber with 30 failed sessions in one batch
+    incidents = [incident_at(minute) for minute in range(30)]
+
+    update = profile_update(RECORD.phone_number, [], incidents, RECORD, cap=8)
+
+    # Then every incident is written once, in order, over several writes within the budget
+    assert len(update.writes) > 1
+    ids = [entry["IncidentId"] for entry in update.new_incidents]
+    assert ids == [incident.incident_id for incident in incidents]
+    for write in update.writes:
+        part = {"NewIncidents": write.new_incidents, "SeenIncidents": write.seen_incidents}
+        assert item_size({**part, **update.dimensions()}) <= INCIDENTS_BUDGET
+    # And a retry after the first write finds its incidents and writes only the rest
+    retry = profile_update(
+        RECORD.phone_number, update.writes[0].seen_incidents, incidents, RECORD, cap=8
+    )
+    assert retry.new_incidents == update.new_incidents[len(update.writes[0].new_incidents) :]
+
+
+def test_ids_kept_by_older_versions_still_recognise_a_replay():
+    incidents = [incident_at(0)]
+    stored_long = [incidents[0].incident_id[:16]]
+
+    assert profile_update(RECORD.phone_number, stored_long, incidents, RECORD, cap=8) is None
 
 
 @pytest.mark.parametrize(
@@ -111,7 +161,7 @@ def test_a_malformed_incident_is_rejected(item):
 
 def test_a_malformed_incident_list_is_rejected():
     with pytest.raises(InvalidRecord):
-        new_incidents(RECORD.phone_number, "not a list")
+        new_incidents(RECORD.phone_number, {"NewIncidents": "not a list"})
 
 
 def test_the_profile_takes_the_dimensions_of_the_newest_record():

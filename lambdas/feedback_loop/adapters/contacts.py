@@ -6,7 +6,8 @@ the decision and the dialler never interleave their changes: the loser gets the 
 item back and decides again. (An opt-out recorded meanwhile does not bump the version:
 the dialler reads the profile again right before each contact.)
 ``LastChange`` is set to ``engagement`` so the stream filter does not wake
-``Read_after_incident`` again.
+``Read_after_incident`` again, and ``NewIncidents`` (read from the stream already) is
+removed.
 """
 
 from typing import TYPE_CHECKING, Any, cast
@@ -15,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.aws import aws_error, translated
 from feedback_loop.adapters.dynamodb import condition_failed, from_item, to_attribute
-from feedback_loop.contract import LAST_CHANGE, PHONE_NUMBER, LastChange
+from feedback_loop.contract import LAST_CHANGE, NEW_INCIDENTS, PHONE_NUMBER, LastChange
 from feedback_loop.episodes import (
     CONTACT_HISTORY,
     CONTACT_VERSION,
@@ -61,7 +62,9 @@ class ContactStore:
             f"{CONTACT_VERSION} = :next",
             f"{LAST_CHANGE} = :change",
         ]
-        removes = []
+        # The decision has read ``NewIncidents`` from the stream record of the write that
+        # added them; clearing them keeps the item within one write unit.
+        removes = [NEW_INCIDENTS]
         if state.episode is None:
             removes.append(EPISODE)
         else:
@@ -72,7 +75,7 @@ class ContactStore:
         else:
             condition = f"{CONTACT_VERSION} = :seen"
             values[":seen"] = {"N": str(state.version)}
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
         try:
             self._dynamodb.update_item(
                 TableName=self._table,

@@ -1,8 +1,9 @@
 """``Subscriber_table`` as ingest needs it: the capped recent-incident list and dimensions.
 
 Profiles are read for the batch's subscribers with incidents (``BatchGetItem``, 100
-keys per call) and written with one conditional ``UpdateItem`` each, guarded by
-``IncidentsVersion`` so two writers never interleave their updates.
+keys per call) and written with one conditional ``UpdateItem`` each (more for a batch
+whose incidents exceed ``incidents.INCIDENTS_BUDGET``), guarded by ``IncidentsVersion`` so
+two writers never interleave their updates.
 """
 
 from collections.abc import Sequence
@@ -13,12 +14,13 @@ from feedback_loop.adapters.dynamodb import conditional_update, from_item, to_at
 from feedback_loop.contract import (
     INCIDENTS_VERSION,
     LAST_CHANGE,
+    LAST_FEEDBACK,
     NEW_INCIDENTS,
     PHONE_NUMBER,
     SEEN_INCIDENTS,
     LastChange,
 )
-from feedback_loop.incidents import ProfileUpdate
+from feedback_loop.incidents import ProfileUpdate, ProfileWrite
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -70,35 +72,47 @@ class ProfileStore:
         return found
 
     def write(self, update: ProfileUpdate, seen_version: int | None) -> bool:
-        """Write the batch's incidents; ``False`` if another writer changed them meanwhile."""
+        """Write the batch's incidents; ``False`` if another writer changed them meanwhile.
+
+        Each of ``update.writes`` is one ``UpdateItem`` (one stream record), bumping
+        ``IncidentsVersion``; if one loses the race, the ones before it stay recorded and
+        the retried batch finds their incidents in ``SeenIncidents``.
+        """
+        version = seen_version
+        for write in update.writes:
+            if not self._write_one(update, write, version):
+                return False
+            version = (version or 0) + 1
+        return True
+
+    def _write_one(self, update: ProfileUpdate, write: ProfileWrite, version: int | None) -> bool:
         values: dict[str, Any] = {
-            ":new": to_attribute(update.new_incidents),
-            ":seen": to_attribute(update.seen_incidents),
-            ":cell": {"S": update.cell},
+            ":new": to_attribute(write.new_incidents),
+            ":seen": to_attribute(write.seen_incidents),
             ":change": {"S": LastChange.INCIDENT},
-            ":next": {"N": str((seen_version or 0) + 1)},
+            ":next": {"N": str((version or 0) + 1)},
         }
         sets = [
             f"{NEW_INCIDENTS} = :new",
             f"{SEEN_INCIDENTS} = :seen",
-            "Cell = :cell",
             f"{LAST_CHANGE} = :change",
             f"{INCIDENTS_VERSION} = :next",
         ]
-        for name, value in (("Device", update.device), ("Vendor", update.vendor)):
-            if value is not None:
-                sets.append(f"{name} = :{name.lower()}")
-                values[f":{name.lower()}"] = {"S": value}
-        if seen_version is None:
+        for name, value in update.dimensions().items():
+            sets.append(f"{name} = :{name.lower()}")
+            values[f":{name.lower()}"] = {"S": value}
+        if version is None:
             condition = f"attribute_not_exists({INCIDENTS_VERSION})"
         else:
             condition = f"{INCIDENTS_VERSION} = :version"
-            values[":version"] = {"N": str(seen_version)}
+            values[":version"] = {"N": str(version)}
+        # The last answer has reached the table's stream with the write that recorded it;
+        # clearing it keeps the item within one write unit (docs/ARCHITECTURE.md).
         return conditional_update(
             self._dynamodb,
             TableName=self._table,
             Key={PHONE_NUMBER: {"S": update.phone_number}},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression="SET " + ", ".join(sets) + f" REMOVE {LAST_FEEDBACK}",
             ConditionExpression=condition,
             ExpressionAttributeValues=values,
         )

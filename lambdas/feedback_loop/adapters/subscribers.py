@@ -2,7 +2,7 @@
 
 DynamoDB cannot multiply inside an update expression, so a rating's sentiment blend
 needs the stored value: a consistent ``GetItem`` reads it (and ``FeedbackContacts``,
-whose ``<contact id>|<outcome>`` entries tell a replayed contact what it recorded), and a
+whose ``<contact key>|<outcome>`` entries tell a replayed contact what it recorded), and a
 conditional ``UpdateItem`` writes the answer only if ``FeedbackContacts`` is still what
 was read (optimistic concurrency: every recorded answer changes that list). A lost race
 is retried from a fresh read. The write
@@ -19,6 +19,7 @@ from feedback_loop.contract import (
     FEEDBACK_CONTACTS,
     LAST_CHANGE,
     LAST_FEEDBACK,
+    NEW_INCIDENTS,
     PHONE_NUMBER,
     LastChange,
     Reason,
@@ -26,6 +27,7 @@ from feedback_loop.contract import (
 from feedback_loop.episodes import ANSWERED
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import OPTED_OUT, Feedback
+from feedback_loop.ids import contact_key
 from feedback_loop.ports import RecordedAnswer
 
 if TYPE_CHECKING:
@@ -33,8 +35,9 @@ if TYPE_CHECKING:
 
 # A replayed contact is a retry of the same call (seconds later): a few entries suffice,
 # and the list must stay small so a profile write fits one write unit. Each entry is
-# ``<contact id>|<outcome>``, so a replay is answered with what was recorded.
-MAX_FEEDBACK_CONTACTS = 5
+# ``<contact key>|<outcome>`` (``ids.contact_key``), so a replay is answered with what was
+# recorded.
+MAX_FEEDBACK_CONTACTS = 3
 MAX_ATTEMPTS = 3
 
 
@@ -78,7 +81,7 @@ class DynamoSubscriberStore:
         raise ConcurrentFeedback(f"gave up recording contact {contact_id} after {MAX_ATTEMPTS}")
 
     def _write(self, phone_number: str, feedback: Feedback, entries: list[str], seen: Any) -> bool:
-        entry = f"{feedback.contact_id}|{feedback.outcome}"
+        entry = f"{contact_key(feedback.contact_id)}|{feedback.outcome}"
         sets = [
             f"{FEEDBACK_CONTACTS} = :contacts",
             f"{LAST_FEEDBACK} = :feedback",
@@ -107,11 +110,13 @@ class DynamoSubscriberStore:
         else:
             condition = f"{FEEDBACK_CONTACTS} = :seen"
             values[":seen"] = to_attribute(seen)
+        # ``NewIncidents`` reached the decision through the stream already; clearing them
+        # keeps the item within one write unit.
         return conditional_update(
             self._dynamodb,
             TableName=self._table,
             Key={PHONE_NUMBER: {"S": phone_number}},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression="SET " + ", ".join(sets) + f" REMOVE {NEW_INCIDENTS}",
             ConditionExpression=condition,
             ExpressionAttributeValues=values,
         )
@@ -128,9 +133,11 @@ class DynamoSubscriberStore:
 
 
 def _recorded_outcome(entries: list[str], contact_id: str) -> str | None:
+    # Entries written before contact keys hold the whole contact id.
+    keys = {contact_key(contact_id), contact_id}
     for entry in entries:
         recorded_contact, _, outcome = entry.rpartition("|")
-        if recorded_contact == contact_id:
+        if recorded_contact in keys:
             return outcome
     return None
 
