@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
+
+from feedback_loop.item_size import number_size
 
 KIB = 1024
 # DynamoDB: a write unit covers 1 KB of item, a read unit 4 KB (strongly consistent; an
@@ -22,18 +23,13 @@ READ_UNIT_BYTES = 4096
 STORAGE_OVERHEAD_BYTES = 100
 
 
-def _number_size(text: str) -> int:
-    """1 byte per two significant digits, plus 1 (leading and trailing zeroes trimmed)."""
-    digits = format(abs(Decimal(text)).normalize(), "f").replace(".", "").strip("0")
-    return math.ceil(max(len(digits), 1) / 2) + 1
-
-
 def value_size(value: Mapping[str, Any]) -> int:
     """Size of one low-level attribute value (``{"S": ...}``, ``{"M": {...}}``, ...).
 
     Rules of "DynamoDB item sizes and formats"
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
-    strings and binaries count their bytes, numbers as :func:`_number_size`, null and
+    strings and binaries count their bytes, numbers as ``feedback_loop.item_size`` does
+    (the handlers keep items within a write unit by the same rule), null and
     Boolean 1 byte, a list or map 3 bytes plus 1 byte per element plus its elements
     (map keys count their UTF-8 bytes).
     """
@@ -43,7 +39,7 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind == "B":
         return len(content)
     if kind == "N":
-        return _number_size(content)
+        return number_size(content)
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "L":
@@ -55,7 +51,7 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind == "SS":
         return sum(len(s.encode("utf-8")) for s in content)
     if kind == "NS":
-        return sum(_number_size(n) for n in content)
+        return sum(number_size(n) for n in content)
     if kind == "BS":
         return sum(len(b) for b in content)
     raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
