@@ -306,6 +306,9 @@ def _counter_items(
     return items
 
 
+HISTORY_DRAWN = 20
+
+
 def _profile_item(
     rng: random.Random,
     phone: str,
@@ -327,7 +330,9 @@ def _profile_item(
     if earlier == 0:
         return None
     incidents = []
-    for index in range(min(earlier, cap)):
+    # As many as the profile ever kept (20 before the item-size cuts), whatever ``cap`` is
+    # now, so the slice's random draws, hence its records, do not depend on it.
+    for index in range(min(earlier, HISTORY_DRAWN)):
         kpi = rng.choice(EVENT_TYPES)
         moment = _stamp(now - timedelta(seconds=rng.randrange(3600, 30 * 86400)))
         sessions = rng.randint(1, 12)

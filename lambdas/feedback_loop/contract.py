@@ -77,7 +77,24 @@ INCIDENT_DIMENSIONS = ("cell", "device", "vendor")
 # ``sentiment/``) even when the lake was unreachable during the call.
 LAST_FEEDBACK = "LastFeedback"
 FEEDBACK_CONTACTS = "FeedbackContacts"
+# Short keys: the map sits on a profile that must stay within one DynamoDB write unit
+# ("DynamoDB item sizes and formats": map keys count like attribute names). Maps written
+# with the earlier, long keys (``LEGACY_FEEDBACK_ATTRIBUTES``) are still read. The incident
+# id is not kept: no lake record of an answer has it (the engagement record links them).
 FEEDBACK_ATTRIBUTES = {
+    "contact_id": "Contact",
+    "engagement_id": "Eng",
+    "incident_type": "Kpi",
+    "incident_time": "Time",
+    "cell": "Cell",
+    "outcome": "Out",
+    "rating": "Rating",
+    "previous_sentiment": "Was",
+    "sentiment": "Is",
+    "change_sentiment": "Change",
+    "received_at": "Received",
+}
+LEGACY_FEEDBACK_ATTRIBUTES = {
     "contact_id": "ContactId",
     "engagement_id": "EngagementId",
     "incident_id": "IncidentId",

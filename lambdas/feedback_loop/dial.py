@@ -30,6 +30,7 @@ from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
 from feedback_loop.episodes import CLOSED, CONTACTED, DIALLING, SMS, VOICE, ContactState, Episode
 from feedback_loop.errors import AwsError
+from feedback_loop.ids import short_id
 from feedback_loop.messages import EngagementMessage, decode, encode
 from feedback_loop.outages import eligible_for_sample, subscriber_key, window_start
 from feedback_loop.policy import Policy
@@ -194,7 +195,8 @@ class _Step:
         )
 
     def _follow_up(self, episode: Episode) -> DialOutcome | None:
-        if self.view.answered_engagement == episode.engagement_id:
+        answered = self.view.answered_engagement
+        if answered is not None and short_id(answered) == short_id(episode.engagement_id):
             return self._close(episode, Verdict.CLOSED, "answered")
         if episode.channel == SMS:
             return self._close(episode, Verdict.CLOSED, "no_reply")

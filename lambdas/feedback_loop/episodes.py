@@ -40,7 +40,38 @@ DO_NOT_CONTACT = "DoNotContact"
 TIME_ZONE = "TimeZone"
 PREFERRED_CHANNEL = "PreferredChannel"
 # Incident keys an episode keeps (the first and the latest ones).
-MAX_EPISODE_KEYS = 8
+MAX_EPISODE_KEYS = 4
+# The ``Episode`` map's keys: field → key. Short, because the map sits on a profile that
+# must stay within one DynamoDB write unit ("DynamoDB item sizes and formats": map keys
+# count like attribute names); maps written with the earlier, long keys are still read.
+EPISODE_KEYS = {
+    "engagement_id": "Eng",
+    "incident_id": "Inc",
+    "incident_type": "Kpi",
+    "incident_time": "At",
+    "cell": "Cell",
+    "incident_types": "Kpis",
+    "incident_keys": "Keys",
+    "status": "St",
+    "attempts": "N",
+    "channel": "Ch",
+    "last_attempt_at": "Tried",
+    "deferred_until": "Until",
+}
+LEGACY_EPISODE_KEYS = {
+    "engagement_id": "EngagementId",
+    "incident_id": "IncidentId",
+    "incident_type": "IncidentType",
+    "incident_time": "IncidentTime",
+    "cell": "Cell",
+    "incident_types": "IncidentTypes",
+    "incident_keys": "IncidentKeys",
+    "status": "Status",
+    "attempts": "Attempts",
+    "channel": "Channel",
+    "last_attempt_at": "LastAttemptAt",
+    "deferred_until": "DeferredUntil",
+}
 
 
 @dataclass(frozen=True)
@@ -90,45 +121,45 @@ class Episode:
 
     def to_item(self) -> dict[str, Any]:
         """The ``Episode`` map (empty fields left out)."""
-        item: dict[str, Any] = {
-            "EngagementId": self.engagement_id,
-            "IncidentId": self.incident_id,
-            "IncidentType": self.incident_type,
-            "IncidentTime": self.incident_time,
-            "Cell": self.cell,
-            "IncidentTypes": list(self.incident_types),
-            "IncidentKeys": list(self.incident_keys),
-            "Status": self.status,
-            "Attempts": self.attempts,
+        values = {
+            "engagement_id": self.engagement_id,
+            "incident_id": self.incident_id,
+            "incident_type": self.incident_type,
+            "incident_time": self.incident_time,
+            "cell": self.cell,
+            "incident_types": list(self.incident_types),
+            "incident_keys": list(self.incident_keys),
+            "status": self.status,
+            "attempts": self.attempts,
+            "channel": self.channel,
+            "last_attempt_at": self.last_attempt_at,
+            "deferred_until": self.deferred_until,
         }
-        for name, value in (
-            ("Channel", self.channel),
-            ("LastAttemptAt", self.last_attempt_at),
-            ("DeferredUntil", self.deferred_until),
-        ):
-            if value is not None:
-                item[name] = value
-        return item
+        return {EPISODE_KEYS[name]: v for name, v in values.items() if v is not None}
 
     @classmethod
     def from_item(cls, item: Any) -> "Episode":
         """Read the ``Episode`` map; a malformed one raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "Episode is not a map")
+        fields = {
+            name: item[key] if key in item else item.get(LEGACY_EPISODE_KEYS[name])
+            for name, key in EPISODE_KEYS.items()
+        }
         try:
             episode = cls(
-                engagement_id=_text(item, "EngagementId"),
-                incident_id=_text(item, "IncidentId"),
-                incident_type=_text(item, "IncidentType"),
-                incident_time=_text(item, "IncidentTime"),
-                cell=_text(item, "Cell"),
-                incident_types=tuple(str(k) for k in item["IncidentTypes"]),
-                incident_keys=tuple(short_ids(item["IncidentKeys"])),
-                status=_text(item, "Status"),
-                attempts=int(item.get("Attempts", 0)),
-                channel=_optional(item, "Channel"),
-                last_attempt_at=_optional(item, "LastAttemptAt"),
-                deferred_until=_optional(item, "DeferredUntil"),
+                engagement_id=_text(fields, "engagement_id"),
+                incident_id=_text(fields, "incident_id"),
+                incident_type=_text(fields, "incident_type"),
+                incident_time=_text(fields, "incident_time"),
+                cell=_text(fields, "cell"),
+                incident_types=tuple(str(k) for k in fields["incident_types"]),
+                incident_keys=tuple(short_ids(fields["incident_keys"])),
+                status=_text(fields, "status"),
+                attempts=int(fields["attempts"] or 0),
+                channel=_optional(fields, "channel"),
+                last_attempt_at=_optional(fields, "last_attempt_at"),
+                deferred_until=_optional(fields, "deferred_until"),
             )
             parse_utc(episode.incident_time)
             if episode.status not in STATUSES or episode.channel not in (None, *CHANNELS):
@@ -143,7 +174,7 @@ class Episode:
 def _text(item: Mapping[str, Any], name: str) -> str:
     value = item[name]
     if not isinstance(value, str) or not value:
-        raise ValueError(f"Episode without {name}")
+        raise ValueError(f"Episode without {EPISODE_KEYS[name]}")
     return value
 
 
@@ -197,7 +228,7 @@ class SubscriberView:
     do_not_contact: bool = False
     time_zone: str | None = None
     prefers_sms: bool = False
-    answered_engagement: str | None = None
+    answered_engagement: str | None = None  # its short id (ids.short_id); whole before
     contact: ContactState = field(default_factory=ContactState)
 
     @classmethod

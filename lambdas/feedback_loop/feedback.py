@@ -21,6 +21,7 @@ from feedback_loop.contract import (
     FEEDBACK_ATTRIBUTES,
     LAKE_TABLES,
     LAST_FEEDBACK,
+    LEGACY_FEEDBACK_ATTRIBUTES,
     Reason,
 )
 from feedback_loop.episodes import SMS, Episode
@@ -113,8 +114,11 @@ class Feedback:
         """Read ``LastFeedback`` back; a malformed map raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "LastFeedback is not a map")
-        values = {name: item.get(attribute) for name, attribute in FEEDBACK_ATTRIBUTES.items()}
-        texts: tuple[str, ...] = ("contact_id", "engagement_id", "incident_id", "incident_type")
+        values = {
+            name: item[key] if key in item else item.get(LEGACY_FEEDBACK_ATTRIBUTES[name])
+            for name, key in FEEDBACK_ATTRIBUTES.items()
+        }
+        texts: tuple[str, ...] = ("contact_id", "engagement_id", "incident_type")
         texts += ("incident_time", "cell", "outcome", "received_at")
         try:
             for name in texts:
@@ -123,6 +127,7 @@ class Feedback:
             parse_utc(str(values["received_at"]))
             numbers = ("previous_sentiment", "sentiment", "change_sentiment")
             fields: dict[str, Any] = {name: str(values[name]) for name in texts}
+            fields["incident_id"] = ""  # not kept on the profile (contract.FEEDBACK_ATTRIBUTES)
             fields["rating"] = None if values["rating"] is None else int(values["rating"])
             for name in numbers:
                 value = values[name]

@@ -7,6 +7,7 @@ from collections import Counter
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from feedback_loop.episodes import Episode
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.messages import EngagementMessage, decode
 from read_after_incident import app
@@ -100,8 +101,8 @@ def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambd
     assert update == trigger
     stored = profile(aws, phone)
     assert stored["LastChange"] == "engagement"
-    assert stored["Episode"]["EngagementId"] == expected_id
-    assert stored["Episode"]["Status"] == "open"
+    episode = Episode.from_item(stored["Episode"])
+    assert (episode.engagement_id, episode.status) == (expected_id, "open")
     # No read: the stream image is enough. One write for the episode, one for the cell's count.
     assert calls.calls["dynamodb.GetItem"] == 0
     assert calls.calls["dynamodb.UpdateItem"] == 2
@@ -153,7 +154,8 @@ def test_two_problems_within_minutes_become_one_engagement_asking_about_both(
         (m.decision, m.incident_type) for _, m in engagements(aws, "engagement_update_queue")
     ]
     assert decisions == [("engage", "LOW_BITRATE"), ("merged", "VIDEO_STALLING")]
-    assert profile(aws, phone)["Episode"]["IncidentTypes"] == ["LOW_BITRATE", "VIDEO_STALLING"]
+    episode = Episode.from_item(profile(aws, phone)["Episode"])
+    assert episode.incident_types == ("LOW_BITRATE", "VIDEO_STALLING")
 
 
 def test_a_concurrent_engagement_wins_and_this_incident_joins_its_episode(
@@ -187,7 +189,7 @@ def test_a_concurrent_engagement_wins_and_this_incident_joins_its_episode(
     )
     assert aws.messages("engagement_trigger_queue.fifo") == []
     stored = profile(aws, phone_of(record))
-    assert stored["Episode"]["IncidentTypes"] == ["CALL_QUALITY", "CALL_DROP"]
+    assert Episode.from_item(stored["Episode"]).incident_types == ("CALL_QUALITY", "CALL_DROP")
     assert stored["ContactVersion"] == 2
 
 

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from feedback_loop.adapters.dynamodb import from_item
 from feedback_loop.dial import backoff_seconds
+from feedback_loop.episodes import Episode
 from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import metrics
 from tests.integration.conftest import SendFaults
@@ -150,7 +151,8 @@ def _episode(phone: str) -> dict:
     item = boto3.client("dynamodb").get_item(
         TableName="Subscriber_table", Key={"PhoneNumber": {"S": phone}}
     )["Item"]
-    return from_item(item)["Episode"]
+    episode = Episode.from_item(from_item(item)["Episode"])
+    return {"Status": episode.status}
 
 
 def _failed_ids(response):

@@ -1,13 +1,14 @@
 """DTMF validation, the feedback outcome and the lake records, with in-memory storage."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from feedback_loop import pseudonym
+from feedback_loop.contract import LEGACY_FEEDBACK_ATTRIBUTES
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import (
     INVALID,
@@ -240,9 +241,25 @@ def test_last_feedback_round_trips_and_a_malformed_one_is_rejected(request_):
     item = store.item["LastFeedback"]
 
     assert Feedback.from_item(item).to_item() == item
-    for broken in ({**item, "At": "yesterday"}, {**item, "Rating": "two"}, "text"):
+    for broken in ({**item, "Received": "yesterday"}, {**item, "Rating": "two"}, "text"):
         with pytest.raises(InvalidRecord):
             Feedback.from_item(broken)
+
+
+def test_an_answer_recorded_with_the_earlier_long_keys_is_still_read(request_):
+    # Given a LastFeedback map written before the keys were shortened (a stream record or
+    # a redriven one from before the deployment)
+    store = MemoryStore(sentiment=0.1)
+    _record(request_, store)
+    feedback = Feedback.from_item(store.item["LastFeedback"])
+    legacy = {
+        LEGACY_FEEDBACK_ATTRIBUTES[name]: value
+        for name, value in asdict(feedback).items()
+        if value is not None
+    }
+
+    # Then it reads as the same answer
+    assert Feedback.from_item(legacy) == feedback
 
 
 def test_flow_response_is_a_flat_map_of_strings(request_):

@@ -27,7 +27,7 @@ from feedback_loop.contract import (
 from feedback_loop.episodes import ANSWERED
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import OPTED_OUT, Feedback
-from feedback_loop.ids import contact_key
+from feedback_loop.ids import contact_key, short_id
 from feedback_loop.ports import RecordedAnswer
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # and the list must stay small so a profile write fits one write unit. Each entry is
 # ``<contact key>|<outcome>`` (``ids.contact_key``), so a replay is answered with what was
 # recorded.
-MAX_FEEDBACK_CONTACTS = 3
+MAX_FEEDBACK_CONTACTS = 2
 MAX_ATTEMPTS = 3
 
 
@@ -92,8 +92,8 @@ class DynamoSubscriberStore:
             ":contacts": to_attribute([*entries, entry][-MAX_FEEDBACK_CONTACTS:]),
             ":feedback": to_attribute(feedback.to_item()),
             ":change": {"S": LastChange.FEEDBACK},
-            # Tells the dialler the episode's contact was answered.
-            ":engagement": {"S": feedback.engagement_id},
+            # Tells the dialler the episode's contact was answered (its short id suffices).
+            ":engagement": {"S": short_id(feedback.engagement_id)},
         }
         if feedback.sentiment is not None:
             sets.append("Sentiment = :sentiment")
