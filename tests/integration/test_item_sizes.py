@@ -10,6 +10,7 @@ size every item they leave by DynamoDB's rule.
 
 import json
 import os
+import uuid
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from feedback_loop.adapters.subscribers import DynamoSubscriberStore
 from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.engage import Change, EngagePorts, evaluate
 from feedback_loop.episodes import CHANNELS, CLOSED, STATUSES, ContactState
-from feedback_loop.feedback import NO_RESPONSE, OPTED_OUT, RATED, Feedback
+from feedback_loop.feedback import NO_INPUT, answer_of, parse_request
 from feedback_loop.ingest import IngestPorts, ProbeInput, ingest
 from feedback_loop.policy import Policy
 from feedback_loop.ports import NotSent
@@ -95,9 +96,7 @@ class Contact:
     attempts: int
     channel: str
     deferred: bool
-    answer: str | None
-    rating: int
-    sentiment: float
+    digits: str | None
     zone: str | None
     do_not_contact: bool | None
     channel_preference: str | None
@@ -109,9 +108,7 @@ contacts = st.builds(
     attempts=st.integers(0, 99),
     channel=st.sampled_from(CHANNELS),
     deferred=st.booleans(),
-    answer=st.sampled_from([None, RATED, OPTED_OUT, NO_RESPONSE]),
-    rating=st.integers(1, 5),
-    sentiment=st.floats(-1, 1),
+    digits=st.none() | st.sampled_from([*"123456789", NO_INPUT]),
     zone=st.none() | st.sampled_from(ZONES),
     do_not_contact=st.none() | st.booleans(),
     channel_preference=st.none() | st.sampled_from(CHANNELS),
@@ -204,7 +201,7 @@ def _contact_and_answer(client: Any, phone: str, contact: Contact, now: datetime
         deferred_until=format_utc(now + timedelta(hours=1)) if contact.deferred else None,
     )
     assert store.record(phone, state.with_episode(episode)) is None
-    if contact.answer is not None:
+    if contact.digits is not None:
         _answer(client, phone, contact, episode, now)
     preference = Preference(phone, contact.do_not_contact, contact.zone, contact.channel_preference)
     if preference != Preference(phone):
@@ -214,26 +211,22 @@ def _contact_and_answer(client: Any, phone: str, contact: Contact, now: datetime
 
 
 def _answer(client: Any, phone: str, contact: Contact, episode: Any, now: datetime) -> None:
-    rated = contact.answer == RATED
-
-    def answer(previous: float | None) -> Feedback:
-        before = previous or 0.0
-        return Feedback(
-            contact_id=f"{hash((phone, now)) & 0xFFFFFFFF:08x}-1111-4222-8333-444455556666",
-            engagement_id=episode.engagement_id,
-            incident_id=episode.incident_id,
-            incident_type=episode.incident_type,
-            incident_time=episode.incident_time,
-            cell=episode.cell,
-            outcome=contact.answer or NO_RESPONSE,
-            rating=contact.rating if rated else None,
-            previous_sentiment=before if rated else None,
-            sentiment=contact.sentiment if rated else None,
-            change_sentiment=contact.sentiment - before if rated else None,
-            received_at=format_utc(now),
-        )
-
-    DynamoSubscriberStore(client, SUBSCRIBERS).record_answer(phone, "contact", answer)
+    """The subscriber presses ``contact.digits``; the feedback use case's own answer."""
+    parameters = {
+        "engagement_id": episode.engagement_id,
+        "incident_type": episode.incident_type,
+        "incident_time": episode.incident_time,
+        "incident_id": episode.incident_id,
+        "cell": episode.cell,
+        "input": contact.digits,
+    }
+    contact_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{phone}/{now.isoformat()}"))
+    request = parse_request(contact_id, phone, parameters)
+    DynamoSubscriberStore(client, SUBSCRIBERS).record_answer(
+        phone,
+        contact_id,
+        lambda previous: answer_of(request, previous, POLICY.sentiment_alpha, format_utc(now)),
+    )
 
 
 @settings(
@@ -280,3 +273,67 @@ def test_a_closed_episode_keeps_its_state_readable_after_the_new_incidents_are_c
         state = ContactState.from_profile(item)
         assert state.episode is not None and state.episode.status != CLOSED
         assert len(item["SeenIncidents"]) == 2
+
+
+# A counter item holds two numbers per 5-minute bucket (feedback_loop.rates), up to
+# STALE_BUCKETS_BEFORE_PRUNE expired ones besides the window's. The 1 h KPIs' windows
+# (12 buckets) fit whatever the pattern; a 6 h window has 72 buckets, and an item with
+# sessions in every one of them would take about 2.4 KB, so for those KPIs the property
+# covers subscribers with at most DATA_SESSIONS_PER_WINDOW sessions per KPI (see
+# docs/SCALE.md: a subscriber of the dense bench has about 3).
+DATA_SESSIONS_PER_WINDOW = 30
+VOICE = ("CALL_DROP", "CALL_QUALITY")
+HOME = ("LDN-0042", "Pixel 8", "VendorA")
+
+
+@st.composite
+def bucket_patterns(draw: st.DrawFn) -> list[list[Session]]:
+    voice = draw(
+        st.lists(
+            st.builds(
+                Session,
+                minute=st.integers(0, 8 * 60),
+                kpi=st.sampled_from(VOICE),
+                failed=st.booleans(),
+                cell=st.just(HOME[0]),
+                device=st.just(HOME[1]),
+                vendor=st.just(HOME[2]),
+            ),
+            max_size=150,
+        )
+    )
+    data = []
+    for kpi in ("LOW_BITRATE", "VIDEO_STALLING"):
+        # As many distinct buckets as allowed, at hypothesis' favourite boundaries too.
+        count = draw(st.integers(0, DATA_SESSIONS_PER_WINDOW))
+        buckets = draw(
+            st.lists(st.integers(0, 6 * 12), min_size=count, max_size=count, unique=True)
+        )
+        data += [
+            Session(bucket * 5 + draw(st.integers(0, 4)), kpi, draw(st.booleans()), *HOME)
+            for bucket in buckets
+        ]
+    sessions = sorted([*voice, *data], key=lambda s: s.minute)
+    cuts = sorted(draw(st.lists(st.integers(0, len(sessions)), max_size=6)))
+    batches = [sessions[a:b] for a, b in zip([0, *cuts], [*cuts, len(sessions)], strict=True)]
+    return [batch for batch in batches if batch]
+
+
+@settings(
+    max_examples=int(os.environ.get("ITEM_SIZE_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(batches=bucket_patterns())
+def test_every_counter_write_stays_within_one_write_unit(batches):
+    # Given any pattern of sessions in time, delivered in batches in time order
+    phone = "+447700900123456"[:16]
+    with tables() as client:
+        sizes = Sizes(client)
+        sequence = 1
+        for batch in batches:
+            # When ingest counts each batch (one update per KPI, pruning expired buckets)
+            _ingest(client, phone, batch, sequence)
+            sequence += len(batch)
+            # Then no counter item is ever above one write unit
+            sizes.measure(COUNTERS)
