@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedback_loop.adapters.cell_state import CellState
-from feedback_loop.adapters.lake_writer import LakeWriterDependencies, lake_writer_dependencies
+from feedback_loop.adapters.lake_writer import LakeWriter, lake_writer_dependencies
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.errors import ConfigError
 from feedback_loop.feedback import count_ratings, feedback_records
@@ -45,7 +45,8 @@ class RatingSettings:
 class Dependencies:
     """The lake writer, and the cells' tallies when the rating budget is enabled."""
 
-    lake: LakeWriterDependencies
+    lake: LakeWriter
+    pseudonym_key: bytes
     policy: Policy
     cells: CellState | None
 
@@ -60,7 +61,8 @@ def _dependencies() -> Dependencies:
                 "rating_budget.enabled needs environment variable CONTACT_STATE_TABLE"
             )
         cells = CellState(boto3.client("dynamodb"), settings.contact_state_table)
-    return Dependencies(lake_writer_dependencies(), settings.policy, cells)
+    lake = lake_writer_dependencies()
+    return Dependencies(lake.lake, lake.pseudonym_key, settings.policy, cells)
 
 
 def _images(event: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -85,9 +87,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     images = _images(event)
     # Objects are named after the batch's records, so a retried batch overwrites its own.
     batch_id = hashlib.sha256("|".join(seq for seq, _ in images).encode()).hexdigest()[:32]
-    lake = deps.lake
     outcome = write_batch(
-        images, partial(feedback_records, key=lake.pseudonym_key), lake.lake, batch_id=batch_id
+        images, partial(feedback_records, key=deps.pseudonym_key), deps.lake, batch_id=batch_id
     )
     report_lake_batch(outcome, "FeedbackWritten")
     failed = set(outcome.failed)
