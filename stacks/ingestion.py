@@ -8,6 +8,7 @@ from constructs import Construct
 
 from feedback_loop.contract import PROBE_STREAM
 from stacks.data_lake import DataLake
+from stacks.dependency_layer import PROTOBUF_ENVIRONMENT
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
 from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
@@ -80,6 +81,8 @@ class Ingestion(Construct):
                 "INCIDENT_QUEUE_URL": self.incident_queue.queue_url,
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                # aws-kinesis-agg parses KPL aggregates with protobuf (pure Python in the layer).
+                **PROTOBUF_ENVIRONMENT,
             },
         )
         function.add_event_source(

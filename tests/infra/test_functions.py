@@ -32,7 +32,7 @@ HANDLER_FOLDERS = {
 ENVIRONMENT = {
     "Ingest_probe_events": {
         "SUBSCRIBER_TABLE", "COUNTERS_TABLE", "INCIDENT_QUEUE_URL", "LAKE_BUCKET",
-        "PSEUDONYM_SECRET_ARN",
+        "PSEUDONYM_SECRET_ARN", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION",
     },
     "write_incident_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Read_after_incident": {
