@@ -39,7 +39,9 @@ class FeedbackLoopStack(Stack):
         lake = DataLake(self, "DataLake", config=config)
         state = SubscriberState(self, "SubscriberState", key=lake.key)
         factory = FunctionFactory(self, "Functions", config=config, key=lake.key)
-        ingestion = Ingestion(self, "Ingestion", factory=factory, lake=lake, state=state)
+        ingestion = Ingestion(
+            self, "Ingestion", config=config, factory=factory, lake=lake, state=state
+        )
         contact = ContactCentre(
             self,
             "ContactCentre",

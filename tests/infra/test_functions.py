@@ -190,6 +190,11 @@ def test_trigger_connect_concurrency_follows_config_without_reserving_account_co
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": variant.config.max_concurrent_calls}
 
 
+def test_ingest_reads_each_shard_in_as_many_concurrent_batches_as_configured(variant) -> None:
+    (mapping,) = mappings_of(variant.resources, "Ingest_probe_events")
+    assert mapping["ParallelizationFactor"] == variant.config.ingest_parallelization_factor
+
+
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
     (mapping,) = mappings_of(default.resources, "Ingest_probe_events")
     stream = find_one(default.resources, "AWS::Kinesis::Stream", Name="probe_events")
