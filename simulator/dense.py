@@ -574,15 +574,15 @@ def run_dense(
             lake = twin.copy_lake()
             summary = twin.summary(lake, time.monotonic() - started)
             memory = {name: spec.memory for name, spec in twin.estate.functions.items()}
-            (ingest_source,) = [
-                s for s in twin.estate.event_sources if s.function_name == "Ingest_probe_events"
+            (parallel_batches,) = [
+                s.parallelization_factor
+                for s in twin.estate.event_sources
+                if s.function_name == "Ingest_probe_events"
             ]
         objects = Counter(
             p.relative_to(work / "lake").parts[0] for p in (work / "lake").rglob("*.gz")
         )
-    figures = _figures(
-        settings, slice_, meter, summary, lake, objects, memory, ingest_source.parallelization_factor
-    )
+    figures = _figures(settings, slice_, meter, summary, lake, objects, memory, parallel_batches)
     figures["wall_seconds"] = {
         "replay": round(replay_seconds, 1),
         "total": round(time.monotonic() - started, 1),
