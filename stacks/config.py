@@ -25,6 +25,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "source_phone_number": None,
     "phone_number_country_code": "GB",
     "max_concurrent_calls": 5,
+    "ingest_parallelization_factor": 10,
     "sms_origination_identity": None,
     "tts_voice": "Amy",
     "quicksight_principal_arn": None,
@@ -110,6 +111,7 @@ class FeedbackLoopConfig:
     source_phone_number: str | None
     phone_number_country_code: str | None
     max_concurrent_calls: int
+    ingest_parallelization_factor: int
     sms_origination_identity: str | None
     tts_voice: str
     quicksight_principal_arn: str | None
@@ -246,6 +248,8 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         ),
         # The SQS event source's MaximumConcurrency: AWS accepts 2 to 1000.
         max_concurrent_calls=_whole(merged, "max_concurrent_calls", 2, 1000),
+        # The Kinesis event source's ParallelizationFactor: AWS accepts 1 to 10.
+        ingest_parallelization_factor=_whole(merged, "ingest_parallelization_factor", 1, 10),
         sms_origination_identity=sms_identity,
         tts_voice=_optional_text(merged, "tts_voice", _VOICE, "an Amazon Polly voice name")
         or "Amy",

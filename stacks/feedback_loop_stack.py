@@ -41,7 +41,9 @@ class FeedbackLoopStack(Stack):
             self, "SubscriberState", key=lake.key, counters_capacity=config.counters_capacity
         )
         factory = FunctionFactory(self, "Functions", config=config, key=lake.key)
-        ingestion = Ingestion(self, "Ingestion", factory=factory, lake=lake, state=state)
+        ingestion = Ingestion(
+            self, "Ingestion", config=config, factory=factory, lake=lake, state=state
+        )
         contact = ContactCentre(
             self,
             "ContactCentre",

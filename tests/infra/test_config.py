@@ -75,6 +75,8 @@ def test_overrides_win_over_command_line() -> None:
         ("quiet_hours", {"start": "25:00", "end": "08:00"}),
         ("timezone", "Mars/Olympus"),
         ("max_concurrent_calls", 1),
+        ("ingest_parallelization_factor", 0),
+        ("ingest_parallelization_factor", 11),
         ("lake_retention_days", 2.5),
         ("probe_archive_retention_days", 0),
         ("probe_archive_retention_days", 401),  # beyond the lake's own 400 days
