@@ -87,6 +87,9 @@ class Ingestion(Construct):
                 "INCIDENT_QUEUE_URL": self.incident_queue.queue_url,
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                # Above 1, aggregates carrying other partition keys than their own are an
+                # error and a metric (docs/PRODUCERS.md): Lambda keeps order per key only.
+                "PARALLELIZATION_FACTOR": str(config.ingest_parallelization_factor),
                 # aws-kinesis-agg parses KPL aggregates with protobuf (pure Python in the layer).
                 **PROTOBUF_ENVIRONMENT,
             },

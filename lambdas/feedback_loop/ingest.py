@@ -36,7 +36,8 @@ class ProbeInput:
     """One probe record as ingest needs it: its position, its bytes and its arrival.
 
     A record a producer packed into a KPL aggregate shares the aggregate's sequence number
-    (the one Lambda retries from) and has its own ``subsequence_number`` within it.
+    (the one Lambda retries from) and has its own ``subsequence_number`` within it; it is
+    ``under_another_key`` when the aggregate's partition key is not its own.
     """
 
     sequence_number: str
@@ -44,6 +45,7 @@ class ProbeInput:
     data: bytes
     arrival: datetime
     subsequence_number: int = 0
+    under_another_key: bool = False
 
     @property
     def record_id(self) -> str:
@@ -59,7 +61,8 @@ class ProbeInput:
 
 @dataclass(frozen=True)
 class IngestPorts:
-    """What ingest reads and writes, created once per cold start."""
+    """What ingest reads and writes, created once per cold start, and the number of a
+    shard's batches Lambda processes at once (the event source's ParallelizationFactor)."""
 
     policy: Policy
     counters: CounterStore
@@ -67,6 +70,7 @@ class IngestPorts:
     incident_queue: MessageQueue
     lake: LakeSink
     pseudonym_key: bytes
+    parallelization_factor: int
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,18 @@ class IngestOutcome:
     """What a batch did: sequence numbers to retry, and what the metrics and logs report.
 
     ``incidents`` counts the incidents newly recorded (and sent); a replayed batch resends
-    its incidents without counting them again.
+    its incidents without counting them again. ``under_another_key`` counts the records an
+    aggregate carried under another partition key than their own; ``unordered`` counts the
+    same records when the order of each partition key is all Lambda keeps (more than one
+    batch per shard in flight): their subscriber's other records may be processed at the
+    same time, and the counters' replay guard may then skip the earlier ones
+    (docs/PRODUCERS.md, "Aggregated records and parallel batches").
     """
 
     failed: list[str] = field(default_factory=list)
     incidents: int = 0
+    under_another_key: int = 0
+    unordered: int = 0
     rejected: list[tuple[ProbeInput, InvalidRecord]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
@@ -109,6 +120,9 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
     outcome = IngestOutcome()
     if not inputs:
         return outcome
+    outcome.under_another_key = sum(source.under_another_key for source in inputs)
+    if ports.parallelization_factor > 1:
+        outcome.unordered = outcome.under_another_key
     reference = max(source.arrival for source in inputs)
     by_phone: dict[str, list[_Good]] = defaultdict(list)
     for order, source in enumerate(inputs):

@@ -33,6 +33,7 @@ ENVIRONMENT = {
     "Ingest_probe_events": {
         "SUBSCRIBER_TABLE", "COUNTERS_TABLE", "INCIDENT_QUEUE_URL", "LAKE_BUCKET",
         "PSEUDONYM_SECRET_ARN", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION",
+        "PARALLELIZATION_FACTOR",
     },
     "write_incident_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Read_after_incident": {
@@ -193,6 +194,9 @@ def test_trigger_connect_concurrency_follows_config_without_reserving_account_co
 def test_ingest_reads_each_shard_in_as_many_concurrent_batches_as_configured(variant) -> None:
     (mapping,) = mappings_of(variant.resources, "Ingest_probe_events")
     assert mapping["ParallelizationFactor"] == variant.config.ingest_parallelization_factor
+    # and the function knows it, to tell whether mixed-key aggregates keep their order
+    env = _env(variant.resources, "Ingest_probe_events")
+    assert env["PARALLELIZATION_FACTOR"] == str(mapping["ParallelizationFactor"])
 
 
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:

@@ -281,3 +281,113 @@ def test_a_failure_reports_the_aggregate_once_and_the_retry_counts_each_record_o
     # Then no probe record was counted twice and B's incidents are recorded
     assert counters(aws) == expected_counters(good)
     assert profile(aws, B)["LastChange"]["S"] == "incident"
+
+
+# --- aggregates carrying other partition keys than their own, with parallel batches -------------
+
+
+def _kpl_record(template, offset: int, rows: list) -> dict:
+    """``rows`` in one Kinesis record as the KPL packs them: each user record keeps its own
+    partition key (the phone number), the Kinesis record gets the first one's."""
+    packer = RecordAggregator()
+    for row in rows:
+        assert packer.add_user_record(row["phone_number"], json.dumps(row).encode()) is None
+    key, _, data = packer.clear_and_get().get_contents()
+    return _kinesis_record(template, offset, bytes(data), key)
+
+
+def _group_key(phone_number: str) -> str:
+    """docs/PRODUCERS.md's key group: derived from the phone number alone."""
+    return "g" + hashlib.md5(phone_number.encode()).hexdigest()[:2]
+
+
+def _group_records(template, rows: list) -> list[dict]:
+    """``rows`` as docs/PRODUCERS.md's producer sends them: one aggregator per key group,
+    every user record and its aggregate under the group's key."""
+    groups: dict[str, RecordAggregator] = {}
+    for row in rows:
+        key = _group_key(row["phone_number"])
+        packer = groups.setdefault(key, RecordAggregator())
+        assert packer.add_user_record(key, json.dumps(row).encode()) is None
+    records = []
+    for offset, packer in enumerate(groups.values(), start=1):
+        key, _, data = packer.clear_and_get().get_contents()
+        records.append(_kinesis_record(template, offset, bytes(data), key))
+    return records
+
+
+def _unordered_reports(capsys, caplog) -> tuple[list, list]:
+    """The batch's ``UnorderedAggregateRecords`` values (EMF on stdout) and its error logs."""
+    blobs = [
+        blob
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{")
+        for blob in (json.loads(line),)
+        if "_aws" in blob
+    ]
+    assert any("ProbeRecords" in blob for blob in blobs), "the batch's metrics were not seen"
+    values = [
+        blob["UnorderedAggregateRecords"] for blob in blobs if "UnorderedAggregateRecords" in blob
+    ]
+    return values, [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize(("factor", "reported"), [("10", True), ("1", False)])
+def test_kpl_aggregates_mixing_subscribers_are_reported_when_batches_run_in_parallel(
+    aws, event, lambda_context, monkeypatch, capsys, caplog, factor, reported
+):
+    # Given ingest deployed with this parallelization factor
+    monkeypatch.setenv("PARALLELIZATION_FACTOR", factor)
+    app._dependencies.cache_clear()
+    # And two KPL aggregates each holding both subscribers' records, A's first in the
+    # first (its key on the Kinesis record), B's first in the second
+    template = event("kinesis_probe_batch.json")
+    good = [r for r in _rows(template) if r["phone_number"] in (A, B)]
+    a_rows, b_rows = (
+        [r for r in good if r["phone_number"] == A],
+        [r for r in good if r["phone_number"] == B],
+    )
+    first, second = a_rows[:4] + b_rows[:5], b_rows[5:] + a_rows[4:]
+    batch = {"Records": [_kpl_record(template, 1, first), _kpl_record(template, 2, second)]}
+    assert [r["kinesis"]["partitionKey"] for r in batch["Records"]] == [A, B]
+    elsewhere = len(b_rows[:5]) + len(a_rows[4:])
+
+    # When
+    response = app.handler(batch, lambda_context)
+
+    # Then every probe record is still ingested
+    assert response == {"batchItemFailures": []}
+    assert counters(aws) == expected_counters(good)
+    values, errors = _unordered_reports(capsys, caplog)
+    if reported:
+        # And the batch reports the records carried under another subscriber's key, once,
+        # naming the fix
+        assert values == [[elsewhere]]
+        [error] = errors
+        assert "ingest_parallelization_factor: 1" in error.message
+        assert "aggregate per key group" in error.message
+        assert (error.records, error.aggregates) == (elsewhere, 2)
+        assert error.first_aggregate == batch["Records"][0]["kinesis"]["sequenceNumber"]
+    else:
+        # With one batch per shard in flight the shard's order is kept: nothing to report
+        assert values == []
+        assert errors == []
+
+
+def test_aggregates_per_key_group_are_not_reported_with_parallel_batches(
+    aws, event, lambda_context, capsys, caplog
+):
+    # Given ingest with ten batches per shard (the integration environment's factor)
+    # And the probe records aggregated per key group as docs/PRODUCERS.md shows
+    template = event("kinesis_probe_batch.json")
+    good = [r for r in _rows(template) if r["phone_number"] in (A, B)]
+    batch = {"Records": _group_records(template, good)}
+    assert len(batch["Records"]) == 2
+
+    # When
+    response = app.handler(batch, lambda_context)
+
+    # Then the records are ingested and nothing is reported
+    assert response == {"batchItemFailures": []}
+    assert counters(aws) == expected_counters(good)
+    assert _unordered_reports(capsys, caplog) == ([], [])

@@ -12,10 +12,15 @@ the library, so ingest rejects it like any other record that is not a probe reco
 library also stops silently, after logging to stderr, when an aggregate parses but names
 a partition key that is not in its table; such an aggregate is handed on whole too, never
 as the part the library managed to read.
+
+Lambda keeps order per partition key of the *Kinesis* record ("Using Lambda to process
+records from Amazon Kinesis Data Streams", AWS Lambda Developer Guide), so each user
+record says which key its carrier had: an aggregate may pack records of other keys.
 """
 
 import base64
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from aws_kinesis_agg import DIGEST_SIZE, MAGIC
@@ -23,14 +28,27 @@ from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from aws_kinesis_agg.messages_pb2 import AggregatedRecord
 
 
-def user_records(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class UserRecord:
+    """A record as Lambda delivers it (the Kinesis event record shape), and the partition
+    key of the Kinesis record that carried it."""
+
+    record: dict[str, Any]
+    carrier_key: str
+
+    @property
+    def under_another_key(self) -> bool:
+        """Whether an aggregate carried it under another partition key than its own."""
+        return bool(self.record["kinesis"]["partitionKey"] != self.carrier_key)
+
+
+def user_records(records: Iterable[dict[str, Any]]) -> Iterator[UserRecord]:
     """Each Kinesis record of a Lambda event, or the user records of each aggregate."""
     for record in records:
+        carrier_key = record["kinesis"]["partitionKey"]
         unpacked: list[dict[str, Any]] = list(iter_deaggregate_records([record]))
-        if _complete(record, unpacked):
-            yield from unpacked
-        else:
-            yield record
+        for user in unpacked if _complete(record, unpacked) else [record]:
+            yield UserRecord(user, carrier_key)
 
 
 def _complete(record: dict[str, Any], unpacked: list[dict[str, Any]]) -> bool:
