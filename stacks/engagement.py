@@ -121,7 +121,7 @@ class Engagement(Construct):
             batch_size=LAKE_QUEUE_BATCH,
             max_batching_window=LAKE_WRITER_WINDOW,
         )
-        lake.grant_write(function, "engagement", "outages")
+        lake.grant_write(function, "engagement", "outages", "decision_counts")
         lake.grant_pseudonym_read(function)
         return function
 
