@@ -23,14 +23,16 @@ VISIBILITY_FACTOR = 6
 # one Athena GET. Their sources are off the incident -> call path (that runs on the table's
 # stream and the FIFO queue), so only the lake waits. Limits ("Lambda parameters for Amazon
 # SQS event source mappings", "... for Amazon DynamoDB event source mappings"): BatchSize up
-# to 10,000 (standard queue, stream), MaximumBatchingWindowInSeconds up to 300; Lambda also
-# stops gathering at the 6 MB invocation payload, so a batch of large records is cut short
-# rather than failing. docs/SCALE.md has the sizing and why not Amazon Data Firehose.
+# to 10,000 (standard queue, stream), MaximumBatchingWindowInSeconds up to 300, and a batch
+# goes to the function "up to the payload limit for synchronous invocation (6 MB)" (Lambda
+# API reference, CreateEventSourceMapping). Sized from the records measured: an SQS event
+# record of an incident or engagement message is ~1.1 KB (a ~450-byte body, the rest
+# Lambda's envelope), so 3,000 of them stay within 6 MB with room for longer receipt
+# handles; a Subscriber_table stream record carries both images (~3 KB at most today), so
+# 1,000. docs/SCALE.md has the figures and why not Amazon Data Firehose.
 LAKE_WRITER_TIMEOUT = Duration.seconds(60)
 LAKE_WRITER_WINDOW = Duration.seconds(300)
-LAKE_QUEUE_BATCH = 10_000
-# A Subscriber_table stream record carries both images (~3 KB at most today): 1,000 of them
-# stay within half the 6 MB payload.
+LAKE_QUEUE_BATCH = 3_000
 LAKE_STREAM_BATCH = 1_000
 DLQ_RETENTION = Duration.days(14)
 

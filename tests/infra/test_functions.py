@@ -235,9 +235,9 @@ def test_table_stream_consumers_wake_only_on_their_changes(
 @pytest.mark.parametrize(
     ("name", "queue", "batch", "window"),
     [
-        # Lake writers: SQS's largest batch over Lambda's longest window (one object each).
-        ("write_incident_to_S3", "incident_update_queue", 10_000, 300),
-        ("write_engagement_to_S3", "engagement_update_queue", 10_000, 300),
+        # Lake writers: what fits Lambda's 6 MB payload, over its longest window.
+        ("write_incident_to_S3", "incident_update_queue", 3_000, 300),
+        ("write_engagement_to_S3", "engagement_update_queue", 3_000, 300),
         ("Trigger_Connect", "engagement_trigger_queue.fifo", 10, None),
     ],
 )
