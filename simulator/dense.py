@@ -24,7 +24,8 @@ slice of the busiest hour of a stream's shards at production density:
 
 Printed (and written to ``DIR/dense.json``): DynamoDB writes and write units per probe
 record by table, item sizes, requests per engagement per function, records per lake
-object, ``SendMessageBatch`` fill, and ingest records/s per shard in the bench's model:
+object (as delivered in the slice, and if its density lasts:
+:func:`steady_records_per_object`), ``SendMessageBatch`` fill, and ingest records/s per shard in the bench's model:
 one batch in flight per shard, its AWS calls made one after another at the stated
 per-call latency, plus its measured compute scaled to the function's CPU share.
 """
