@@ -25,9 +25,10 @@ slice of the busiest hour of a stream's shards at production density:
 Printed (and written to ``DIR/dense.json``): DynamoDB writes and write units per probe
 record by table, item sizes, requests per engagement per function, records per lake
 object (as delivered in the slice, and if its density lasts:
-:func:`steady_records_per_object`), ``SendMessageBatch`` fill, and ingest records/s per shard in the bench's model:
-one batch in flight per shard, its AWS calls made one after another at the stated
-per-call latency, plus its measured compute scaled to the function's CPU share.
+:func:`steady_records_per_object`), ``SendMessageBatch`` fill, and ingest records/s per
+shard in the bench's model: one batch in flight per shard, its AWS calls made one after
+another at the stated per-call latency, plus its measured compute scaled to the
+function's CPU share.
 """
 
 from __future__ import annotations
@@ -626,8 +627,8 @@ def steady_records_per_object(
     seconds = settings.batches_per_shard
     steady = {}
     for prefix, records in sorted(lake.items()):
-        writer = LAKE_WRITERS.get(prefix)
-        delivered = sources.get(writer, {}).get("records", 0) if writer else 0
+        writer = LAKE_WRITERS.get(prefix, "")
+        delivered = sources.get(writer, {}).get("records", 0)
         if not records or not delivered or writer not in batching:
             continue
         batch, window = batching[writer]
