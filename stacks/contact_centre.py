@@ -81,7 +81,7 @@ class ContactCentre(Construct):
         self.feedback_failures_dlq = dead_letter_queue(
             self, "FeedbackWriterFailures", name="write_feedback_failures_dlq", key=lake.key
         )
-        self.feedback_writer = self._build_feedback_writer(factory, lake, state)
+        self.feedback_writer = self._build_feedback_writer(config, factory, lake, state)
         self._sms_identity = config.sms_origination_identity if config.policy.sms.enabled else None
         self.sms_environment = (
             {"SMS_ORIGINATION_IDENTITY": self._sms_identity} if self._sms_identity else {}
@@ -139,9 +139,16 @@ class ContactCentre(Construct):
         return function
 
     def _build_feedback_writer(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
-        """``write_feedback_to_S3``: every recorded answer, from the table's stream to the lake."""
+        """``write_feedback_to_S3``: every recorded answer, from the table's stream to the lake
+        (and, with the rating budget on, to its cell's tally)."""
+        budget = config.policy.rating_budget.enabled
+        tally = {"CONTACT_STATE_TABLE": state.contact_state.table_name} if budget else {}
         function = factory.create(
             self,
             name="write_feedback_to_S3",
@@ -151,8 +158,13 @@ class ContactCentre(Construct):
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                **tally,
             },
         )
+        if budget:
+            # TransactWriteItems is authorised per action it holds: two UpdateItem here
+            # (Amazon DynamoDB Developer Guide, "Using IAM with DynamoDB transactions").
+            state.grant_items(function, state.contact_state, "dynamodb:UpdateItem")
         state.consume_changes(
             function,
             LastChange.FEEDBACK,

@@ -73,12 +73,16 @@ class Engagement(Construct):
         self.failures_dlq = dead_letter_queue(
             self, "ReadFailures", name="read_after_incident_failures_dlq", key=key
         )
-        self.read_after_incident = self._build_read_after_incident(factory, lake, state)
+        self.read_after_incident = self._build_read_after_incident(config, factory, lake, state)
         self.write_engagement = self._build_write_engagement(factory, lake)
         self.trigger_connect = self._build_trigger_connect(config, factory, lake, state, contact)
 
     def _build_read_after_incident(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
         function = factory.create(
             self,
@@ -96,7 +100,9 @@ class Engagement(Construct):
         # Only records whose latest change is an incident wake it (docs/ARCHITECTURE.md).
         state.consume_changes(function, LastChange.INCIDENT, on_failure=self.failures_dlq)
         state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
-        state.grant_items(function, state.contact_state, "dynamodb:UpdateItem")
+        # The rating budget in measure mode reads the cells' tallies; otherwise nothing is read.
+        reads = ("dynamodb:GetItem",) if config.policy.rating_budget.suppresses else ()
+        state.grant_items(function, state.contact_state, *reads, "dynamodb:UpdateItem")
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         for queue in (self.update_queue, self.trigger_queue):
             queue.grant(function, "sqs:SendMessage")

@@ -7,7 +7,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from feedback_loop.contract import PROBE_STREAM
+from stacks.config import FeedbackLoopConfig
 from stacks.data_lake import DataLake
+from stacks.dependency_layer import PROTOBUF_ENVIRONMENT
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
 from stacks.queues import (
@@ -36,6 +38,7 @@ class Ingestion(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        config: FeedbackLoopConfig,
         factory: FunctionFactory,
         lake: DataLake,
         state: SubscriberState,
@@ -68,11 +71,15 @@ class Ingestion(Construct):
         self.failures_dlq = dead_letter_queue(
             self, "IngestFailures", name="ingest_failures_dlq", key=lake.key
         )
-        self.ingest = self._build_ingest(factory, lake, state)
+        self.ingest = self._build_ingest(config, factory, lake, state)
         self.write_incident = self._build_write_incident(factory, lake)
 
     def _build_ingest(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
         function = factory.create(
             self,
@@ -87,6 +94,8 @@ class Ingestion(Construct):
                 "INCIDENT_QUEUE_URL": self.incident_queue.queue_url,
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                # aws-kinesis-agg parses KPL aggregates with protobuf (pure Python in the layer).
+                **PROTOBUF_ENVIRONMENT,
             },
         )
         function.add_event_source(
@@ -95,6 +104,11 @@ class Ingestion(Construct):
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                 batch_size=500,
                 max_batching_window=Duration.seconds(5),
+                # Batches of one shard in flight at once. Lambda keeps the records of one
+                # partition key (a subscriber, docs/PRODUCERS.md) in order across them
+                # ("Using Lambda to process records from Amazon Kinesis Data Streams"),
+                # which is the order the counters' replay guard relies on.
+                parallelization_factor=config.ingest_parallelization_factor,
                 report_batch_item_failures=True,
                 bisect_batch_on_error=True,
                 retry_attempts=3,

@@ -34,11 +34,12 @@ from feedback_loop.contract import (
     Reason,
     Verdict,
 )
-from feedback_loop.decision import Decision, decide_all
+from feedback_loop.decision import CellMeasured, Decision, decide_all
 from feedback_loop.episodes import SubscriberView
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import new_incidents
 from feedback_loop.messages import DecisionCount, DecisionCountsMessage, OutageMessage, encode
+from feedback_loop.messages import IncidentMessage as Incident
 from feedback_loop.outages import subscriber_key, window_start
 from feedback_loop.policy import Policy
 from feedback_loop.ports import CellStore, ContactStore, MessageQueue, OutgoingMessage
@@ -135,8 +136,11 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
     # A later record of the same subscriber in this batch carries an image older
     # than our own writes: continue from what this invocation last wrote.
     view = views.get(phone) or SubscriberView.from_profile(phone, image)
+    measured = (
+        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
+    )
     for _ in range(MAX_ATTEMPTS):
-        decisions, after = decide_all(fresh, view, ports.policy, change.created_at)
+        decisions, after = decide_all(fresh, view, ports.policy, change.created_at, measured)
         if after.contact == view.contact:
             return decisions
         current = ports.contacts.record(phone, after.contact)
@@ -147,6 +151,21 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
             return decisions
         view = SubscriberView.from_profile(phone, current)
     raise EngagementsKeptChanging("dynamodb.UpdateItem", "ConditionKeptFailing")
+
+
+def cell_measured(cells: CellStore, policy: Policy) -> CellMeasured:
+    """The rating budget's question, answered from the cells' tallies (one read per cell and
+    period, and only for an incident that would otherwise open an episode)."""
+    budget = policy.rating_budget
+    answers: dict[tuple[str, datetime], bool] = {}
+
+    def measured(incident: Incident) -> bool:
+        key = (incident.cell, budget.period(parse_utc(incident.timestamp)))
+        if key not in answers:
+            answers[key] = budget.measured(cells.ratings(*key), policy.sentiment_alpha)
+        return answers[key]
+
+    return measured
 
 
 def _count_outages(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from feedback_loop.archive import record_id
 from feedback_loop.contract import INCIDENTS_VERSION, SEEN_INCIDENTS
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import Incident, incident_from, profile_update
@@ -32,17 +33,28 @@ SOURCE = "probe_events"
 
 @dataclass(frozen=True)
 class ProbeInput:
-    """One stream record as ingest needs it: its position, its bytes and its arrival."""
+    """One probe record as ingest needs it: its position, its bytes and its arrival.
+
+    A record a producer packed into a KPL aggregate shares the aggregate's sequence number
+    (the one Lambda retries from) and has its own ``subsequence_number`` within it.
+    """
 
     sequence_number: str
     shard_id: str
     data: bytes
     arrival: datetime
+    subsequence_number: int = 0
 
     @property
     def record_id(self) -> str:
-        """Where the record is on the stream: ``<shard id>:<sequence number>``."""
-        return f"{self.shard_id}:{self.sequence_number}"
+        """Where the record is on the stream: ``<shard id>:<sequence number>[:<sub>]``."""
+        return record_id(self.shard_id, self.sequence_number, self.subsequence_number)
+
+    @property
+    def position(self) -> str:
+        """Its place in the shard's order: ``<sequence number>[:<sub>]``, unique per record."""
+        sub = self.subsequence_number
+        return f"{self.sequence_number}:{sub}" if sub else self.sequence_number
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,8 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
             outcome.incidents += recorded.get(phone, 0)
     for phone in failed_phones:
         outcome.failed.extend(good.source.sequence_number for good in by_phone[phone])
+    # The records of one aggregate share its sequence number: report it once.
+    outcome.failed = list(dict.fromkeys(outcome.failed))
     return outcome
 
 
@@ -179,7 +193,7 @@ def _incidents_of(records: Sequence[_Good], ports: IngestPorts) -> list[Incident
             goods[0].record.phone_number,
             kpi,
             goods[0].source.shard_id,
-            [(g.source.sequence_number, s) for g, s in zip(goods, sessions, strict=True)],
+            [(g.source.position, s) for g, s in zip(goods, sessions, strict=True)],
             int((newest + timedelta(minutes=window) + MAX_PAST + timedelta(days=1)).timestamp()),
             window,
         )

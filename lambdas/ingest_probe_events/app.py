@@ -1,8 +1,9 @@
 """Ingest_probe_events: Kinesis ``probe_events`` → ``feedback_loop.ingest``.
 
-Parses the Kinesis event, runs the use case on the cold start's ports, logs what it
-rejected or could not do, emits the metrics and returns the partial batch response
-(the sequence numbers Lambda must retry).
+Parses the Kinesis event (unpacking KPL aggregates into their probe records), runs the use
+case on the cold start's ports, logs what it rejected or could not do, emits the metrics and
+returns the partial batch response (the sequence numbers Lambda must retry; for a probe
+record of an aggregate, the aggregate's).
 """
 
 from dataclasses import dataclass
@@ -12,10 +13,13 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import single_metric
-from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
+    KinesisStreamRecord,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedback_loop.adapters.counters import CounterStore
+from feedback_loop.adapters.kinesis import user_records
 from feedback_loop.adapters.lake_writer import LakeWriter
 from feedback_loop.adapters.profiles import ProfileStore
 from feedback_loop.adapters.queues import Queue
@@ -61,8 +65,9 @@ def _inputs(event: dict[str, Any]) -> list[ProbeInput]:
             shard_id=record.event_id.split(":", 1)[0],
             data=record.kinesis.data_as_bytes(),
             arrival=datetime.fromtimestamp(record.kinesis.approximate_arrival_timestamp, UTC),
+            subsequence_number=int(record["kinesis"].get("subSequenceNumber", 0)),
         )
-        for record in KinesisStreamEvent(event).records
+        for record in map(KinesisStreamRecord, user_records(event["Records"]))
     ]
 
 

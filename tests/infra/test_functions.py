@@ -32,7 +32,7 @@ HANDLER_FOLDERS = {
 ENVIRONMENT = {
     "Ingest_probe_events": {
         "SUBSCRIBER_TABLE", "COUNTERS_TABLE", "INCIDENT_QUEUE_URL", "LAKE_BUCKET",
-        "PSEUDONYM_SECRET_ARN",
+        "PSEUDONYM_SECRET_ARN", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION",
     },
     "write_incident_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Read_after_incident": {
@@ -188,6 +188,11 @@ def test_trigger_connect_concurrency_follows_config_without_reserving_account_co
     assert "ReservedConcurrentExecutions" not in props
     (mapping,) = mappings_of(variant.resources, "Trigger_Connect")
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": variant.config.max_concurrent_calls}
+
+
+def test_ingest_reads_each_shard_in_as_many_concurrent_batches_as_configured(variant) -> None:
+    (mapping,) = mappings_of(variant.resources, "Ingest_probe_events")
+    assert mapping["ParallelizationFactor"] == variant.config.ingest_parallelization_factor
 
 
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
