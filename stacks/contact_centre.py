@@ -20,7 +20,13 @@ from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge_grantee
-from stacks.queues import QueueDestination, dead_letter_queue
+from stacks.queues import (
+    LAKE_STREAM_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    QueueDestination,
+    dead_letter_queue,
+)
 from stacks.subscriber_state import SubscriberState
 
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
@@ -30,8 +36,6 @@ FUNCTION_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
 VOICE_PLACEHOLDER = "__TTS_VOICE__"
 # Amazon Connect waits at most 8 s for a Lambda invoked from a flow.
 FEEDBACK_TIMEOUT = Duration.seconds(8)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 
 
 def flow_content(flow_file: Path, function_arn: str, voice: str) -> Any:
@@ -149,7 +153,7 @@ class ContactCentre(Construct):
             self,
             name="write_feedback_to_S3",
             folder="write_feedback_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the Subscriber_table stream event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
@@ -165,7 +169,8 @@ class ContactCentre(Construct):
             function,
             LastChange.FEEDBACK,
             on_failure=self.feedback_failures_dlq,
-            max_batching_window=WRITER_WINDOW,
+            batch_size=LAKE_STREAM_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
         )
         lake.grant_write(function, "feedback", "sentiment")
         lake.grant_pseudonym_read(function)

@@ -10,12 +10,17 @@ from stacks.config import FeedbackLoopConfig
 from stacks.contact_centre import ContactCentre
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
-from stacks.queues import dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import (
+    LAKE_QUEUE_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    dead_letter_queue,
+    queue_with_dlq,
+    subscribe,
+)
 from stacks.subscriber_state import SubscriberState
 
 READ_TIMEOUT = Duration.seconds(30)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 TRIGGER_TIMEOUT = Duration.seconds(30)
 # An engagement's message stays on the queue for its whole episode: Trigger_Connect hides
 # it (ChangeMessageVisibility) while it gathers, waits for calling hours, the pacing
@@ -49,7 +54,8 @@ class Engagement(Construct):
             "EngagementUpdate",
             name="engagement_update_queue",
             key=key,
-            consumer_timeout=WRITER_TIMEOUT,
+            consumer_timeout=LAKE_WRITER_TIMEOUT,
+            consumer_window=LAKE_WRITER_WINDOW,
         )
         triggers = queue_with_dlq(
             self,
@@ -108,15 +114,20 @@ class Engagement(Construct):
             self,
             name="write_engagement_to_S3",
             folder="write_engagement_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the engagement_update_queue event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
             },
         )
-        subscribe(function, self._updates, batch_size=100, max_batching_window=WRITER_WINDOW)
-        lake.grant_write(function, "engagement", "outages")
+        subscribe(
+            function,
+            self._updates,
+            batch_size=LAKE_QUEUE_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
+        )
+        lake.grant_write(function, "engagement", "outages", "decision_counts")
         lake.grant_pseudonym_read(function)
         return function
 

@@ -12,12 +12,18 @@ from stacks.data_lake import DataLake
 from stacks.dependency_layer import PROTOBUF_ENVIRONMENT
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
-from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import (
+    LAKE_QUEUE_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    FailureQueue,
+    dead_letter_queue,
+    queue_with_dlq,
+    subscribe,
+)
 from stacks.subscriber_state import SubscriberState
 
 INGEST_TIMEOUT = Duration.seconds(60)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 # What ingest_probe_events/store.py calls: profiles are read in bulk then updated
 # conditionally; counters are only ever updated (ReturnValues gives the window).
 PROFILE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
@@ -57,7 +63,8 @@ class Ingestion(Construct):
             "IncidentUpdate",
             name="incident_update_queue",
             key=lake.key,
-            consumer_timeout=WRITER_TIMEOUT,
+            consumer_timeout=LAKE_WRITER_TIMEOUT,
+            consumer_window=LAKE_WRITER_WINDOW,
         )
         self._incidents = incidents
         self.incident_queue, self.incident_dlq = incidents.queue, incidents.dlq
@@ -125,14 +132,19 @@ class Ingestion(Construct):
             self,
             name="write_incident_to_S3",
             folder="write_incident_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the incident_update_queue event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
             },
         )
-        subscribe(function, self._incidents, batch_size=100, max_batching_window=WRITER_WINDOW)
+        subscribe(
+            function,
+            self._incidents,
+            batch_size=LAKE_QUEUE_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
+        )
         lake.grant_write(function, "incidents")
         lake.grant_pseudonym_read(function)
         return function

@@ -186,7 +186,7 @@ def test_trigger_queue_and_its_dlq_are_fifo_with_content_dedup(default) -> None:
     assert dlq["Properties"]["FifoQueue"] is True
 
 
-def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(default) -> None:
+def test_queue_visibility_is_six_times_the_consumer_timeout_plus_its_window(default) -> None:
     resources = default.resources
     mappings = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
     checked = 0
@@ -197,7 +197,8 @@ def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(default) ->
             continue
         function = resources[referenced_id(mapping["Properties"]["FunctionName"])]
         visibility = resources[source_id]["Properties"]["VisibilityTimeout"]
-        assert visibility >= 6 * function["Properties"]["Timeout"]
+        window = mapping["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+        assert visibility >= 6 * function["Properties"]["Timeout"] + window
         checked += 1
     assert checked == 3
 
