@@ -12,6 +12,10 @@ per request what depends only on the model:
   response transformers, run as before.
 - ``BaseResponse.call_action`` lists the response class's methods with
   ``inspect.getmembers`` on every request; classes do not change, so once per class.
+- DynamoDB's ``UpdateItem`` parses its update expression twice per request (the request
+  check, then the backend) and every batch sends the same few expressions. The parsed tree
+  is only read (``find_clauses``) or deep-copied before it is changed (the validators), so
+  one parse per expression string serves every request; an invalid one still raises.
 
 Installed once per process by the twin; the handlers' calls still go through botocore and
 moto in full. Like :mod:`simulator.moto_internals`, this is the place a moto upgrade that
@@ -33,8 +37,13 @@ def speed_up_moto() -> None:
         return
     import moto.core.responses as responses
     from moto.core import serialize
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+        UpdateExpressionParser,
+    )
 
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)  # type: ignore[assignment]
+    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make)
+    UpdateExpressionParser.make = staticmethod(parse)  # type: ignore[method-assign,assignment]
     picker = serialize.XFormedAttributePicker
     picker.__call__ = _dict_aware_call(picker.__call__, serialize)  # type: ignore[method-assign]
     _installed = True
