@@ -19,7 +19,7 @@ from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy, load_policy
 from feedback_loop.timeutil import parse_utc
 from simulator.firehose import DeliveryStream
-from simulator.moto_internals import dead_letter_bodies
+from simulator.moto_internals import dead_letter_bodies, moto_object_body
 from simulator.provision import Estate
 from simulator.scenario import Subscriber
 
@@ -34,7 +34,7 @@ def copy_lake(s3: Any, estate: Estate, out_dir: Path) -> dict[str, list[dict[str
     for bucket in estate.lake_buckets:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for item in page.get("Contents", []):
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                body = moto_object_body(bucket, item["Key"])
                 target = lake_dir / item["Key"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(body)
