@@ -4,7 +4,11 @@ The what-if and the cost model ask what the policy makes of a day of incidents w
 running the handlers. This replays them through the handlers' own rules, in time order:
 ``feedback_loop.decision.decide`` when an incident arrives (``Read_after_incident``), and
 at the planned contact time the checks ``Trigger_Connect`` makes again before dialling
-(``next_contact``, staleness, the outage sample of ``feedback_loop.outages``).
+(``next_contact``, staleness, the rating budget, the outage sample of
+``feedback_loop.outages``). The rating budget asks ``RatingBudget.measured`` of each cell's
+tally, which the answers of the planned contacts fill (``rating_of``: the sentiment change
+each contact's answer makes, ``None`` for no rating; without it nothing is rated and no
+cell is ever measured).
 
 What it cannot know it assumes, and says so: an incident arrives when it happened; each
 episode's first contact reaches the subscriber (no retry, no text) and the answer closes
@@ -18,14 +22,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
+from feedback_loop.contact_policy import RatingTally, is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
-from feedback_loop.decision import Decision, decide
+from feedback_loop.decision import CELL_MEASURED, Decision, decide
 from feedback_loop.episodes import CLOSED, CONTACTED, Episode, SubscriberView
 from feedback_loop.incidents import Incident
 from feedback_loop.outages import eligible_for_sample, subscriber_key, window_start
@@ -85,12 +89,25 @@ class _Cell:
     sampled: int = 0
 
 
-def plan_contacts(incidents: Iterable[Incident], policy: Policy) -> ContactPlan:
+def plan_contacts(
+    incidents: Iterable[Incident],
+    policy: Policy,
+    rating_of: Callable[[PlannedContact], float | None] | None = None,
+) -> ContactPlan:
     """Replay ``incidents`` (with their subscribers' phone numbers) through the policy."""
     plan = ContactPlan()
     views: dict[str, SubscriberView] = {}
     cells: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
     rules = policy.contact_rules
+    budget = policy.rating_budget
+    # The cells' rating tallies by (cell, period), and the answers still to come in.
+    tallies: dict[tuple[str, datetime], RatingTally] = defaultdict(RatingTally)
+    answers: dict[str, tuple[tuple[str, datetime], float]] = {}
+
+    def measured(cell: str, first_incident: datetime) -> bool:
+        tally = tallies[(cell, budget.period(first_incident))]
+        return budget.measured(tally, policy.sentiment_alpha)
+
     order = itertools.count()
     # (moment, kind, tie-break, payload)
     events: list[tuple[datetime, int, int, Incident | tuple[str, str]]] = []
@@ -106,6 +123,10 @@ def plan_contacts(incidents: Iterable[Incident], policy: Policy) -> ContactPlan:
             plan.outages.add((incident.cell, format_utc(window)))
 
     def close(phone: str, episode: Episode) -> None:
+        answer = answers.pop(episode.engagement_id, None)
+        if answer is not None and budget.enabled:
+            key, change = answer
+            tallies[key] = tallies[key].plus(change)
         view = views[phone]
         views[phone] = replace(
             view, contact=view.contact.with_episode(replace(episode, status=CLOSED))
@@ -138,6 +159,10 @@ def plan_contacts(incidents: Iterable[Incident], policy: Policy) -> ContactPlan:
                 plan.deferred[earliest.reason] += 1
             heapq.heappush(events, (earliest.at, DIAL, next(order), (phone, engagement_id)))
             return
+        if budget.suppresses and measured(episode.cell, episode.first_incident):
+            plan.dropped[CELL_MEASURED] += 1
+            close(phone, episode)
+            return
         window = window_start(episode.first_incident, policy.outage.window_minutes)
         cell = cells[(episode.cell, format_utc(window))]
         if len(cell.subscribers) >= policy.outage.min_subscribers:
@@ -149,17 +174,19 @@ def plan_contacts(incidents: Iterable[Incident], policy: Policy) -> ContactPlan:
                 close(phone, episode)
                 return
             cell.sampled += 1
-        plan.contacts.append(
-            PlannedContact(
-                phone,
-                engagement_id,
-                episode.cell,
-                episode.incident_types,
-                episode.first_incident,
-                moment,
-                zone,
-            )
+        contact = PlannedContact(
+            phone,
+            engagement_id,
+            episode.cell,
+            episode.incident_types,
+            episode.first_incident,
+            moment,
+            zone,
         )
+        plan.contacts.append(contact)
+        change = None if rating_of is None else rating_of(contact)
+        if change is not None:
+            answers[engagement_id] = ((episode.cell, budget.period(episode.first_incident)), change)
         contacted(moment, phone, episode)
 
     while events:
@@ -169,7 +196,9 @@ def plan_contacts(incidents: Iterable[Incident], policy: Policy) -> ContactPlan:
             continue
         phone = payload.phone_number
         view = views.get(phone) or SubscriberView(phone)
-        decision, views[phone] = decide(payload, view, policy, moment)
+        decision, views[phone] = decide(
+            payload, view, policy, moment, lambda i: measured(i.cell, parse_utc(i.timestamp))
+        )
         if decision is None:
             continue
         plan.decisions.append(decision)

@@ -4,7 +4,9 @@ The event-source emulator must know whether polling would return anything (a FIF
 message behind an in-flight one of its group, the newest record of a shard) without
 changing state, and the summary counts what waits in dead-letter queues without
 receiving it. The AWS APIs cannot answer either without side effects, so these functions
-read moto's models directly; everything that changes state goes through the AWS API.
+read moto's models directly. The lake copy reads object bodies there too: a ``GetObject``
+per object through botocore and moto cost seconds of every run and checked nothing.
+Everything that changes state goes through the AWS API.
 Kinesis retention is the one write: records the only consumer has read are dropped early.
 A moto upgrade that moves these internals breaks this module only.
 """
@@ -98,3 +100,17 @@ def dead_letter_bodies(estate: Estate) -> dict[str, list[str]]:
             backend = sqs_backends[ACCOUNT_ID][region].queues[queue.name]
             bodies[queue.name] = [message.body for message in backend._messages]
     return bodies
+
+
+def moto_object_body(bucket: str, key: str) -> bytes:
+    """The current version's body of S3 object ``key`` in ``bucket``, read from moto.
+
+    What ``GetObject`` without a version id returns; the twin only reads objects a
+    listing has just returned."""
+    from moto.s3.models import s3_backends
+
+    stored = s3_backends[ACCOUNT_ID]["aws"].get_object(bucket, key)
+    if stored is None:
+        raise KeyError(f"s3://{bucket}/{key}")
+    body: bytes = stored.value
+    return body

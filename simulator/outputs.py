@@ -19,7 +19,7 @@ from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy, load_policy
 from feedback_loop.timeutil import parse_utc
 from simulator.firehose import DeliveryStream
-from simulator.moto_internals import dead_letter_bodies
+from simulator.moto_internals import dead_letter_bodies, moto_object_body
 from simulator.provision import Estate
 from simulator.scenario import Subscriber
 
@@ -34,7 +34,7 @@ def copy_lake(s3: Any, estate: Estate, out_dir: Path) -> dict[str, list[dict[str
     for bucket in estate.lake_buckets:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for item in page.get("Contents", []):
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                body = moto_object_body(bucket, item["Key"])
                 target = lake_dir / item["Key"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(body)
@@ -154,6 +154,19 @@ def calls_in_local_quiet_hours(
     return count
 
 
+def decision_reasons(lake: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+    """Decisions and contact steps by ``decision:reason``: every ``engagement/`` record, plus
+    the decisions ``decision_counts/`` counts (each count once by ``count_id``: the lake
+    receives it at least once)."""
+    reasons = Counter(f"{r.get('decision')}:{r.get('reason')}" for r in lake.get("engagement", []))
+    counts = {r.get("count_id"): r for r in lake.get("decision_counts", [])}
+    for count in counts.values():
+        reasons[f"{count.get('decision')}:{count.get('reason')}"] += int(
+            count.get("incidents") or 0
+        )
+    return dict(sorted(reasons.items()))
+
+
 def run_summary(
     twin: Twin, lake: dict[str, list[dict[str, Any]]], wall_seconds: float
 ) -> dict[str, Any]:
@@ -180,9 +193,7 @@ def run_summary(
             ),
             key=lambda o: (o["window_start"], o["cell"]),
         ),
-        "engagement_decisions": dict(
-            sorted(Counter(f"{r.get('decision')}:{r.get('reason')}" for r in engagement).items())
-        ),
+        "engagement_decisions": decision_reasons(lake),
         "calls_started": len(calls),
         "calls": twin.contact_centre.counters,
         "peak_concurrent_calls": twin.contact_centre.peak_concurrent,

@@ -99,6 +99,8 @@ class EventSourceSpec:
     on_failure_arn: str | None
     starting_position: str | None
     enabled: bool = True
+    # Batches of one shard in flight at once (streams); the twin runs them one after another.
+    parallelization_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -497,6 +499,7 @@ class Provisioner:
             on_failure_arn=on_failure,
             starting_position=props.get("StartingPosition"),
             enabled=bool(props.get("Enabled", True)),
+            parallelization_factor=int(props.get("ParallelizationFactor", 1)),
         )
         if queue is not None:
             self._check_sqs_mapping(spec, queue)

@@ -43,6 +43,7 @@ from simulator.firehose import DeliveryStream, delivery_specs
 from simulator.handler_time import simulated_idempotency_clock
 from simulator.iam import IamEnforcer, IamModel
 from simulator.moto_internals import moto_kinesis_latest
+from simulator.moto_speed import speed_up_moto
 from simulator.outputs import copy_lake, dead_letter_depths, run_summary
 from simulator.producer import Producer
 from simulator.progress import Progress
@@ -96,6 +97,7 @@ class Twin:
         self.scenario = scenario
         self.out_dir = out_dir
         self.seed = seed
+        speed_up_moto()
         self.clock = SimClock()
         self.provisioner = Provisioner(Template(template), seed=seed)
         self.estate: Estate = self.provisioner.provision()

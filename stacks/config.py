@@ -25,6 +25,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "source_phone_number": None,
     "phone_number_country_code": "GB",
     "max_concurrent_calls": 5,
+    "ingest_parallelization_factor": 10,
     "sms_origination_identity": None,
     "tts_voice": "Amy",
     "quicksight_principal_arn": None,
@@ -32,6 +33,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "lake_retention_days": 400,
     "probe_archive_retention_days": 35,
     "log_retention_days": 30,
+    "counters_capacity": None,
 }
 KNOWN_KEYS = (*POLICY_KEYS, *DEPLOYMENT_DEFAULTS)
 # Per-KPI maps given on the command line are merged over cdk.json, not replacing it.
@@ -75,6 +77,31 @@ _QUICKSIGHT_ARN = re.compile(r"^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(use
 
 
 @dataclass(frozen=True)
+class CountersCapacity:
+    """Provisioned write capacity with auto scaling for ``Subscriber_counters``.
+
+    Ingest writes the counters table about once per probe record and reads nothing from
+    it, so at steady high volume provisioned write units cost less than on-demand requests
+    (docs/SCALE.md prices both); auto scaling follows the daily profile, but a burst above
+    the provisioned units is throttled until it catches up (ingest retries the batch).
+    """
+
+    min_write_units: int
+    max_write_units: int
+    target_utilization_percent: int
+    read_units: int
+
+
+# Keys of ``counters_capacity`` with their defaults (null = on-demand, the default).
+COUNTERS_CAPACITY_DEFAULTS = {
+    "min_write_units": 100,
+    "max_write_units": 40_000,
+    "target_utilization_percent": 70,
+    "read_units": 5,
+}
+
+
+@dataclass(frozen=True)
 class FeedbackLoopConfig:
     """Validated deployment settings plus the runtime :class:`Policy`."""
 
@@ -84,6 +111,7 @@ class FeedbackLoopConfig:
     source_phone_number: str | None
     phone_number_country_code: str | None
     max_concurrent_calls: int
+    ingest_parallelization_factor: int
     sms_origination_identity: str | None
     tts_voice: str
     quicksight_principal_arn: str | None
@@ -91,6 +119,7 @@ class FeedbackLoopConfig:
     lake_retention_days: int
     probe_archive_retention_days: int
     log_retention_days: int
+    counters_capacity: "CountersCapacity | None"
 
     @property
     def connect_instance_id(self) -> str | None:
@@ -124,6 +153,43 @@ def _whole(raw: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{key} must be between {low} and {high}, got {value!r}")
     return int(value)
+
+
+def _counters_capacity(value: Any) -> CountersCapacity | None:
+    """``counters_capacity``: null for on-demand, else provisioned writes with auto scaling."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"counters_capacity must be null (on-demand) or an object with keys "
+            f"{list(COUNTERS_CAPACITY_DEFAULTS)}, got {value!r}"
+        )
+    unknown = sorted(set(value) - set(COUNTERS_CAPACITY_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"unknown counters_capacity keys {unknown}; known: {list(COUNTERS_CAPACITY_DEFAULTS)}"
+        )
+    merged = {
+        f"counters_capacity.{key}": value.get(key, default)
+        for key, default in COUNTERS_CAPACITY_DEFAULTS.items()
+    }
+    # A table's default write quota is 40,000 units ("Service, account, and table quotas
+    # in Amazon DynamoDB"); a target utilization must lie between 20 and 90 percent
+    # (aws_dynamodb AutoscaledCapacityOptions, as DynamoDB auto scaling accepts).
+    low = _whole(merged, "counters_capacity.min_write_units", 1, 40_000)
+    high = _whole(merged, "counters_capacity.max_write_units", 1, 40_000)
+    if high < low:
+        raise ConfigError(
+            f"counters_capacity.max_write_units ({high}) must be at least min_write_units ({low})"
+        )
+    return CountersCapacity(
+        min_write_units=low,
+        max_write_units=high,
+        target_utilization_percent=_whole(
+            merged, "counters_capacity.target_utilization_percent", 20, 90
+        ),
+        read_units=_whole(merged, "counters_capacity.read_units", 1, 40_000),
+    )
 
 
 def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
@@ -182,6 +248,8 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         ),
         # The SQS event source's MaximumConcurrency: AWS accepts 2 to 1000.
         max_concurrent_calls=_whole(merged, "max_concurrent_calls", 2, 1000),
+        # The Kinesis event source's ParallelizationFactor: AWS accepts 1 to 10.
+        ingest_parallelization_factor=_whole(merged, "ingest_parallelization_factor", 1, 10),
         sms_origination_identity=sms_identity,
         tts_voice=_optional_text(merged, "tts_voice", _VOICE, "an Amazon Polly voice name")
         or "Amy",
@@ -192,6 +260,7 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         lake_retention_days=lake_retention,
         probe_archive_retention_days=archive_retention,
         log_retention_days=log_retention,
+        counters_capacity=_counters_capacity(merged.get("counters_capacity")),
     )
 
 

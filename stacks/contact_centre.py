@@ -20,7 +20,13 @@ from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge_grantee
-from stacks.queues import QueueDestination, dead_letter_queue
+from stacks.queues import (
+    LAKE_STREAM_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    QueueDestination,
+    dead_letter_queue,
+)
 from stacks.subscriber_state import SubscriberState
 
 FLOW_FILE = REPO_ROOT / "connect_flows" / "Subscriber_engagement.json"
@@ -30,8 +36,6 @@ FUNCTION_PLACEHOLDER = "__FEEDBACK_FUNCTION_ARN__"
 VOICE_PLACEHOLDER = "__TTS_VOICE__"
 # Amazon Connect waits at most 8 s for a Lambda invoked from a flow.
 FEEDBACK_TIMEOUT = Duration.seconds(8)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 
 
 def flow_content(flow_file: Path, function_arn: str, voice: str) -> Any:
@@ -77,7 +81,7 @@ class ContactCentre(Construct):
         self.feedback_failures_dlq = dead_letter_queue(
             self, "FeedbackWriterFailures", name="write_feedback_failures_dlq", key=lake.key
         )
-        self.feedback_writer = self._build_feedback_writer(factory, lake, state)
+        self.feedback_writer = self._build_feedback_writer(config, factory, lake, state)
         self._sms_identity = config.sms_origination_identity if config.policy.sms.enabled else None
         self.sms_environment = (
             {"SMS_ORIGINATION_IDENTITY": self._sms_identity} if self._sms_identity else {}
@@ -135,25 +139,38 @@ class ContactCentre(Construct):
         return function
 
     def _build_feedback_writer(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
-        """``write_feedback_to_S3``: every recorded answer, from the table's stream to the lake."""
+        """``write_feedback_to_S3``: every recorded answer, from the table's stream to the lake
+        (and, with the rating budget on, to its cell's tally)."""
+        budget = config.policy.rating_budget.enabled
+        tally = {"CONTACT_STATE_TABLE": state.contact_state.table_name} if budget else {}
         function = factory.create(
             self,
             name="write_feedback_to_S3",
             folder="write_feedback_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the Subscriber_table stream event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                **tally,
             },
         )
+        if budget:
+            # TransactWriteItems is authorised per action it holds: two UpdateItem here
+            # (Amazon DynamoDB Developer Guide, "Using IAM with DynamoDB transactions").
+            state.grant_items(function, state.contact_state, "dynamodb:UpdateItem")
         state.consume_changes(
             function,
             LastChange.FEEDBACK,
             on_failure=self.feedback_failures_dlq,
-            max_batching_window=WRITER_WINDOW,
+            batch_size=LAKE_STREAM_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
         )
         lake.grant_write(function, "feedback", "sentiment")
         lake.grant_pseudonym_read(function)

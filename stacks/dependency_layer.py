@@ -4,7 +4,10 @@ The packages are named in ``layer/requirements.txt`` (pinned, with everything el
 ``requirements.lock``). They are pure Python, so the layer is made by copying the
 installed distributions out of the synthesizing environment: no Docker, no network, the
 same bytes on every machine with the same lock. phonenumbers' geocoding and carrier data
-(40 of its 48 MB) are left out; the handlers never import them.
+(40 of its 48 MB) are left out; the handlers never import them. protobuf's compiled
+extension (``google/_upb``, built for this machine, not for the functions' arm64) is left
+out too: protobuf then runs its pure-Python implementation, which ``Ingest_probe_events``
+also selects explicitly (``PROTOBUF_ENVIRONMENT``).
 """
 
 import re
@@ -22,7 +25,12 @@ from stacks.config import REPO_ROOT
 
 LAYER_SOURCE = REPO_ROOT / "layer"
 # Folders of a distribution left out of the layer.
-LEFT_OUT = {"phonenumbers": ("phonenumbers/geodata", "phonenumbers/carrierdata")}
+LEFT_OUT = {
+    "phonenumbers": ("phonenumbers/geodata", "phonenumbers/carrierdata"),
+    "protobuf": ("google/_upb",),
+}
+# The environment that makes protobuf use the implementation the layer ships.
+PROTOBUF_ENVIRONMENT = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
 SKIPPED_PARTS = ("__pycache__",)
 
 

@@ -10,12 +10,17 @@ from stacks.config import FeedbackLoopConfig
 from stacks.contact_centre import ContactCentre
 from stacks.data_lake import DataLake
 from stacks.functions import FunctionFactory
-from stacks.queues import dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import (
+    LAKE_QUEUE_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    dead_letter_queue,
+    queue_with_dlq,
+    subscribe,
+)
 from stacks.subscriber_state import SubscriberState
 
 READ_TIMEOUT = Duration.seconds(30)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 TRIGGER_TIMEOUT = Duration.seconds(30)
 # An engagement's message stays on the queue for its whole episode: Trigger_Connect hides
 # it (ChangeMessageVisibility) while it gathers, waits for calling hours, the pacing
@@ -49,7 +54,8 @@ class Engagement(Construct):
             "EngagementUpdate",
             name="engagement_update_queue",
             key=key,
-            consumer_timeout=WRITER_TIMEOUT,
+            consumer_timeout=LAKE_WRITER_TIMEOUT,
+            consumer_window=LAKE_WRITER_WINDOW,
         )
         triggers = queue_with_dlq(
             self,
@@ -67,12 +73,16 @@ class Engagement(Construct):
         self.failures_dlq = dead_letter_queue(
             self, "ReadFailures", name="read_after_incident_failures_dlq", key=key
         )
-        self.read_after_incident = self._build_read_after_incident(factory, lake, state)
+        self.read_after_incident = self._build_read_after_incident(config, factory, lake, state)
         self.write_engagement = self._build_write_engagement(factory, lake)
         self.trigger_connect = self._build_trigger_connect(config, factory, lake, state, contact)
 
     def _build_read_after_incident(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
         function = factory.create(
             self,
@@ -90,7 +100,9 @@ class Engagement(Construct):
         # Only records whose latest change is an incident wake it (docs/ARCHITECTURE.md).
         state.consume_changes(function, LastChange.INCIDENT, on_failure=self.failures_dlq)
         state.grant_items(function, state.subscribers, "dynamodb:UpdateItem")
-        state.grant_items(function, state.contact_state, "dynamodb:UpdateItem")
+        # The rating budget in measure mode reads the cells' tallies; otherwise nothing is read.
+        reads = ("dynamodb:GetItem",) if config.policy.rating_budget.suppresses else ()
+        state.grant_items(function, state.contact_state, *reads, "dynamodb:UpdateItem")
         # sqs:SendMessage also authorises SendMessageBatch (there is no separate IAM action).
         for queue in (self.update_queue, self.trigger_queue):
             queue.grant(function, "sqs:SendMessage")
@@ -102,15 +114,20 @@ class Engagement(Construct):
             self,
             name="write_engagement_to_S3",
             folder="write_engagement_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the engagement_update_queue event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
             },
         )
-        subscribe(function, self._updates, batch_size=100, max_batching_window=WRITER_WINDOW)
-        lake.grant_write(function, "engagement", "outages")
+        subscribe(
+            function,
+            self._updates,
+            batch_size=LAKE_QUEUE_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
+        )
+        lake.grant_write(function, "engagement", "outages", "decision_counts")
         lake.grant_pseudonym_read(function)
         return function
 

@@ -37,9 +37,13 @@ class FeedbackLoopStack(Stack):
             description="Subscriber Feedback Loop: probe incidents, IVR feedback, cell priority.",
         )
         lake = DataLake(self, "DataLake", config=config)
-        state = SubscriberState(self, "SubscriberState", key=lake.key)
+        state = SubscriberState(
+            self, "SubscriberState", key=lake.key, counters_capacity=config.counters_capacity
+        )
         factory = FunctionFactory(self, "Functions", config=config, key=lake.key)
-        ingestion = Ingestion(self, "Ingestion", factory=factory, lake=lake, state=state)
+        ingestion = Ingestion(
+            self, "Ingestion", config=config, factory=factory, lake=lake, state=state
+        )
         contact = ContactCentre(
             self,
             "ContactCentre",

@@ -7,15 +7,23 @@ from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from feedback_loop.contract import PROBE_STREAM
+from stacks.config import FeedbackLoopConfig
 from stacks.data_lake import DataLake
+from stacks.dependency_layer import PROTOBUF_ENVIRONMENT
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge
-from stacks.queues import FailureQueue, dead_letter_queue, queue_with_dlq, subscribe
+from stacks.queues import (
+    LAKE_QUEUE_BATCH,
+    LAKE_WRITER_TIMEOUT,
+    LAKE_WRITER_WINDOW,
+    FailureQueue,
+    dead_letter_queue,
+    queue_with_dlq,
+    subscribe,
+)
 from stacks.subscriber_state import SubscriberState
 
 INGEST_TIMEOUT = Duration.seconds(60)
-WRITER_TIMEOUT = Duration.seconds(60)
-WRITER_WINDOW = Duration.seconds(10)
 # What ingest_probe_events/store.py calls: profiles are read in bulk then updated
 # conditionally; counters are only ever updated (ReturnValues gives the window).
 PROFILE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
@@ -30,6 +38,7 @@ class Ingestion(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        config: FeedbackLoopConfig,
         factory: FunctionFactory,
         lake: DataLake,
         state: SubscriberState,
@@ -54,18 +63,23 @@ class Ingestion(Construct):
             "IncidentUpdate",
             name="incident_update_queue",
             key=lake.key,
-            consumer_timeout=WRITER_TIMEOUT,
+            consumer_timeout=LAKE_WRITER_TIMEOUT,
+            consumer_window=LAKE_WRITER_WINDOW,
         )
         self._incidents = incidents
         self.incident_queue, self.incident_dlq = incidents.queue, incidents.dlq
         self.failures_dlq = dead_letter_queue(
             self, "IngestFailures", name="ingest_failures_dlq", key=lake.key
         )
-        self.ingest = self._build_ingest(factory, lake, state)
+        self.ingest = self._build_ingest(config, factory, lake, state)
         self.write_incident = self._build_write_incident(factory, lake)
 
     def _build_ingest(
-        self, factory: FunctionFactory, lake: DataLake, state: SubscriberState
+        self,
+        config: FeedbackLoopConfig,
+        factory: FunctionFactory,
+        lake: DataLake,
+        state: SubscriberState,
     ) -> lambda_.Function:
         function = factory.create(
             self,
@@ -80,6 +94,11 @@ class Ingestion(Construct):
                 "INCIDENT_QUEUE_URL": self.incident_queue.queue_url,
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
+                # Above 1, aggregates carrying other partition keys than their own are an
+                # error and a metric (docs/PRODUCERS.md): Lambda keeps order per key only.
+                "PARALLELIZATION_FACTOR": str(config.ingest_parallelization_factor),
+                # aws-kinesis-agg parses KPL aggregates with protobuf (pure Python in the layer).
+                **PROTOBUF_ENVIRONMENT,
             },
         )
         function.add_event_source(
@@ -88,6 +107,11 @@ class Ingestion(Construct):
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                 batch_size=500,
                 max_batching_window=Duration.seconds(5),
+                # Batches of one shard in flight at once. Lambda keeps the records of one
+                # partition key (a subscriber, docs/PRODUCERS.md) in order across them
+                # ("Using Lambda to process records from Amazon Kinesis Data Streams"),
+                # which is the order the counters' replay guard relies on.
+                parallelization_factor=config.ingest_parallelization_factor,
                 report_batch_item_failures=True,
                 bisect_batch_on_error=True,
                 retry_attempts=3,
@@ -108,14 +132,19 @@ class Ingestion(Construct):
             self,
             name="write_incident_to_S3",
             folder="write_incident_to_s3",
-            timeout=WRITER_TIMEOUT,
+            timeout=LAKE_WRITER_TIMEOUT,
             invoked_by="the incident_update_queue event source mapping",
             environment={
                 "LAKE_BUCKET": lake.bucket.bucket_name,
                 "PSEUDONYM_SECRET_ARN": lake.pseudonym_secret.secret_arn,
             },
         )
-        subscribe(function, self._incidents, batch_size=100, max_batching_window=WRITER_WINDOW)
+        subscribe(
+            function,
+            self._incidents,
+            batch_size=LAKE_QUEUE_BATCH,
+            max_batching_window=LAKE_WRITER_WINDOW,
+        )
         lake.grant_write(function, "incidents")
         lake.grant_pseudonym_read(function)
         return function

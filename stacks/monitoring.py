@@ -173,6 +173,14 @@ class Monitoring(Construct):
             description="Ingest_probe_events is falling behind the probe_events stream.",
         )
         self._alarm(
+            "UnorderedAggregateRecords",
+            _handler_metric(HandlerMetric(INGEST, "UnorderedAggregateRecords", "records")),
+            threshold=0,
+            description="KPL aggregates carry probe records under another partition key while "
+            "Lambda processes several batches per shard: sessions may be missing from the "
+            "failure rates.",
+        )
+        self._alarm(
             "CellOutage",
             _handler_metric(HandlerMetric(READ, "CellOutages", "outages")),
             threshold=0,

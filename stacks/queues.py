@@ -13,8 +13,27 @@ from constructs import Construct
 from stacks.nag import acknowledge
 
 MAX_RECEIVE_COUNT = 5
-# AWS guidance for Lambda SQS triggers: visibility timeout at least six times the function timeout.
+# AWS guidance for Lambda SQS triggers ("Creating and configuring an Amazon SQS event source
+# mapping", Lambda developer guide): visibility timeout at least six times the function
+# timeout. A consumer with a batching window also gets the window on top: a message can sit
+# received in a gathering batch for that long before the function even starts.
 VISIBILITY_FACTOR = 6
+# The lake writers (write_incident_to_S3, write_engagement_to_S3, write_feedback_to_S3) gather
+# large batches: one gzip object per batch and date, so a batch's records share one PUT and
+# one Athena GET. Their sources are off the incident -> call path (that runs on the table's
+# stream and the FIFO queue), so only the lake waits. Limits ("Lambda parameters for Amazon
+# SQS event source mappings", "... for Amazon DynamoDB event source mappings"): BatchSize up
+# to 10,000 (standard queue, stream), MaximumBatchingWindowInSeconds up to 300, and a batch
+# goes to the function "up to the payload limit for synchronous invocation (6 MB)" (Lambda
+# API reference, CreateEventSourceMapping). Sized from the records measured: an SQS event
+# record of an incident or engagement message is ~1.1 KB (a ~450-byte body, the rest
+# Lambda's envelope), so 3,000 of them stay within 6 MB with room for longer receipt
+# handles; a Subscriber_table stream record carries both images (~3 KB at most today), so
+# 1,000. docs/SCALE.md has the figures and why not Amazon Data Firehose.
+LAKE_WRITER_TIMEOUT = Duration.seconds(60)
+LAKE_WRITER_WINDOW = Duration.seconds(300)
+LAKE_QUEUE_BATCH = 3_000
+LAKE_STREAM_BATCH = 1_000
 DLQ_RETENTION = Duration.days(14)
 
 
@@ -47,11 +66,16 @@ def queue_with_dlq(
     name: str,
     key: kms.IKey,
     consumer_timeout: Duration,
+    consumer_window: Duration | None = None,
     fifo: bool = False,
     max_receive_count: int = MAX_RECEIVE_COUNT,
     retention: Duration | None = None,
 ) -> QueuePair:
-    """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), by default maxReceiveCount 5."""
+    """``name`` plus ``<name>_dlq`` (FIFO: ``<stem>_dlq.fifo``), by default maxReceiveCount 5.
+
+    The visibility timeout is ``VISIBILITY_FACTOR`` times the consumer's timeout plus its
+    batching window (``consumer_window``).
+    """
     stem = name.removesuffix(".fifo").removesuffix("_queue")
     dlq_name = f"{stem}_dlq.fifo" if fifo else f"{name}_dlq"
     fifo_props = {"fifo": True} if fifo else {}
@@ -61,7 +85,10 @@ def queue_with_dlq(
         construct_id,
         name,
         key,
-        visibility_timeout=Duration.seconds(consumer_timeout.to_seconds() * VISIBILITY_FACTOR),
+        visibility_timeout=Duration.seconds(
+            consumer_timeout.to_seconds() * VISIBILITY_FACTOR
+            + (consumer_window.to_seconds() if consumer_window else 0)
+        ),
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
         content_based_deduplication=True if fifo else None,
         retention_period=retention,

@@ -17,6 +17,7 @@ from feedback_loop.contract import (
     SUBSCRIBER_TABLE,
     LastChange,
 )
+from stacks.config import CountersCapacity
 from stacks.queues import FailureQueue
 
 # What a caller of a table encrypted with a customer-managed key needs from KMS.
@@ -24,9 +25,17 @@ KMS_TABLE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:Gener
 
 
 class SubscriberState(Construct):
-    """The three DynamoDB tables of docs/ARCHITECTURE.md, all on-demand, PITR and KMS."""
+    """The DynamoDB tables of docs/ARCHITECTURE.md: PITR and KMS, on-demand unless
+    ``counters_capacity`` puts the counters table on provisioned writes with auto scaling."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        counters_capacity: CountersCapacity | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._key = key
         self.subscribers = self._build_table(
@@ -42,6 +51,7 @@ class SubscriberState(Construct):
             partition_key="PhoneNumber",
             sort_key="Kpi",
             time_to_live_attribute="ExpiresAt",
+            capacity=counters_capacity,
         )
         self.idempotency = self._build_table(
             "Idempotency",
@@ -113,8 +123,9 @@ class SubscriberState(Construct):
         stream: dynamodb.StreamViewType | None = None,
         time_to_live_attribute: str | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        capacity: CountersCapacity | None = None,
     ) -> dynamodb.Table:
-        return dynamodb.Table(
+        table = dynamodb.Table(
             self,
             construct_id,
             table_name=table_name,
@@ -126,7 +137,13 @@ class SubscriberState(Construct):
                 if sort_key
                 else None
             ),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            billing_mode=(
+                dynamodb.BillingMode.PROVISIONED
+                if capacity
+                else dynamodb.BillingMode.PAY_PER_REQUEST
+            ),
+            read_capacity=capacity.read_units if capacity else None,
+            write_capacity=capacity.min_write_units if capacity else None,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self._key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -136,3 +153,8 @@ class SubscriberState(Construct):
             time_to_live_attribute=time_to_live_attribute,
             removal_policy=removal_policy,
         )
+        if capacity:
+            table.auto_scale_write_capacity(
+                min_capacity=capacity.min_write_units, max_capacity=capacity.max_write_units
+            ).scale_on_utilization(target_utilization_percent=capacity.target_utilization_percent)
+        return table

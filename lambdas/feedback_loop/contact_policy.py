@@ -18,10 +18,15 @@ meanwhile, the night falling, the incident growing stale).
 * **Deferred, not dropped:** a contact that may not happen now is scheduled for the next
   allowed moment; it is dropped as ``stale`` only when its first incident would by then
   be older than ``max_incident_age_hours``.
+* **A per-cell rating budget** (``rating_budget``, off by default): once a cell's ratings
+  of the period pin its mean sentiment change down tightly enough (:class:`RatingBudget`),
+  further subscribers of that cell are not called (``measure`` mode) unless the operator
+  chose ``care`` mode (everyone eligible is called as a retention gesture).
 
 Every function here is pure: times come in as arguments, nothing reads a clock.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -31,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as number_zones
 
+from feedback_loop.outages import window_start
 from feedback_loop.timeutil import parse_utc
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -172,3 +178,94 @@ def next_contact(
 def is_stale(first_incident: datetime, at: datetime, rules: ContactRules) -> bool:
     """True when a contact at ``at`` would be about an incident older than the policy allows."""
     return at - first_incident > rules.max_incident_age
+
+
+# --- the per-cell rating budget ------------------------------------------------------------
+
+MEASURE = "measure"
+CARE = "care"
+BUDGET_MODES = (MEASURE, CARE)
+# The map's shrinkage settings (sql/priority.sql ``settings``): the network's mean counts
+# as PRIOR_ANSWERS answers, Z_90 standard errors make the 90 % interval, and answers are
+# never taken to vary less than MIN_VARIANCE.
+PRIOR_ANSWERS = 2.0
+Z_90 = 1.645
+MIN_VARIANCE = 0.0625
+
+
+@dataclass(frozen=True)
+class RatingTally:
+    """A cell's ratings in one period: how many, and the sum and the sum of squares of
+    the sentiment changes they made (running sums, so one atomic ``ADD`` keeps them)."""
+
+    ratings: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    def plus(self, change: float) -> "RatingTally":
+        """The tally with one more rating."""
+        return RatingTally(self.ratings + 1, self.total + change, self.squares + change * change)
+
+
+def change_variance_bound(alpha: float) -> float:
+    """The largest variance one rating's sentiment change can have.
+
+    A change is ``alpha * (score - previous)`` with both in [-1, 1], so it lies in
+    [-2 alpha, 2 alpha]; a variable in an interval of width w varies at most w^2 / 4
+    (Popoviciu's inequality): 4 alpha^2, and never less than the map's MIN_VARIANCE.
+    """
+    return max(MIN_VARIANCE, 4 * alpha * alpha)
+
+
+def interval_half_width(tally: RatingTally, prior_variance: float) -> float:
+    """Half the width of the map's 90 % interval of the cell's mean change, from the tally.
+
+    The same shrinkage formula as ``sql/priority.sql``: ``spread2 = (K * S2 + (n - 1) *
+    s2) / (K + n - 1)``, half-width ``Z * sqrt(spread2 / (n + K))``, with ``prior_variance``
+    standing for the network's variance S2 (which a cell's tally cannot know).
+    """
+    n = tally.ratings
+    own = max(0.0, tally.squares - tally.total * tally.total / n) if n else 0.0
+    spread2 = (PRIOR_ANSWERS * prior_variance + own) / (PRIOR_ANSWERS + max(n - 1, 0))
+    return Z_90 * math.sqrt(spread2 / (n + PRIOR_ANSWERS))
+
+
+@dataclass(frozen=True)
+class RatingBudget:
+    """When a cell counts as measured for the period, and what that changes.
+
+    A cell is measured once it has at least ``min_ratings`` ratings in the period
+    (``period_hours``, aligned to the epoch: 24 = the UTC day, the lake's ``dt``) and the
+    half-width of its 90 % interval, as the map computes it, is at most ``half_width``.
+    The map's network variance is replaced by :func:`change_variance_bound`, the largest a
+    rating's change can have: never narrower than the map's own interval, so a cell is
+    never taken as measured before the map would show it so. Each rating counts as one
+    answer; the map counts subscribers (their net change in the period), which is the
+    same while a subscriber rates at most once a period (the default 24 h gap ensures it).
+    In ``measure`` mode further subscribers of a measured cell are suppressed as
+    ``cell_measured``; in ``care`` mode they are called anyway (the tally is still kept, so
+    switching to ``measure`` takes effect at once).
+    """
+
+    enabled: bool = False
+    mode: str = MEASURE
+    half_width: float = 0.125
+    min_ratings: int = 10
+    period_hours: int = 24
+
+    @property
+    def suppresses(self) -> bool:
+        """True when a measured cell's further subscribers are not called."""
+        return self.enabled and self.mode == MEASURE
+
+    def period(self, moment: datetime) -> datetime:
+        """The start of the period holding ``moment``."""
+        return window_start(moment, self.period_hours * 60)
+
+    def measured(self, tally: RatingTally, alpha: float) -> bool:
+        """True when ``tally`` (ratings made at ``sentiment_alpha`` = ``alpha``) is tight
+        enough."""
+        return (
+            tally.ratings >= self.min_ratings
+            and interval_half_width(tally, change_variance_bound(alpha)) <= self.half_width
+        )

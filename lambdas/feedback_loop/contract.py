@@ -149,6 +149,12 @@ class Verdict(StrEnum):
     FAILED = "failed"  # the channel refused the contact for good (reason: its error code)
 
 
+# Decisions recorded as counts (``decision_counts/``: per Read_after_incident batch, decision
+# date, cell and KPI) instead of one ``engagement/`` record each: an incident without enough
+# sessions to judge is most decisions at scale and nobody acts on it one by one.
+COUNTED_DECISIONS = frozenset({(Verdict.SUPPRESS.value, "min_sessions")})
+
+
 # --- the lake --------------------------------------------------------------------------------
 
 # Logical column types and their names in each engine that reads the lake.
@@ -244,6 +250,11 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "detected_at",
             "cell window_start detected_at subscribers:int min_subscribers:int sample_size:int",
         ),
+        _table(
+            "decision_counts",
+            "decided_at",
+            "count_id cell incident_type decision reason incidents:int decided_at",
+        ),
         _table("rejected", "received_at", "source record_id reason received_at payload"),
         # Operators' remediation events (a fix on a cell), fixed_at as YYYY-MM-DDTHH:MM:SSZ.
         _table("remediation", "fixed_at", "cell fixed_at note", storage="csv"),
@@ -261,7 +272,14 @@ LAKE_TABLES: dict[str, LakeTable] = {
 }
 PROBE_ARCHIVE = "probes"
 # Tables the analytics query (``rejected/`` holds free-form payloads for diagnosis only).
-ANALYTICS_TABLES = ("incidents", "engagement", "feedback", "sentiment", "outages")
+ANALYTICS_TABLES = (
+    "incidents",
+    "engagement",
+    "feedback",
+    "sentiment",
+    "outages",
+    "decision_counts",
+)
 REMEDIATION_TABLE = "remediation"
 # Prefixes the handlers write (JSON Lines, which ops.erase_subscriber rewrites);
 # ``remediation/`` holds operators' uploads only; the Parquet archive ``probes/`` expires

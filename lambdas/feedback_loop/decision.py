@@ -11,14 +11,17 @@ all. For the others, in this order, the first rule that applies names the decisi
    about this problem too);
 5. the contact policy could not allow a contact before the incident grows stale → suppress
    with the rule that pushes it too late (``contact_gap``, ``contact_cap``, ``quiet_hours``);
-6. otherwise → ``engage: above_threshold``: a new episode. When it is contacted is the
+6. the rating budget is on in ``measure`` mode and the incident's cell is measured for
+   the period (``contact_policy.RatingBudget``) → ``suppress: cell_measured`` (the incident
+   still counts on the map); asked only here, so a merge or another rule costs no read;
+7. otherwise → ``engage: above_threshold``: a new episode. When it is contacted is the
    dialler's decision (gathering delay, calling hours, pacing), made again before dialling.
 
 ``now`` is the business time of the decision: the stream record's creation time, so a
 replayed day takes the same decisions.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
@@ -35,6 +38,10 @@ from feedback_loop.timeutil import format_utc, parse_utc
 ENGAGE = Verdict.ENGAGE
 SUPPRESS = Verdict.SUPPRESS
 MERGED = Verdict.MERGED
+CELL_MEASURED = "cell_measured"
+
+CellMeasured = Callable[[Incident], bool]
+"""Whether the rating budget counts the incident's cell as measured for its period."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +125,14 @@ def _blocking_rule(
 
 
 def decide(
-    incident: Incident, view: SubscriberView, policy: Policy, now: datetime
+    incident: Incident,
+    view: SubscriberView,
+    policy: Policy,
+    now: datetime,
+    measured: CellMeasured | None = None,
 ) -> tuple[Decision | None, SubscriberView]:
     """Decide on one incident; returns the decision (``None`` if not above threshold) and
-    the subscriber's state after it."""
+    the subscriber's state after it. ``measured`` answers rule 6 (``None``: no budget)."""
     phone = view.phone_number
     threshold = float(policy.thresholds[incident.event_type])
     if not above_threshold(incident, threshold):
@@ -158,6 +169,10 @@ def decide(
         # The rule that pushes the first possible contact past the incident's age limit.
         reason = earliest.reason or "stale"
         return Decision(phone, incident, SUPPRESS, reason, threshold, own_id, decided_at), view
+    if measured is not None and policy.rating_budget.suppresses and measured(incident):
+        return Decision(
+            phone, incident, SUPPRESS, CELL_MEASURED, threshold, own_id, decided_at
+        ), view
     opened = replace(view, contact=view.contact.with_episode(new_episode(phone, incident)))
     return Decision(
         phone, incident, ENGAGE, "above_threshold", threshold, own_id, decided_at
@@ -165,12 +180,16 @@ def decide(
 
 
 def decide_all(
-    incidents: Sequence[Incident], view: SubscriberView, policy: Policy, now: datetime
+    incidents: Sequence[Incident],
+    view: SubscriberView,
+    policy: Policy,
+    now: datetime,
+    measured: CellMeasured | None = None,
 ) -> tuple[list[Decision], SubscriberView]:
     """Decide on incidents in time order, each seeing the state the ones before it left."""
     decisions = []
     for incident in sorted(incidents, key=lambda i: (parse_utc(i.timestamp), i.record_id)):
-        decision, view = decide(incident, view, policy, now)
+        decision, view = decide(incident, view, policy, now, measured)
         if decision is not None:
             decisions.append(decision)
     return decisions, view

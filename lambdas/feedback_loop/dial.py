@@ -7,8 +7,10 @@ them, holds the message back until a later moment, or closes the episode:
 
 * **before the first contact** the policy is evaluated again: an opt-out or
   do-not-contact entry since the decision, a stale incident, the gathering delay, the
-  gap and cap, the subscriber's calling hours, an outage on the cell (only the sample
-  is contacted) and the calls-per-minute budget;
+  gap and cap, the subscriber's calling hours, a cell measured meanwhile (the rating
+  budget in ``measure`` mode: ratings keep arriving while an episode gathers or waits for
+  the morning), an outage on the cell (only the sample is contacted) and the
+  calls-per-minute budget;
 * **after a contact** the answer decides: answered → done; a call not answered →
   one more call later within calling hours (``voice_attempts``); then, when enabled, a
   text (``sms``); else the episode closes as ``no_answer``.
@@ -28,6 +30,7 @@ from typing import Any
 from feedback_loop.calls import CallCentre, check_engagement, is_permanent, outbound_call_request
 from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
+from feedback_loop.decision import CELL_MEASURED
 from feedback_loop.episodes import CLOSED, CONTACTED, DIALLING, SMS, VOICE, ContactState, Episode
 from feedback_loop.errors import AwsError
 from feedback_loop.ids import short_id
@@ -179,10 +182,19 @@ class _Step:
             return self._close(episode, Verdict.SUPPRESS, "stale")
         if earliest.at > self.now:
             return self._defer(episode, earliest.at, earliest.reason or "deferred")
+        if self._cell_measured(episode):
+            return self._close(episode, Verdict.SUPPRESS, CELL_MEASURED)
         if not self._in_sample(episode):
             return self._close(episode, Verdict.SUPPRESS, "cell_outage")
         channel = SMS if self.view.prefers_sms and self._texts_enabled else VOICE
         return self._contact(episode, channel)
+
+    def _cell_measured(self, episode: Episode) -> bool:
+        budget = self.policy.rating_budget
+        if not budget.suppresses:
+            return False
+        tally = self.ports.cells.ratings(episode.cell, budget.period(episode.first_incident))
+        return budget.measured(tally, self.policy.sentiment_alpha)
 
     def _in_sample(self, episode: Episode) -> bool:
         rule = self.policy.outage

@@ -7,7 +7,10 @@ contact state (the open episode) is written atomically on the profile; the cell'
 outage count takes the incident's subscriber (``feedback_loop.outages``) and declares
 the outage when it reaches the threshold; then every decision (and outage signal) goes
 to the update queue (the lake) and the engage ones to the trigger queue (FIFO, group =
-phone number, dedup = engagement id), in incident order.
+phone number, dedup = engagement id), in incident order. The decisions
+``contract.COUNTED_DECISIONS`` names (``suppress: min_sessions``, most of them at scale)
+are not sent one by one: the batch sends their counts per decision date, cell and KPI
+(``decision_counts/``), after the records they come from are known not to be retried.
 
 Stream semantics: records are handled in order and the first one that fails (an AWS
 error) is reported with every record after it, which is where Lambda resumes anyway; a
@@ -16,23 +19,35 @@ retried record finds its engagement already recorded and re-sends the same messa
 and reported instead of blocking the shard.
 """
 
+import hashlib
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from feedback_loop.contract import LAST_CHANGE, LastChange, Reason, Verdict
-from feedback_loop.decision import Decision, decide_all
+from feedback_loop.contract import (
+    COUNTED_DECISIONS,
+    LAST_CHANGE,
+    LastChange,
+    Reason,
+    Verdict,
+)
+from feedback_loop.decision import CellMeasured, Decision, decide_all
 from feedback_loop.episodes import SubscriberView
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import new_incidents
-from feedback_loop.messages import OutageMessage, encode
+from feedback_loop.messages import DecisionCount, DecisionCountsMessage, OutageMessage, encode
+from feedback_loop.messages import IncidentMessage as Incident
 from feedback_loop.outages import subscriber_key, window_start
 from feedback_loop.policy import Policy
 from feedback_loop.ports import CellStore, ContactStore, MessageQueue, OutgoingMessage
 from feedback_loop.timeutil import format_utc, parse_utc
 
 MAX_ATTEMPTS = 3
+# Counts per message: ~200 bytes each, so ten such messages (one SendMessageBatch) stay far
+# below SQS's 256 KiB per request.
+COUNTS_PER_MESSAGE = 100
 
 
 class EngagementsKeptChanging(AwsError):
@@ -120,8 +135,11 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
     # A later record of the same subscriber in this batch carries an image older
     # than our own writes: continue from what this invocation last wrote.
     view = views.get(phone) or SubscriberView.from_profile(phone, image)
+    measured = (
+        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
+    )
     for _ in range(MAX_ATTEMPTS):
-        decisions, after = decide_all(fresh, view, ports.policy, change.created_at)
+        decisions, after = decide_all(fresh, view, ports.policy, change.created_at, measured)
         if after.contact == view.contact:
             return decisions
         current = ports.contacts.record(phone, after.contact)
@@ -132,6 +150,21 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
             return decisions
         view = SubscriberView.from_profile(phone, current)
     raise EngagementsKeptChanging("dynamodb.UpdateItem", "ConditionKeptFailing")
+
+
+def cell_measured(cells: CellStore, policy: Policy) -> CellMeasured:
+    """The rating budget's question, answered from the cells' tallies (one read per cell and
+    period, and only for an incident that would otherwise open an episode)."""
+    budget = policy.rating_budget
+    answers: dict[tuple[str, datetime], bool] = {}
+
+    def measured(incident: Incident) -> bool:
+        key = (incident.cell, budget.period(parse_utc(incident.timestamp)))
+        if key not in answers:
+            answers[key] = budget.measured(cells.ratings(*key), policy.sentiment_alpha)
+        return answers[key]
+
+    return measured
 
 
 def _count_outages(
@@ -184,6 +217,35 @@ def _declare(outcome: EngageOutcome, ports: EngagePorts, now: datetime) -> None:
             outcome.unmarked_outages.append((outage, str(error)))
 
 
+def is_counted(decision: Decision) -> bool:
+    """True for a decision recorded in a count rather than as its own message."""
+    return (decision.decision, decision.reason) in COUNTED_DECISIONS
+
+
+def decision_counts(decisions: Sequence[Decision]) -> list[DecisionCount]:
+    """``decisions`` counted per decision date, cell, KPI, decision and reason."""
+    groups: dict[tuple[str, str, str, str, str], list[Decision]] = defaultdict(list)
+    for d in decisions:
+        incident = d.incident
+        key = (d.decided_at[:10], incident.cell, incident.event_type, d.decision, d.reason)
+        groups[key].append(d)
+    counts = []
+    for (_date, cell, kpi, verdict, reason), members in sorted(groups.items()):
+        ids = sorted({member.incident.incident_id for member in members})
+        counts.append(
+            DecisionCount(
+                count_id=hashlib.sha256("|".join(ids).encode()).hexdigest()[:32],
+                cell=cell,
+                incident_type=kpi,
+                decision=verdict,
+                reason=reason,
+                incidents=len(ids),
+                decided_at=max(member.decided_at for member in members),
+            )
+        )
+    return counts
+
+
 def _send(
     per_record: list[tuple[str, list[Decision], list[OutageMessage]]],
     ports: EngagePorts,
@@ -192,9 +254,13 @@ def _send(
 ) -> None:
     updates: list[OutgoingMessage] = []
     triggers: list[OutgoingMessage] = []
+    counted: list[tuple[str, Decision]] = []
     for sequence, decisions, outages in per_record:
         updates.extend(OutgoingMessage(key=sequence, body=encode(outage)) for outage in outages)
         for decision in decisions:
+            if is_counted(decision):
+                counted.append((sequence, decision))
+                continue
             body = encode(decision.to_message())
             updates.append(OutgoingMessage(key=sequence, body=body))
             if decision.decision == Verdict.ENGAGE:
@@ -219,7 +285,42 @@ def _send(
         outcome.errors.append((order[first], f"engagement messages not sent: {codes}"))
         failed = set(outcome.failed) | set(order[first:])
         outcome.failed = [sequence for sequence in order if sequence in failed]
+    _send_counts(counted, ports, outcome, order)
     failed_set = set(outcome.failed)
     done = [(decisions, outages) for seq, decisions, outages in per_record if seq not in failed_set]
     outcome.decisions = [decision for decisions, _ in done for decision in decisions]
     outcome.outages = [outage for _, outages in done for outage in outages]
+
+
+def _send_counts(
+    counted: list[tuple[str, Decision]],
+    ports: EngagePorts,
+    outcome: EngageOutcome,
+    order: list[str],
+) -> None:
+    """Send the counts of the records that will not be retried.
+
+    Counting only those keeps a retried record from being counted twice. If a count is
+    not sent, its records fail from the first one on (Lambda retries them and they are
+    counted then); their other messages are sent again, as for any retried record.
+    """
+    position = {sequence: index for index, sequence in enumerate(order)}
+    failed = set(outcome.failed)
+    kept = [(sequence, decision) for sequence, decision in counted if sequence not in failed]
+    if not kept:
+        return
+    first = min(position[sequence] for sequence, _ in kept)
+    counts = [asdict(count) for count in decision_counts([decision for _, decision in kept])]
+    messages = [
+        OutgoingMessage(
+            key=order[first],
+            body=encode(DecisionCountsMessage(counts[start : start + COUNTS_PER_MESSAGE])),
+        )
+        for start in range(0, len(counts), COUNTS_PER_MESSAGE)
+    ]
+    not_sent = ports.update_queue.send(messages)
+    if not_sent:
+        outcome.errors.append(
+            (order[first], f"decision counts not sent: {', '.join(not_sent.errors)}")
+        )
+        outcome.failed = [s for s in order if s in failed or position[s] >= first]

@@ -10,9 +10,9 @@ most once per Connect contact id: a retry of the same contact finds it and retur
 was recorded.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from feedback_loop import ids, pseudonym
@@ -25,9 +25,10 @@ from feedback_loop.contract import (
     Reason,
 )
 from feedback_loop.episodes import SMS, Episode
-from feedback_loop.errors import InvalidRecord
+from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
-from feedback_loop.ports import RecordedAnswer, SubscriberStore
+from feedback_loop.policy import Policy
+from feedback_loop.ports import CellStore, RecordedAnswer, SubscriberStore
 from feedback_loop.sentiment import NEUTRAL, incident_weight, score, update_sentiment
 from feedback_loop.texts import reply_digits
 from feedback_loop.timeutil import format_utc, parse_utc
@@ -52,6 +53,11 @@ _FLOW_RESULT = {
     INVALID: NO_RESPONSE,
 }
 """What the contact flow branches on; an invalid key is, for the caller, no usable answer."""
+
+# A tally and its marks outlive their period by a day: the stream replays at most 24 hours
+# of records ("Amazon DynamoDB Developer Guide, Change data capture for DynamoDB Streams"),
+# and a decision may come that late.
+TALLY_RETENTION = timedelta(days=1)
 
 _PARAMETERS = ("engagement_id", "incident_type", "incident_time", "incident_id", "cell")
 MAX_CELL_LENGTH = 64
@@ -335,6 +341,50 @@ def feedback_records(image: Any, key: bytes) -> LakeRecords:
             )
         )
     return records
+
+
+@dataclass
+class CountedRatings:
+    """What counting a batch's ratings did: the sequence numbers to retry (the first that
+    failed and every one after it: a stream resumes there), how many were new."""
+
+    failed: list[str]
+    counted: int = 0
+    replayed: int = 0
+
+
+def count_ratings(
+    images: Sequence[tuple[str, Any]], cells: CellStore, policy: Policy
+) -> CountedRatings:
+    """Add each rating of the batch to its cell's tally for the rating budget, once.
+
+    The period is the one of the episode's first incident, which is what the decision and
+    the dialler ask about. A record that is no rating, or malformed (the lake writer
+    reports those), counts nothing.
+    """
+    budget = policy.rating_budget
+    outcome = CountedRatings(failed=[])
+    for index, (_, image) in enumerate(images):
+        try:
+            feedback = Feedback.from_item((image or {}).get(LAST_FEEDBACK))
+        except (InvalidRecord, AttributeError):
+            continue
+        if feedback.change_sentiment is None:
+            continue
+        period = budget.period(parse_utc(feedback.incident_time))
+        expires = period + timedelta(hours=budget.period_hours) + TALLY_RETENTION
+        try:
+            new = cells.count_rating(
+                feedback.cell, period, feedback.engagement_id, feedback.change_sentiment, expires
+            )
+        except AwsError:
+            outcome.failed = [seq for seq, _ in images[index:]]
+            return outcome
+        if new:
+            outcome.counted += 1
+        else:
+            outcome.replayed += 1
+    return outcome
 
 
 def _text(value: Any) -> str | None:

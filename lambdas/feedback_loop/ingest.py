@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from feedback_loop.archive import record_id
 from feedback_loop.contract import INCIDENTS_VERSION, SEEN_INCIDENTS
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.incidents import Incident, incident_from, profile_update
@@ -32,22 +33,36 @@ SOURCE = "probe_events"
 
 @dataclass(frozen=True)
 class ProbeInput:
-    """One stream record as ingest needs it: its position, its bytes and its arrival."""
+    """One probe record as ingest needs it: its position, its bytes and its arrival.
+
+    A record a producer packed into a KPL aggregate shares the aggregate's sequence number
+    (the one Lambda retries from) and has its own ``subsequence_number`` within it; it is
+    ``under_another_key`` when the aggregate's partition key is not its own.
+    """
 
     sequence_number: str
     shard_id: str
     data: bytes
     arrival: datetime
+    subsequence_number: int = 0
+    under_another_key: bool = False
 
     @property
     def record_id(self) -> str:
-        """Where the record is on the stream: ``<shard id>:<sequence number>``."""
-        return f"{self.shard_id}:{self.sequence_number}"
+        """Where the record is on the stream: ``<shard id>:<sequence number>[:<sub>]``."""
+        return record_id(self.shard_id, self.sequence_number, self.subsequence_number)
+
+    @property
+    def position(self) -> str:
+        """Its place in the shard's order: ``<sequence number>[:<sub>]``, unique per record."""
+        sub = self.subsequence_number
+        return f"{self.sequence_number}:{sub}" if sub else self.sequence_number
 
 
 @dataclass(frozen=True)
 class IngestPorts:
-    """What ingest reads and writes, created once per cold start."""
+    """What ingest reads and writes, created once per cold start, and the number of a
+    shard's batches Lambda processes at once (the event source's ParallelizationFactor)."""
 
     policy: Policy
     counters: CounterStore
@@ -55,6 +70,7 @@ class IngestPorts:
     incident_queue: MessageQueue
     lake: LakeSink
     pseudonym_key: bytes
+    parallelization_factor: int
 
 
 @dataclass(frozen=True)
@@ -71,11 +87,18 @@ class IngestOutcome:
     """What a batch did: sequence numbers to retry, and what the metrics and logs report.
 
     ``incidents`` counts the incidents newly recorded (and sent); a replayed batch resends
-    its incidents without counting them again.
+    its incidents without counting them again. ``under_another_key`` counts the records an
+    aggregate carried under another partition key than their own; ``unordered`` counts the
+    same records when the order of each partition key is all Lambda keeps (more than one
+    batch per shard in flight): their subscriber's other records may be processed at the
+    same time, and the counters' replay guard may then skip the earlier ones
+    (docs/PRODUCERS.md, "Aggregated records and parallel batches").
     """
 
     failed: list[str] = field(default_factory=list)
     incidents: int = 0
+    under_another_key: int = 0
+    unordered: int = 0
     rejected: list[tuple[ProbeInput, InvalidRecord]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
@@ -97,6 +120,9 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
     outcome = IngestOutcome()
     if not inputs:
         return outcome
+    outcome.under_another_key = sum(source.under_another_key for source in inputs)
+    if ports.parallelization_factor > 1:
+        outcome.unordered = outcome.under_another_key
     reference = max(source.arrival for source in inputs)
     by_phone: dict[str, list[_Good]] = defaultdict(list)
     for order, source in enumerate(inputs):
@@ -141,6 +167,8 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
             outcome.incidents += recorded.get(phone, 0)
     for phone in failed_phones:
         outcome.failed.extend(good.source.sequence_number for good in by_phone[phone])
+    # The records of one aggregate share its sequence number: report it once.
+    outcome.failed = list(dict.fromkeys(outcome.failed))
     return outcome
 
 
@@ -179,7 +207,7 @@ def _incidents_of(records: Sequence[_Good], ports: IngestPorts) -> list[Incident
             goods[0].record.phone_number,
             kpi,
             goods[0].source.shard_id,
-            [(g.source.sequence_number, s) for g, s in zip(goods, sessions, strict=True)],
+            [(g.source.position, s) for g, s in zip(goods, sessions, strict=True)],
             int((newest + timedelta(minutes=window) + MAX_PAST + timedelta(days=1)).timestamp()),
             window,
         )

@@ -76,7 +76,35 @@ class OutageMessage:
     SCHEMA = "outage"
 
 
-Message = TypeVar("Message", IncidentMessage, EngagementMessage, OutageMessage)
+@dataclass(frozen=True)
+class DecisionCount:
+    """Decisions of one kind about one cell's incidents of one KPI, counted, not listed.
+
+    ``count_id`` hashes the incident ids counted, so the same count sent twice (a retried
+    invocation) is recognisably the same; ``decided_at`` is the latest decision counted.
+    """
+
+    count_id: str
+    cell: str
+    incident_type: str
+    decision: str
+    reason: str
+    incidents: int
+    decided_at: str
+
+
+@dataclass(frozen=True)
+class DecisionCountsMessage:
+    """A batch's counted decisions (``engagement_update_queue``, to ``decision_counts/``)."""
+
+    counts: list[dict[str, Any]]
+
+    SCHEMA = "decision_counts"
+
+
+Message = TypeVar(
+    "Message", IncidentMessage, EngagementMessage, OutageMessage, DecisionCountsMessage
+)
 
 
 def schema_of(body: str) -> object:
@@ -88,7 +116,9 @@ def schema_of(body: str) -> object:
     return data.get("schema") if isinstance(data, dict) else None
 
 
-def encode(message: IncidentMessage | EngagementMessage | OutageMessage) -> str:
+def encode(
+    message: IncidentMessage | EngagementMessage | OutageMessage | DecisionCountsMessage,
+) -> str:
     """JSON body with the schema header first."""
     body = {"schema": message.SCHEMA, "version": SCHEMA_VERSION, **asdict(message)}
     return json.dumps(body, sort_keys=True)

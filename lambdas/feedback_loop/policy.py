@@ -13,7 +13,13 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from feedback_loop.contact_policy import WEEKDAYS, CallingHours, ContactRules
+from feedback_loop.contact_policy import (
+    BUDGET_MODES,
+    WEEKDAYS,
+    CallingHours,
+    ContactRules,
+    RatingBudget,
+)
 from feedback_loop.contract import EVENT_TYPES
 from feedback_loop.errors import ConfigError
 
@@ -92,6 +98,7 @@ class Policy:
     sms: SmsRule = field(default_factory=SmsRule)
     max_recent_incidents: int = 8
     sentiment_alpha: float = 0.5
+    rating_budget: RatingBudget = field(default_factory=RatingBudget)
 
     def to_json(self) -> str:
         """Serialise for the ``POLICY_JSON`` environment variable."""
@@ -209,6 +216,39 @@ def _sms(value: Any) -> SmsRule:
     return SmsRule(enabled=enabled, reply_wait_hours=wait)
 
 
+# The period is aligned to the epoch, so it must divide the day to follow it.
+_PERIOD_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+_BUDGET_NUMBERS: dict[str, dict[str, Any]] = {
+    # One rating point moves sentiment by 0.25 at the default sentiment_alpha.
+    "half_width": {"low": 0.01, "high": 1.0},
+    # The map ranks a cell from two answers; fewer than that is no spread at all.
+    "min_ratings": {"low": 2, "high": 10_000, "integer": True},
+}
+
+
+def _rating_budget(value: Any) -> RatingBudget:
+    keys = ("enabled", "mode", *_BUDGET_NUMBERS, "period_hours")
+    if not isinstance(value, Mapping) or set(value) - set(keys):
+        raise ConfigError(f"rating_budget must be an object with keys {list(keys)}, got {value!r}")
+    defaults = RatingBudget()
+    enabled = value.get("enabled", defaults.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"rating_budget.enabled must be true or false, got {enabled!r}")
+    mode = value.get("mode", defaults.mode)
+    if mode not in BUDGET_MODES:
+        raise ConfigError(f"rating_budget.mode must be one of {list(BUDGET_MODES)}, got {mode!r}")
+    period = value.get("period_hours", defaults.period_hours)
+    if isinstance(period, bool) or period not in _PERIOD_HOURS:
+        raise ConfigError(
+            f"rating_budget.period_hours must be one of {list(_PERIOD_HOURS)}, got {period!r}"
+        )
+    numbers = {
+        name: _number(f"rating_budget.{name}", value.get(name, getattr(defaults, name)), **bounds)
+        for name, bounds in _BUDGET_NUMBERS.items()
+    }
+    return RatingBudget(enabled=enabled, mode=mode, period_hours=int(period), **numbers)
+
+
 def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
     """Build a :class:`Policy` from a (partial) mapping; unknown keys are ignored by design.
 
@@ -245,6 +285,7 @@ def load_policy(raw: Mapping[str, Any] | None = None) -> Policy:
         timezone=str(timezone),
         outage=_outage(raw.get("outage", {})),
         sms=_sms(raw.get("sms", {})),
+        rating_budget=_rating_budget(raw.get("rating_budget", {})),
         **scalars,
     )
 

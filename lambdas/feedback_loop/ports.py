@@ -12,6 +12,7 @@ from feedback_loop.incidents import ProfileUpdate
 from feedback_loop.rates import Counts, Session
 
 if TYPE_CHECKING:
+    from feedback_loop.contact_policy import RatingTally
     from feedback_loop.episodes import ContactState, SubscriberView
     from feedback_loop.feedback import Feedback
 
@@ -109,7 +110,7 @@ class CellWindow:
 
 
 class CellStore(Protocol):
-    """Counters shared across subscribers: outages and the pacing budget."""
+    """Counters shared across subscribers: outages, the pacing budget, rating tallies."""
 
     def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> CellWindow:
         """Add ``subscriber`` to the cell's window (idempotent); the window as it is now."""
@@ -129,6 +130,16 @@ class CellStore(Protocol):
 
     def claim_pacing(self, minute: datetime, budget: int) -> bool:
         """Take one of the minute's ``budget`` contacts."""
+        ...
+
+    def ratings(self, cell: str, period: datetime) -> "RatingTally":
+        """The cell's rating tally for the period starting at ``period``."""
+        ...
+
+    def count_rating(
+        self, cell: str, period: datetime, engagement_id: str, change: float, expires: datetime
+    ) -> bool:
+        """Add one rating to the tally, once per engagement: ``False`` if it was counted."""
         ...
 
 

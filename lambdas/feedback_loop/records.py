@@ -6,12 +6,15 @@ no phone number reaches the lake, Athena or QuickSight.
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from feedback_loop.contract import LAKE_TABLES, Reason
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.messages import (
+    DecisionCount,
+    DecisionCountsMessage,
     EngagementMessage,
     IncidentMessage,
     Message,
@@ -146,9 +149,41 @@ def outage_record(message: OutageMessage, key: bytes) -> dict[str, Any]:
     )
 
 
+def decision_count_records(body: str) -> LakeRecords:
+    """A ``decision_counts`` message as its ``decision_counts/`` records (one per count).
+
+    Cell-level counts: no subscriber in them. A count that lacks a field or has one of the
+    wrong type makes the whole message bad (it is one batch's counts, sent together).
+    """
+    message = decode(body, DecisionCountsMessage)
+    table = LAKE_TABLES["decision_counts"]
+    if not isinstance(message.counts, list):
+        raise InvalidRecord(Reason.WRONG_TYPE, "counts is not a list")
+    records: LakeRecords = []
+    for item in message.counts:
+        if not isinstance(item, dict):
+            raise InvalidRecord(Reason.WRONG_TYPE, "a count is not an object")
+        missing = [name for name in table.column_names if name not in item]
+        if missing:
+            raise InvalidRecord(Reason.MISSING_FIELD, ", ".join(missing))
+        count = DecisionCount(**{name: item[name] for name in table.column_names})
+        if not isinstance(count.incidents, int) or isinstance(count.incidents, bool):
+            raise InvalidRecord(Reason.WRONG_TYPE, "incidents is not an integer")
+        try:
+            parse_utc(count.decided_at)
+        except (AttributeError, TypeError, ValueError) as error:
+            raise InvalidRecord(Reason.WRONG_TYPE, str(error)) from error
+        records.append((table, table.record(asdict(count))))
+    return records
+
+
 def update_records(body: str, key: bytes) -> LakeRecords:
-    """An ``engagement_update_queue`` message as its lake record: a decision (``engagement/``)
-    or an outage signal (``outages/``)."""
-    if schema_of(body) == OutageMessage.SCHEMA:
+    """An ``engagement_update_queue`` message as its lake records: a decision
+    (``engagement/``), an outage signal (``outages/``) or a batch's decision counts
+    (``decision_counts/``)."""
+    schema = schema_of(body)
+    if schema == OutageMessage.SCHEMA:
         return _message_records(body, OutageMessage, "outages", outage_record, key)
+    if schema == DecisionCountsMessage.SCHEMA:
+        return decision_count_records(body)
     return _message_records(body, EngagementMessage, "engagement", engagement_record, key)

@@ -1,8 +1,10 @@
 """Ingest_probe_events: Kinesis ``probe_events`` → ``feedback_loop.ingest``.
 
-Parses the Kinesis event, runs the use case on the cold start's ports, logs what it
-rejected or could not do, emits the metrics and returns the partial batch response
-(the sequence numbers Lambda must retry).
+Parses the Kinesis event (unpacking KPL aggregates into their probe records), runs the use
+case on the cold start's ports, logs what it rejected or could not do, emits the metrics and
+returns the partial batch response (the sequence numbers Lambda must retry; for a probe
+record of an aggregate, the aggregate's). Aggregates whose records Lambda may process out
+of order (docs/PRODUCERS.md) are an error and the metric ``UnorderedAggregateRecords``.
 """
 
 from dataclasses import dataclass
@@ -12,10 +14,13 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import single_metric
-from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
+    KinesisStreamRecord,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedback_loop.adapters.counters import CounterStore
+from feedback_loop.adapters.kinesis import UserRecord, user_records
 from feedback_loop.adapters.lake_writer import LakeWriter
 from feedback_loop.adapters.profiles import ProfileStore
 from feedback_loop.adapters.queues import Queue
@@ -35,6 +40,7 @@ class Settings:
     incident_queue_url: str
     lake_bucket: str
     pseudonym_secret_arn: str
+    parallelization_factor: int
     policy: Policy
 
 
@@ -51,19 +57,20 @@ def _dependencies() -> IngestPorts:
         pseudonym_key=load_pseudonym_key(
             boto3.client("secretsmanager"), settings.pseudonym_secret_arn
         ),
+        parallelization_factor=settings.parallelization_factor,
     )
 
 
-def _inputs(event: dict[str, Any]) -> list[ProbeInput]:
-    return [
-        ProbeInput(
-            sequence_number=record.kinesis.sequence_number,
-            shard_id=record.event_id.split(":", 1)[0],
-            data=record.kinesis.data_as_bytes(),
-            arrival=datetime.fromtimestamp(record.kinesis.approximate_arrival_timestamp, UTC),
-        )
-        for record in KinesisStreamEvent(event).records
-    ]
+def _input(user: UserRecord) -> ProbeInput:
+    record = KinesisStreamRecord(user.record)
+    return ProbeInput(
+        sequence_number=record.kinesis.sequence_number,
+        shard_id=record.event_id.split(":", 1)[0],
+        data=record.kinesis.data_as_bytes(),
+        arrival=datetime.fromtimestamp(record.kinesis.approximate_arrival_timestamp, UTC),
+        subsequence_number=int(record["kinesis"].get("subSequenceNumber", 0)),
+        under_another_key=user.under_another_key,
+    )
 
 
 def _report(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
@@ -81,6 +88,7 @@ def _report(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
                 "error": failure.error,
             },
         )
+    _report_key_mix(inputs, outcome)
     metrics.add_metric(name="ProbeRecords", unit=MetricUnit.Count, value=len(inputs))
     metrics.add_metric(name="Incidents", unit=MetricUnit.Count, value=outcome.incidents)
     for reason, count in sorted(outcome.rejected_by_reason.items()):
@@ -88,11 +96,38 @@ def _report(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
             metric.add_dimension(name="reason", value=reason)
 
 
+def _report_key_mix(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
+    """Mixed partition keys in aggregates are an error only when Lambda's order is per key."""
+    carriers = sorted({s.sequence_number for s in inputs if s.under_another_key}, key=int)
+    if outcome.unordered:
+        logger.error(
+            "KPL aggregates carry probe records under another partition key while Lambda "
+            "processes several batches per shard: a subscriber's records may be processed out "
+            "of order and the counters may skip some. Fix: deploy with "
+            "ingest_parallelization_factor: 1, or aggregate per key group "
+            "(docs/PRODUCERS.md, 'Aggregated records and parallel batches').",
+            extra={
+                "records": outcome.unordered,
+                "aggregates": len(carriers),
+                "first_aggregate": carriers[0],
+            },
+        )
+        metrics.add_metric(
+            name="UnorderedAggregateRecords", unit=MetricUnit.Count, value=outcome.unordered
+        )
+    elif outcome.under_another_key:
+        logger.debug(
+            "KPL aggregates carry probe records under another partition key; one batch per "
+            "shard keeps their order",
+            extra={"records": outcome.under_another_key, "aggregates": len(carriers)},
+        )
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Kinesis entry point; returns the partial batch response."""
-    inputs = _inputs(event)
+    inputs = [_input(user) for user in user_records(event["Records"])]
     outcome = ingest(inputs, _dependencies())
     _report(inputs, outcome)
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in outcome.failed]}

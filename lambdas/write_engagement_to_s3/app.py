@@ -1,4 +1,5 @@
-"""write_engagement_to_S3: ``engagement_update_queue`` → ``engagement/`` and ``outages/``.
+"""write_engagement_to_S3: ``engagement_update_queue`` → ``engagement/``, ``outages/`` and
+``decision_counts/``.
 
 The use case is ``feedback_loop.lake_sink``: one gzip JSON Lines object per batch and
 date, phone numbers replaced by ``subscriber_id``. A message that does not decode is

@@ -7,24 +7,62 @@ writes their lake records with the same use case as the other lake writers
 log line (the answer stays on the profile). A failed write reports the records of that
 object; Lambda retries from the first, bisects, and finally sends the range to the
 on-failure queue, so no answer is lost to an S3 outage.
+
+With the rating budget enabled (``rating_budget``), each rating is also added to its
+cell's tally in ``Contact_state``, once per engagement however often the stream delivers
+it (``feedback.count_ratings``); a failed count is retried like a failed lake write.
 """
 
 import hashlib
+from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedback_loop.adapters.lake_writer import LakeWriterDependencies, lake_writer_dependencies
-from feedback_loop.feedback import feedback_records
+from feedback_loop.adapters.cell_state import CellState
+from feedback_loop.adapters.lake_writer import LakeWriter, lake_writer_dependencies
+from feedback_loop.adapters.settings import load_settings
+from feedback_loop.errors import ConfigError
+from feedback_loop.feedback import count_ratings, feedback_records
 from feedback_loop.lake_sink import write_batch
 from feedback_loop.observability import logger, metrics, report_lake_batch
+from feedback_loop.policy import Policy
+
+
+@dataclass(frozen=True)
+class RatingSettings:
+    """The rating budget's part of the environment (the table only when it is enabled)."""
+
+    policy: Policy
+    contact_state_table: str = ""
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """The lake writer, and the cells' tallies when the rating budget is enabled."""
+
+    lake: LakeWriter
+    pseudonym_key: bytes
+    policy: Policy
+    cells: CellState | None
 
 
 @cache
-def _dependencies() -> LakeWriterDependencies:
-    return lake_writer_dependencies()
+def _dependencies() -> Dependencies:
+    settings = load_settings(RatingSettings)
+    cells = None
+    if settings.policy.rating_budget.enabled:
+        if not settings.contact_state_table:
+            raise ConfigError(
+                "rating_budget.enabled needs environment variable CONTACT_STATE_TABLE"
+            )
+        cells = CellState(boto3.client("dynamodb"), settings.contact_state_table)
+    lake = lake_writer_dependencies()
+    return Dependencies(lake.lake, lake.pseudonym_key, settings.policy, cells)
 
 
 def _images(event: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -53,4 +91,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         images, partial(feedback_records, key=deps.pseudonym_key), deps.lake, batch_id=batch_id
     )
     report_lake_batch(outcome, "FeedbackWritten")
-    return {"batchItemFailures": [{"itemIdentifier": item} for item in outcome.failed]}
+    failed = set(outcome.failed)
+    if deps.cells is not None:
+        counted = count_ratings(images, deps.cells, deps.policy)
+        metrics.add_metric(name="RatingsCounted", unit=MetricUnit.Count, value=counted.counted)
+        if counted.failed:
+            logger.warning("ratings not counted; retried", extra={"records": len(counted.failed)})
+        failed |= set(counted.failed)
+    order = [sequence for sequence, _ in images]
+    return {"batchItemFailures": [{"itemIdentifier": item} for item in order if item in failed]}

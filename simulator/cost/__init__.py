@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+from feedback_loop.contact_policy import CARE, MEASURE
 from feedback_loop.policy import OutageRule, QuietHours, load_policy
 from simulator.cost import scale
 from simulator.cost.calls import CallsPerDay, ContactPolicy
@@ -37,7 +38,6 @@ from simulator.cost.prices import PRICES, PriceTable, load_prices
 from simulator.scenario import CDK_JSON
 
 DEFAULT_RECORDS_PER_SUBSCRIBER_DAY = 50.0
-RATING_BUDGET = 30  # ratings per cell and day in the policy-effects table
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,11 @@ def policy_variants(base: ContactPolicy) -> list[tuple[str, ContactPolicy]]:
     gap or a cap longer than a day needs a longer measured run.
     """
     rules = base.rules
+    measure = replace(rules.rating_budget, enabled=True, mode=MEASURE)
+    setting = (
+        f"90% interval half-width <= {measure.half_width:g}, "
+        f">= {measure.min_ratings} ratings a cell per {measure.period_hours} h"
+    )
 
     def changed(**settings: Any) -> ContactPolicy:
         return replace(base, rules=replace(rules, **settings))
@@ -132,13 +137,10 @@ def policy_variants(base: ContactPolicy) -> list[tuple[str, ContactPolicy]]:
             "outage sample 25% (cell-days with >= 20% of subscribers eligible)",
             replace(base, outage_sample=0.25),
         ),
+        (f"rating budget on, measure mode ({setting})", changed(rating_budget=measure)),
         (
-            f"cell rating budget {RATING_BUDGET}/cell-day, measure mode",
-            replace(base, cell_rating_budget=RATING_BUDGET),
-        ),
-        (
-            f"cell rating budget {RATING_BUDGET}/cell-day, care mode (everyone eligible called)",
-            replace(base, cell_rating_budget=RATING_BUDGET, care_mode=True),
+            f"rating budget on, care mode (everyone eligible called; {setting})",
+            changed(rating_budget=replace(measure, mode=CARE)),
         ),
     ]
 

@@ -13,8 +13,10 @@ Calls per day come from one function, :func:`calls_per_day`, that replays the da
 candidate engagements (above-threshold incidents that passed ``min_sessions`` and were
 not from opted-out subscribers) through the contact policy's own code
 (:func:`simulator.contact_plan.plan_contacts`: one contact per episode across KPIs, gap,
-cap, calling hours, staleness, outage sampling), then applies the cost model's cell-level
-knobs of a :class:`ContactPolicy`; a what-if run can feed it its own candidates.
+cap, calling hours, staleness, outage sampling), then applies the cell-level rules at a
+production cell's size: the cost model's outage sampling by share, and the deployed
+policy's rating budget (``rating_budget``), evaluated by its own code
+(:func:`ratings_needed`); a what-if run can feed it its own candidates.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feedback_loop.contact_policy import RatingBudget, RatingTally
 from feedback_loop.contract import Verdict
+from feedback_loop.decision import CELL_MEASURED
+from feedback_loop.feedback import RATING_KEYS
 from feedback_loop.incidents import Incident
 from feedback_loop.policy import Policy, load_policy
+from feedback_loop.sentiment import update_sentiment
 from simulator.contact_centre import NO_ANSWER, NO_INPUT, CallTiming, ContactCentre
 from simulator.contact_plan import plan_contacts
 from simulator.runtime import Invocation
@@ -119,23 +125,58 @@ class Candidate:
     minute: int
 
 
+# Beyond this many ratings a cell-day is taken as never measured.
+MAX_RATINGS = 100_000
+
+
+def rating_changes(patterns: Mapping[str, float], alpha: float) -> dict[float, float]:
+    """The sentiment change each rated call pattern makes, by share of the rated calls.
+
+    A pattern's rating is its first key 1-5 (``calls.jsonl`` answers, prompt by prompt).
+    The change is taken from neutral sentiment (``update_sentiment(None, ...)``): the
+    change of a subscriber's first rating, an approximation for the others.
+    """
+    counts: dict[float, float] = defaultdict(float)
+    for pattern, count in patterns.items():
+        rating = next((key for key in pattern.split(",") if key in RATING_KEYS), None)
+        if rating is not None:
+            counts[update_sentiment(None, int(rating), alpha).change] += count
+    rated = sum(counts.values())
+    return {change: count / rated for change, count in sorted(counts.items())} if rated else {}
+
+
+def ratings_needed(
+    budget: RatingBudget, alpha: float, changes: Mapping[float, float]
+) -> int | None:
+    """How many ratings make a cell measured under ``budget``, when ratings change
+    sentiment by ``changes`` (change -> share): the deployed rule
+    (``RatingBudget.measured``) asked of the tally with the expected sums after n ratings.
+    ``None``: not within ``MAX_RATINGS`` (or no ratings to go by).
+    """
+    if not changes:
+        return None
+    mean = sum(change * share for change, share in changes.items())
+    second = sum(change * change * share for change, share in changes.items())
+    for n in range(budget.min_ratings, MAX_RATINGS + 1):
+        if budget.measured(RatingTally(n, n * mean, n * second), alpha):
+            return n
+    return None
+
+
 @dataclass(frozen=True)
 class ContactPolicy:
     """The contact policy that decides how many calls are made.
 
-    ``rules`` is the deployed policy (``feedback_loop.policy``), evaluated by its own code.
-    The rest are the cost model's cell-level knobs, off by default: outage sampling by
-    share (a cell-day where at least ``outage_share`` of the cell's subscribers are
-    eligible is an outage, and only ``outage_sample`` of them are called), and a per-cell
-    rating budget (once a cell has ``cell_rating_budget`` ratings in a day it is measured
-    and its further subscribers are not called, unless ``care_mode``).
+    ``rules`` is the deployed policy (``feedback_loop.policy``), evaluated by its own code,
+    its rating budget (``rules.rating_budget``) included. The rest is the cost model's
+    outage sampling by share, off by default: a cell-day where at least ``outage_share``
+    of the cell's subscribers are eligible is an outage, and only ``outage_sample`` of them
+    are called.
     """
 
     rules: Policy = field(default_factory=load_policy)
     outage_share: float = 0.2
     outage_sample: float = 1.0
-    cell_rating_budget: int | None = None
-    care_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,17 +251,26 @@ def calls_per_day(
     cell_population: Mapping[str, int] | None = None,
     subscribers_per_cell: float | None = None,
     ratings_per_call: float = 1.0,
+    changes: Mapping[float, float] | None = None,
 ) -> CallsPerDay:
     """Calls the policy makes out of ``candidates`` (from ``subscribers`` over ``days``).
 
     The cell rules work on shares, so they scale: ``cell_population`` (subscribers living
     on each cell where the candidates were measured) gives each cell-day's eligible
-    share for outage sampling; ``subscribers_per_cell`` (a production cell) converts
-    the rating budget into the measured cell's units, and ``ratings_per_call`` is the
-    share of calls that end in a rating.
+    share for outage sampling. The rating budget (in ``measure`` mode) needs
+    :func:`ratings_needed` ratings of a production cell of ``subscribers_per_cell``, with
+    ratings changing sentiment by ``changes`` (:func:`rating_changes`); that is converted
+    into the measured cell's units, ``ratings_per_call`` being the share of calls that end
+    in a rating. Its period is taken as the day (the default ``period_hours``).
     """
     suppressed: dict[str, float] = {}
     called = _per_subscriber(candidates, policy.rules, suppressed)
+    budget = policy.rules.rating_budget
+    needed = (
+        ratings_needed(budget, policy.rules.sentiment_alpha, changes or {})
+        if budget.suppresses
+        else None
+    )
     population = cell_population or {}
     by_cell_day: dict[tuple[str, int], list[Candidate]] = defaultdict(list)
     for candidate in called:
@@ -235,13 +285,13 @@ def calls_per_day(
             sampled = set(eligible[: math.ceil(len(eligible) * policy.outage_sample)])
             made = float(sum(1 for c in cell_calls if c.subscriber in sampled))
             _count(suppressed, "outage_sample", len(cell_calls) - made)
-        if policy.cell_rating_budget is not None and not policy.care_mode and living:
+        if needed is not None and living:
             # The budget is per production cell; in the measured cell's units it is smaller
             # by the ratio of the two populations (and may be a fraction of a call).
             scale = (subscribers_per_cell or living) / living
-            allowed = policy.cell_rating_budget / max(ratings_per_call, 1e-9) / scale
+            allowed = needed / max(ratings_per_call, 1e-9) / scale
             if made > allowed:
-                _count(suppressed, "cell_measured", made - allowed)
+                _count(suppressed, CELL_MEASURED, made - allowed)
                 made = allowed
         calls += made
     return CallsPerDay(

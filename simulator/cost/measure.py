@@ -197,6 +197,11 @@ def measure(
         and not (r["decision"] == Verdict.SUPPRESS and r["engagement_id"] in engaged)
     ]
     engagement = _unique(decisions, *DECISION_KEY)
+    # decisions counted rather than recorded one by one (suppress: min_sessions)
+    counts = _unique(lake.get("decision_counts", []), "count_id")
+    counted: Counter[str] = Counter()
+    for count in counts:
+        counted[f"{count['decision']}:{count['reason']}"] += count["incidents"]
     incidents = _unique(lake.get("incidents", []), "incident_id")
     candidates, _ = _candidates(engagement, day0)
     first_contacts = len({r["engagement_id"] for r in steps if r["decision"] == Verdict.CONTACTED})
@@ -212,10 +217,14 @@ def measure(
             "incidents_per_record": round(len(incidents) / good, 6),
             # every engagement/ record: the decisions and the contact steps after them
             "decisions_per_incident": round(
-                len(_unique(steps, *STEP_KEY)) / max(len(incidents), 1), 4
+                (len(_unique(steps, *STEP_KEY)) + counted.total()) / max(len(incidents), 1), 4
             ),
             "decision_reasons": dict(
-                sorted(Counter(f"{r['decision']}:{r['reason']}" for r in engagement).items())
+                sorted(
+                    (
+                        Counter(f"{r['decision']}:{r['reason']}" for r in engagement) + counted
+                    ).items()
+                )
             ),
             "engagements": summary["engagements"],
             # episodes contacted at least once: what calls_per_day replays the policy to

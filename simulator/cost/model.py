@@ -41,6 +41,7 @@ from simulator.cost.calls import (
     ContactPolicy,
     call_timing,
     calls_per_day,
+    rating_changes,
 )
 from simulator.cost.prices import PriceTable
 from simulator.dense import billed_ms
@@ -242,6 +243,7 @@ def daily_volumes(
         cell_population=day["cell_population"],
         subscribers_per_cell=assumptions.subscribers_per_cell,
         ratings_per_call=rated_share,
+        changes=rating_changes(day["call_patterns"], policy.rules.sentiment_alpha),
     )
     records = subscribers * records_per_subscriber_day
     rejected = records * day["rejected_share"]

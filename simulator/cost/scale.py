@@ -26,6 +26,7 @@ from typing import Any
 from simulator.cost.model import HOURS_PER_MONTH, Line
 from simulator.cost.prices import PriceTable
 from simulator.scenario import HOURLY_ACTIVITY
+from stacks.config import COUNTERS_CAPACITY_DEFAULTS
 
 RECORDS_PER_KPU_SECOND = 2000.0  # assumed throughput of one KPU for this job
 ORCHESTRATION_KPUS = 1  # charged per application on top of its processing KPUs
@@ -94,7 +95,8 @@ def break_even(
     return high
 
 
-TARGET_UTILIZATION = 0.7  # assumed auto-scaling target for provisioned capacity
+# The auto-scaling target the counters_capacity setting deploys by default (docs/DEPLOY.md).
+TARGET_UTILIZATION = COUNTERS_CAPACITY_DEFAULTS["target_utilization_percent"] / 100
 
 
 def capacity_options(

@@ -31,5 +31,11 @@ def test_a_small_dense_slice_runs_in_full_batches_and_meters_every_record(
     counters = figures["dynamodb"]["tables"]["Subscriber_counters"]
     assert counters["writes_per_record"] == 1.0
     assert counters["write_units_per_record"] == 1.0
+    # the throughput model runs as many batches per shard as the deployed event source
+    throughput = figures["ingest_throughput"]
+    assert throughput["parallel_batches"] == 10
+    assert throughput["records_per_second_per_shard"] == round(
+        10 * 1000 * 25 / throughput["batch_ms"]
+    )
     assert json.loads((tmp_path / "dense.json").read_text()) == json.loads(json.dumps(figures))
     assert "DynamoDB per probe record" in printed.getvalue()

@@ -27,9 +27,11 @@ CONFIGURED = {
     "quicksight_principal_arn": "arn:aws:quicksight:eu-west-2:111122223333:user/default/ops",
     "alarm_email": "noc@example.com",
     "max_concurrent_calls": 2,
+    "ingest_parallelization_factor": 1,
     "min_sessions": 4,
     "lake_retention_days": 90,
     "log_retention_days": 14,
+    "counters_capacity": {"min_write_units": 50, "max_write_units": 5000},
 }
 
 

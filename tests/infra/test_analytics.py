@@ -22,7 +22,7 @@ from stacks.config import REPO_ROOT
 
 pytestmark = [pytest.mark.xdist_group("synth"), pytest.mark.slow]
 
-PARTITIONED = ["incidents", "engagement", "feedback", "sentiment", "outages"]
+PARTITIONED = ["incidents", "engagement", "feedback", "sentiment", "outages", "decision_counts"]
 
 
 def _architecture_lake_columns() -> dict[str, list[str]]:

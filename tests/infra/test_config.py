@@ -75,6 +75,8 @@ def test_overrides_win_over_command_line() -> None:
         ("quiet_hours", {"start": "25:00", "end": "08:00"}),
         ("timezone", "Mars/Olympus"),
         ("max_concurrent_calls", 1),
+        ("ingest_parallelization_factor", 0),
+        ("ingest_parallelization_factor", 11),
         ("lake_retention_days", 2.5),
         ("probe_archive_retention_days", 0),
         ("probe_archive_retention_days", 401),  # beyond the lake's own 400 days
@@ -85,6 +87,11 @@ def test_overrides_win_over_command_line() -> None:
         ("phone_number_country_code", "gbr"),
         ("quicksight_principal_arn", "ops"),
         ("alarm_email", "not-an-address"),
+        ("counters_capacity", 5),
+        ("counters_capacity", {"write_units": 100}),
+        ("counters_capacity", {"min_write_units": 100, "max_write_units": 50}),
+        ("counters_capacity", {"target_utilization_percent": 95}),
+        ("counters_capacity", {"max_write_units": 40_001}),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(key: str, value: object) -> None:

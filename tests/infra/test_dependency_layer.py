@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from infra_lookup import of_type
+from infra_lookup import function_id, of_type
 
 from stacks.config import REPO_ROOT
 
@@ -48,3 +48,51 @@ print(zone.key, datetime(2026, 12, 1, 12, tzinfo=UTC).astimezone(zone).hour)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["America/New_York", "7"]
+
+
+def test_layer_holds_nothing_built_for_this_machine(default) -> None:
+    """The layer is copied from this machine's packages but runs on arm64: no compiled
+    extension may ship (protobuf's ``google/_upb`` is left out)."""
+    python = _layer_directory(default) / "python"
+    assert (python / "google" / "protobuf").is_dir()
+    compiled = [
+        str(path.relative_to(python))
+        for path in python.rglob("*")
+        if path.suffix in {".so", ".pyd", ".dylib"} or ".so." in path.name
+    ]
+    assert compiled == []
+
+
+def test_kpl_aggregates_unpack_from_the_layer_alone(default) -> None:
+    """What Ingest_probe_events imports to unpack KPL aggregates loads from the layer with
+    the function's environment, in protobuf's pure-Python implementation."""
+    function = default.resources[function_id(default.resources, "Ingest_probe_events")]
+    environment = function["Properties"]["Environment"]["Variables"]
+    probe = f"""
+import base64, sys
+sys.path[:0] = [{str(_layer_directory(default) / "python")!r}, {str(REPO_ROOT / "lambdas")!r}]
+from google.protobuf.internal import api_implementation
+from aws_kinesis_agg.aggregator import RecordAggregator
+from feedback_loop.adapters.kinesis import user_records
+packer = RecordAggregator()
+for n in range(3):
+    packer.add_user_record(f"+4477009001{{n:02d}}", b'{{"n": %d}}' % n)
+_, _, data = packer.clear_and_get().get_contents()
+record = {{"eventID": "shardId-000000000000:1", "kinesis": {{"sequenceNumber": "1",
+          "kinesisSchemaVersion": "1.0", "approximateArrivalTimestamp": 1.0,
+          "partitionKey": "+447700900100", "data": base64.b64encode(data).decode()}}}}
+print(api_implementation.Type(), len(list(user_records([record]))))
+"""
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": environment.get(
+                "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "unset"
+            )
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "3"]

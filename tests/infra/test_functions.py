@@ -32,7 +32,8 @@ HANDLER_FOLDERS = {
 ENVIRONMENT = {
     "Ingest_probe_events": {
         "SUBSCRIBER_TABLE", "COUNTERS_TABLE", "INCIDENT_QUEUE_URL", "LAKE_BUCKET",
-        "PSEUDONYM_SECRET_ARN",
+        "PSEUDONYM_SECRET_ARN", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION",
+        "PARALLELIZATION_FACTOR",
     },
     "write_incident_to_S3": {"LAKE_BUCKET", "PSEUDONYM_SECRET_ARN"},
     "Read_after_incident": {
@@ -190,6 +191,14 @@ def test_trigger_connect_concurrency_follows_config_without_reserving_account_co
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": variant.config.max_concurrent_calls}
 
 
+def test_ingest_reads_each_shard_in_as_many_concurrent_batches_as_configured(variant) -> None:
+    (mapping,) = mappings_of(variant.resources, "Ingest_probe_events")
+    assert mapping["ParallelizationFactor"] == variant.config.ingest_parallelization_factor
+    # and the function knows it, to tell whether mixed-key aggregates keep their order
+    env = _env(variant.resources, "Ingest_probe_events")
+    assert env["PARALLELIZATION_FACTOR"] == str(mapping["ParallelizationFactor"])
+
+
 def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
     (mapping,) = mappings_of(default.resources, "Ingest_probe_events")
     stream = find_one(default.resources, "AWS::Kinesis::Stream", Name="probe_events")
@@ -204,19 +213,21 @@ def test_ingest_reads_the_probe_stream_in_bisecting_batches(default) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "change", "failures_dlq", "window"),
+    ("name", "change", "failures_dlq", "batch", "window"),
     [
-        ("Read_after_incident", "incident", "read_after_incident_failures_dlq", None),
-        ("write_feedback_to_S3", "feedback", "write_feedback_failures_dlq", 10),
+        # Deciding is on the incident -> call path: no batching window.
+        ("Read_after_incident", "incident", "read_after_incident_failures_dlq", 100, None),
+        # The lake writer gathers up to five minutes of answers per object.
+        ("write_feedback_to_S3", "feedback", "write_feedback_failures_dlq", 1000, 300),
     ],
 )
 def test_table_stream_consumers_wake_only_on_their_changes(
-    default, name, change, failures_dlq, window
+    default, name, change, failures_dlq, batch, window
 ) -> None:
     (mapping,) = mappings_of(default.resources, name)
     table = table_id(default.resources, "Subscriber_table")
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
-    assert mapping["BatchSize"] == 100
+    assert mapping["BatchSize"] == batch
     assert mapping.get("MaximumBatchingWindowInSeconds") == window
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
@@ -233,8 +244,9 @@ def test_table_stream_consumers_wake_only_on_their_changes(
 @pytest.mark.parametrize(
     ("name", "queue", "batch", "window"),
     [
-        ("write_incident_to_S3", "incident_update_queue", 100, 10),
-        ("write_engagement_to_S3", "engagement_update_queue", 100, 10),
+        # Lake writers: what fits Lambda's 6 MB payload, over its longest window.
+        ("write_incident_to_S3", "incident_update_queue", 3_000, 300),
+        ("write_engagement_to_S3", "engagement_update_queue", 3_000, 300),
         ("Trigger_Connect", "engagement_trigger_queue.fifo", 10, None),
     ],
 )

@@ -360,3 +360,24 @@ def test_held_engagements_alarm_before_the_fifo_in_flight_quota(default) -> None
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert alarm["Statistic"] == "Maximum"
     assert 0 < alarm["Threshold"] < 120_000
+
+
+def test_aggregates_out_of_order_alarm_on_the_first_record_ingest_reports(default) -> None:
+    # Ingest counts the records of KPL aggregates carried under another partition key while
+    # Lambda runs several batches per shard; one is enough for sessions to go missing.
+    (alarm,) = [
+        a for a in _alarms(default.resources) if "UnorderedAggregateRecords" in json.dumps(a)
+    ]
+    assert alarm["AlarmName"] == "FeedbackLoop-UnorderedAggregateRecords"
+    (query,) = alarm["Metrics"]
+    metric = query["MetricStat"]["Metric"]
+    assert (metric["Namespace"], metric["MetricName"]) == (
+        "SubscriberFeedbackLoop",
+        "UnorderedAggregateRecords",
+    )
+    assert _dimension(metric, "service") == "Ingest_probe_events"
+    assert "UnorderedAggregateRecords" in _emitted_by(default.resources, "Ingest_probe_events")
+    assert query["MetricStat"]["Stat"] == "Sum"
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"

@@ -95,6 +95,39 @@ def test_helper_tables_have_their_keys_and_ttl(default, name, keys, ttl) -> None
     assert "StreamSpecification" not in props
 
 
+def test_counters_table_on_provisioned_writes_scales_with_utilization(configured) -> None:
+    # Given counters_capacity {"min_write_units": 50, "max_write_units": 5000}
+    counters = table_id(configured.resources, "Subscriber_counters")
+    props = configured.resources[counters]["Properties"]
+    # Then the table is provisioned at the minimum, the other tables stay on-demand
+    assert props.get("BillingMode", "PROVISIONED") == "PROVISIONED"  # CloudFormation's default
+    assert props["ProvisionedThroughput"] == {"ReadCapacityUnits": 5, "WriteCapacityUnits": 50}
+    subscribers = table_id(configured.resources, "Subscriber_table")
+    assert configured.resources[subscribers]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    # And Application Auto Scaling moves its write units between 50 and 5000 at 70 %
+    target = find_one(
+        configured.resources,
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        ScalableDimension="dynamodb:table:WriteCapacityUnits",
+    )
+    target_props = configured.resources[target]["Properties"]
+    assert (target_props["MinCapacity"], target_props["MaxCapacity"]) == (50, 5000)
+    assert referenced_id(target_props["ResourceId"]["Fn::Join"][1][1]) == counters
+    policy = find_one(configured.resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    props = configured.resources[policy]["Properties"]
+    tracking = props["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 70
+    assert tracking["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "DynamoDBWriteCapacityUtilization"
+    }
+
+
+def test_default_deployment_has_no_provisioned_capacity(default) -> None:
+    assert not [
+        r for r in default.resources.values() if r["Type"].startswith("AWS::ApplicationAutoScaling")
+    ]
+
+
 def test_probe_stream_is_on_demand_and_kms_encrypted(default) -> None:
     stream = find_one(default.resources, "AWS::Kinesis::Stream", Name="probe_events")
     props = default.resources[stream]["Properties"]
@@ -153,7 +186,7 @@ def test_trigger_queue_and_its_dlq_are_fifo_with_content_dedup(default) -> None:
     assert dlq["Properties"]["FifoQueue"] is True
 
 
-def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(default) -> None:
+def test_queue_visibility_is_six_times_the_consumer_timeout_plus_its_window(default) -> None:
     resources = default.resources
     mappings = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
     checked = 0
@@ -164,7 +197,8 @@ def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(default) ->
             continue
         function = resources[referenced_id(mapping["Properties"]["FunctionName"])]
         visibility = resources[source_id]["Properties"]["VisibilityTimeout"]
-        assert visibility >= 6 * function["Properties"]["Timeout"]
+        window = mapping["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+        assert visibility >= 6 * function["Properties"]["Timeout"] + window
         checked += 1
     assert checked == 3
 

@@ -186,6 +186,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
             "ENGAGEMENT_TRIGGER_QUEUE_URL": queues["engagement_trigger_queue.fifo"],
             "LAKE_BUCKET": bucket,
             "PSEUDONYM_SECRET_ARN": secret_arn,
+            "PARALLELIZATION_FACTOR": "10",
         }.items():
             monkeypatch.setenv(name, value)
         _reset_handlers()

@@ -160,6 +160,7 @@ def _ingest(client: Any, phone: str, batch: Sequence[Session], first_sequence: i
         incident_queue=Accepting(),
         lake=Accepting(),
         pseudonym_key=b"key",
+        parallelization_factor=1,
     )
     assert ingest(inputs, ports).failed == []
 

@@ -385,3 +385,83 @@ def test_a_cell_outage_is_signalled_once_however_often_its_subscribers_are_count
         Key={"Key": {"S": "cell#LDN-0042"}, "Window": {"S": "2026-11-25T10:00:00Z"}},
     )["Item"]
     assert len(item["Subscribers"]["SS"]) == 25 and "Declared" in item
+
+
+def _thin_records(template, cells):
+    """One subscriber per cell in ``cells``, each with a drop rate of 1.0 over 2 sessions."""
+    records = []
+    for n, cell in enumerate(cells):
+        phone = f"+4477009005{n:02d}"
+        record = copy.deepcopy(template)
+        record["dynamodb"]["Keys"]["PhoneNumber"] = {"S": phone}
+        images(record)[1]["PhoneNumber"] = {"S": phone}
+        incident = stored_incident(phone, "CALL_DROP", f"2026-11-25T10:20:{n:02d}Z", 2, 2)
+        incident["M"]["Cell"] = {"S": cell}
+        records.append(with_new_incidents(record, incident, sequence=f"3333000000000{n:011d}"))
+    return records
+
+
+def _update_bodies(aws):
+    """The update queue's messages by schema (receiving hides them: read once)."""
+    bodies: dict[str, list] = {}
+    for message in aws.messages("engagement_update_queue"):
+        body = json.loads(message["Body"])
+        bodies.setdefault(body["schema"], []).append(body)
+    return bodies
+
+
+def test_incidents_without_enough_sessions_are_counted_per_cell_in_one_message(
+    aws, event, lambda_context
+):
+    # Given three subscribers on LDN-0042 and one on LDN-0007, each above threshold on two
+    # sessions (min_sessions is 3), and one subscriber with enough sessions
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    thin = _thin_records(template, ["LDN-0042", "LDN-0042", "LDN-0007", "LDN-0042"])
+    for record in [template, *thin]:
+        put_profile(aws, record)
+
+    # When
+    response = app.handler({"Records": [template, *thin]}, lambda_context)
+
+    # Then the engaged incident has its own decision and trigger, while the four thin ones
+    # travel as counts in a single message: no message and no record each
+    assert response == {"batchItemFailures": []}
+    sent = _update_bodies(aws)
+    decisions = [decode(body, EngagementMessage) for body in sent["engagement"]]
+    assert [(d.decision, d.reason) for d in decisions] == [("engage", "above_threshold")]
+    [message] = sent["decision_counts"]
+    counts = {(c["cell"], c["incident_type"]): c for c in message["counts"]}
+    assert {key: c["incidents"] for key, c in counts.items()} == {
+        ("LDN-0042", "CALL_DROP"): 3,
+        ("LDN-0007", "CALL_DROP"): 1,
+    }
+    assert {(c["decision"], c["reason"]) for c in counts.values()} == {("suppress", "min_sessions")}
+    assert len(engagements(aws, "engagement_trigger_queue.fifo")) == 1
+
+
+def test_a_refused_count_is_retried_and_each_thin_incident_is_counted_once(
+    aws, event, lambda_context
+):
+    # Given SQS refusing the batch's counts the first time
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    thin = _thin_records(template, ["LDN-0042", "LDN-0042"])
+    for record in [template, *thin]:
+        put_profile(aws, record)
+    faults = SendFaults(app._dependencies().update_queue._sqs)
+    faults.refuse = lambda entry: '"decision_counts"' in entry["MessageBody"]
+
+    # When
+    response = app.handler({"Records": [template, *thin]}, lambda_context)
+
+    # Then Lambda retries from the first counted record; the engaged one before it is done
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert failed == [r["dynamodb"]["SequenceNumber"] for r in thin]
+    assert "decision_counts" not in _update_bodies(aws)
+
+    # When the retry (the failed records only) arrives with SQS healthy again
+    faults.refuse = lambda entry: False
+    assert app.handler({"Records": thin}, lambda_context) == {"batchItemFailures": []}
+
+    # Then both thin incidents are counted, once
+    [message] = _update_bodies(aws)["decision_counts"]
+    assert [(c["cell"], c["incidents"]) for c in message["counts"]] == [("LDN-0042", 2)]

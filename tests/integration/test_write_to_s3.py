@@ -94,3 +94,39 @@ def test_messages_of_two_dates_land_in_two_partitions(aws, event, lambda_context
 
     keys = sorted(aws.lake_objects("incidents/"))
     assert [key.split("/")[1] for key in keys] == ["dt=2026-11-24", "dt=2026-11-25"]
+
+
+def test_a_batch_of_decision_counts_lands_in_decision_counts_next_to_the_decisions(
+    aws, event, lambda_context
+):
+    # Given the engagement batch plus one message of counted decisions
+    batch = event("sqs_engagement_batch.json")
+    good = valid_bodies(batch)
+    counts = [
+        {
+            "count_id": f"{n:032x}",
+            "cell": cell,
+            "incident_type": "CALL_DROP",
+            "decision": "suppress",
+            "reason": "min_sessions",
+            "incidents": incidents,
+            "decided_at": "2026-11-25T10:20:00Z",
+        }
+        for n, (cell, incidents) in enumerate([("LDN-0042", 3), ("LDN-0007", 1)])
+    ]
+    counted = dict(batch["Records"][0], messageId="counts-1")
+    counted["body"] = json.dumps(
+        {"schema": "decision_counts", "version": 2, "counts": counts}, sort_keys=True
+    )
+    batch["Records"].append(counted)
+
+    # When
+    response = engagement_app.handler(batch, lambda_context)
+
+    # Then the counts are one object of their own, one record per count, and the decisions
+    # are written as before
+    assert "counts-1" not in {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    [body] = aws.lake_objects("decision_counts/").values()
+    assert decode_jsonl_gz(body) == counts
+    lines = [line for b in aws.lake_objects("engagement/").values() for line in decode_jsonl_gz(b)]
+    assert len(lines) == len(good)

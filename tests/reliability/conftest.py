@@ -94,6 +94,7 @@ def estate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Estate]:
             "ENGAGEMENT_TRIGGER_QUEUE_URL": queues["engagement_trigger_queue.fifo"],
             "LAKE_BUCKET": bucket,
             "PSEUDONYM_SECRET_ARN": secret_arn,
+            "PARALLELIZATION_FACTOR": "10",
             "CONNECT_INSTANCE_ID": CONNECT_INSTANCE_ID,
             "CONTACT_FLOW_ID": CONTACT_FLOW_ID,
             "SOURCE_PHONE_NUMBER": SOURCE_PHONE_NUMBER,

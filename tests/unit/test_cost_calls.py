@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from feedback_loop.contact_policy import CARE, MEASURE, RatingBudget
 from feedback_loop.policy import load_policy
 from simulator.contact_centre import CallTiming
 from simulator.cost.calls import (
@@ -13,6 +14,8 @@ from simulator.cost.calls import (
     call_timing,
     calls_per_day,
     pattern_of,
+    rating_changes,
+    ratings_needed,
 )
 from tests.cost_fixtures import tiny_flow
 
@@ -106,18 +109,40 @@ def test_outage_sample_calls_a_share_of_an_outage_cells_subscribers() -> None:
     assert result.suppressed == {"outage_sample": 2}
 
 
-def test_cell_rating_budget_in_measure_mode_and_care_mode() -> None:
-    # 6 eligible subscribers on a measured cell of 10; a production cell has 100 subscribers,
-    # so a budget of 20 ratings there is 2 ratings here, i.e. 4 calls at 0.5 ratings per call
+def _budget(mode: str, **settings: Any) -> ContactPolicy:
+    budget = RatingBudget(enabled=True, mode=mode, **settings)
+    return replace(NO_QUIET, rules=replace(NO_QUIET.rules, rating_budget=budget))
+
+
+def test_ratings_needed_is_the_deployed_rule_on_the_expected_tally() -> None:
+    # Every rating changes sentiment by exactly 0.25: no spread of its own, so only the
+    # prior term is left: 1.645 * sqrt(2 * 1 / (n + 1) / (n + 2)) <= 0.125 first at n = 18.
+    budget = RatingBudget(enabled=True, half_width=0.125, min_ratings=10)
+    assert ratings_needed(budget, 0.5, {0.25: 1.0}) == 18
+    # ... and never before min_ratings, however tight
+    assert ratings_needed(replace(budget, min_ratings=20), 0.5, {0.25: 1.0}) == 20
+    # a wider spread needs more ratings
+    assert ratings_needed(budget, 0.5, {-0.5: 0.5, 0.5: 0.5}) > 18
+    assert ratings_needed(budget, 0.5, {}) is None
+
+
+def test_rating_changes_take_each_patterns_first_rating_from_neutral() -> None:
+    patterns = {"1": 1, "none,5": 1, "9": 5, "no_answer": 3}
+    assert rating_changes(patterns, 0.5) == {-0.5: 0.5, 0.5: 0.5}
+
+
+def test_the_rating_budget_in_measure_mode_and_care_mode() -> None:
+    # 6 eligible subscribers on a measured cell of 10; a production cell has 100 subscribers.
+    # At 0.25 a rating the rule needs 18 ratings there: 1.8 here, 3.6 calls at 0.5 per call.
     day = [_at(s, 600 + s) for s in range(6)]
-    budget = replace(NO_QUIET, cell_rating_budget=20)
     kwargs: dict[str, Any] = {
         "cell_population": {"C1": 10},
         "subscribers_per_cell": 100,
         "ratings_per_call": 0.5,
+        "changes": {0.25: 1.0},
     }
-    measured = calls_per_day(day, 10, 1, budget, **kwargs)
-    assert measured.calls == pytest.approx(4.0)
-    assert measured.suppressed == {"cell_measured": pytest.approx(2.0)}
-    care = replace(NO_QUIET, cell_rating_budget=20, care_mode=True)
-    assert calls_per_day(day, 10, 1, care, **kwargs).calls == 6
+    measured = calls_per_day(day, 10, 1, _budget(MEASURE, half_width=0.125), **kwargs)
+    assert measured.calls == pytest.approx(3.6)
+    assert measured.suppressed == {"cell_measured": pytest.approx(2.4)}
+    assert calls_per_day(day, 10, 1, _budget(CARE, half_width=0.125), **kwargs).calls == 6
+    assert calls_per_day(day, 10, 1, NO_QUIET, **kwargs).calls == 6

@@ -14,6 +14,7 @@ from simulator.dense import (
     dense_slice,
     even_shards,
     shard_of,
+    steady_records_per_object,
 )
 
 SETTINGS = DenseSettings(batches_per_shard=1, batch_size=50)
@@ -83,3 +84,23 @@ def test_billed_time_scales_compute_to_the_cpu_share_and_adds_call_latency() -> 
     calls = {"dynamodb.UpdateItem": 2, "sqs.SendMessageBatch": 1}
     assert billed_ms(10.0, 256, calls) == pytest.approx(10 * 1769 / 256 + 22)
     assert billed_ms(10.0, 3008, {}) == pytest.approx(10.0)
+
+
+def test_steady_records_per_object_follow_the_window_until_the_batch_is_full() -> None:
+    # Given a 2-second slice: 180 incidents through write_incident_to_S3 (batch 3,000 over
+    # 300 s) and 160 answers through write_feedback_to_S3 (batch 100 over 300 s)
+    settings = DenseSettings(batches_per_shard=2)
+    summary = {
+        "event_sources": {
+            "write_incident_to_S3": {"records": 180},
+            "write_feedback_to_S3": {"records": 160},
+        }
+    }
+    lake = {"incidents": [{}] * 180, "feedback": [{}] * 160, "sentiment": [{}] * 150}
+    batching = {"write_incident_to_S3": (3000, 300), "write_feedback_to_S3": (100, 300)}
+
+    steady = steady_records_per_object(settings, summary, lake, batching)
+
+    # Then 150 slices' worth of incidents arrive in a window, cut at 3,000 messages; the
+    # feedback batch fills at 100 stream records, which hold 100 answers and ~94 ratings
+    assert steady == {"incidents": 3000.0, "feedback": 100.0, "sentiment": 93.8}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from feedback_loop.contract import LakeTable, Reason
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import write_batch
@@ -12,6 +14,7 @@ from feedback_loop.records import (
     engagement_record,
     incident_record,
     rejected_record,
+    update_records,
 )
 
 KEY = b"unit-test-key"
@@ -166,3 +169,42 @@ def test_a_failed_put_fails_every_message_of_that_object_only():
     assert result.written == ["m1"]
     assert sorted(result.failed) == ["m2", "m3"]
     assert result.errors and "SlowDown" in result.errors[0]
+
+
+COUNT = {
+    "count_id": "c" * 32,
+    "cell": "LDN-0042",
+    "incident_type": "CALL_DROP",
+    "decision": "suppress",
+    "reason": "min_sessions",
+    "incidents": 3,
+    "decided_at": "2026-11-25T10:20:00Z",
+}
+
+
+def _counts_body(*counts: object) -> str:
+    return json.dumps({"schema": "decision_counts", "version": 2, "counts": list(counts)})
+
+
+def test_decision_counts_become_one_record_each_with_no_subscriber_in_them():
+    other = {**COUNT, "count_id": "d" * 32, "cell": "LDN-0007", "incidents": 1}
+    records = update_records(_counts_body(COUNT, other), KEY)
+    assert [(table.name, record) for table, record in records] == [
+        ("decision_counts", COUNT),
+        ("decision_counts", other),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("count", "reason"),
+    [
+        ({k: v for k, v in COUNT.items() if k != "incidents"}, Reason.MISSING_FIELD),
+        ({**COUNT, "incidents": "3"}, Reason.WRONG_TYPE),
+        ({**COUNT, "decided_at": "yesterday"}, Reason.WRONG_TYPE),
+        ("3 incidents", Reason.WRONG_TYPE),
+    ],
+)
+def test_a_counts_message_with_a_bad_count_is_rejected_whole(count, reason):
+    with pytest.raises(InvalidRecord) as raised:
+        update_records(_counts_body(COUNT, count), KEY)
+    assert raised.value.reason == reason

@@ -6,17 +6,25 @@ Two kinds of item, keyed ``(Key, Window)`` and expiring by TTL (``ExpiresAt``):
   threshold in that window (``Subscribers``, a string set, so a replay adds nothing),
   the ones sampled to be contacted during an outage (``Sampled``) and when its outage
   signal was sent (``Declared``);
-* ``pacing`` / minute: the contacts started in that minute, against the budget.
+* ``pacing`` / minute: the contacts started in that minute, against the budget;
+* ``ratings#<cell>`` / period start: the rating budget's tally of the cell's ratings in
+  the period (``Ratings``, ``Total`` and ``Squares`` of their sentiment changes), and
+  ``rated#<engagement id>`` / period start: the mark that an engagement's rating is in
+  it. Both are written in one transaction whose mark must be new, so a replayed answer
+  adds nothing; every item stays a few dozen bytes.
 
-Every change is one atomic ``UpdateItem``; a budget or a sample is claimed with a
-condition, so concurrent diallers never exceed it.
+Every change is one atomic ``UpdateItem`` (or one transaction); a budget or a sample is
+claimed with a condition, so concurrent diallers never exceed it.
 """
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feedback_loop.adapters.aws import translated
-from feedback_loop.adapters.dynamodb import conditional_update
+from botocore.exceptions import BotoCoreError, ClientError
+
+from feedback_loop.adapters.aws import aws_error, translated
+from feedback_loop.adapters.dynamodb import conditional_update, from_attribute, to_attribute
+from feedback_loop.contact_policy import RatingTally
 from feedback_loop.ports import CellWindow
 from feedback_loop.timeutil import format_utc
 
@@ -28,7 +36,7 @@ RETENTION = timedelta(days=1)
 
 
 class CellState:
-    """Outage counts, outage samples and the pacing budget."""
+    """Outage counts, outage samples, the pacing budget and the cells' rating tallies."""
 
     def __init__(self, dynamodb: "DynamoDBClient", table: str) -> None:
         self._dynamodb = dynamodb
@@ -102,6 +110,74 @@ class CellState:
             "attribute_not_exists(Contacts) OR Contacts < :budget",
             {":one": {"N": "1"}, ":budget": {"N": str(budget)}, ":exp": self._expires(minute)},
         )
+
+    def ratings(self, cell: str, period: datetime) -> RatingTally:
+        """The cell's rating tally for the period (strongly consistent: a rating counted a
+        moment ago counts)."""
+        with translated("dynamodb.GetItem"):
+            response = self._dynamodb.get_item(
+                TableName=self._table,
+                Key=self._key(f"ratings#{cell}", period),
+                ConsistentRead=True,
+                ProjectionExpression="Ratings, #t, Squares",
+                ExpressionAttributeNames={"#t": "Total"},
+            )
+        item = response.get("Item", {})
+        if not item:
+            return RatingTally()
+        return RatingTally(
+            int(from_attribute(item["Ratings"])),
+            float(from_attribute(item["Total"])),
+            float(from_attribute(item["Squares"])),
+        )
+
+    def count_rating(
+        self, cell: str, period: datetime, engagement_id: str, change: float, expires: datetime
+    ) -> bool:
+        """Add the engagement's rating to the cell's tally unless it is there already.
+
+        One ``TransactWriteItems``: the engagement's mark, on condition that it is new, and
+        the tally's ``ADD`` (DynamoDB adds decimal numbers exactly). "Amazon DynamoDB API
+        Reference, TransactWriteItems": the actions succeed or fail together, so a
+        replayed answer is refused by its mark and changes nothing.
+        """
+        expires_at = {"N": str(int(expires.timestamp()))}
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": self._key(f"rated#{engagement_id}", period),
+                    "UpdateExpression": "SET ExpiresAt = :exp",
+                    "ConditionExpression": "attribute_not_exists(ExpiresAt)",
+                    "ExpressionAttributeValues": {":exp": expires_at},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": self._key(f"ratings#{cell}", period),
+                    "UpdateExpression": "ADD Ratings :one, #t :change, Squares :square "
+                    "SET ExpiresAt = :exp",
+                    "ExpressionAttributeNames": {"#t": "Total"},
+                    "ExpressionAttributeValues": {
+                        ":one": {"N": "1"},
+                        ":change": to_attribute(change),
+                        ":square": to_attribute(change * change),
+                        ":exp": expires_at,
+                    },
+                }
+            },
+        ]
+        try:
+            self._dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise aws_error("dynamodb.TransactWriteItems", error) from error
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.TransactWriteItems", error) from error
+        return True
 
     def _claim(
         self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]

@@ -8,8 +8,10 @@ while the per-batch expression stays small.
 
 Replays: Kinesis retries a batch from its lowest failed sequence number, so a
 subscriber's records can arrive twice. The item keeps, per shard, the highest
-sequence number it has applied (``Seq_<shardId>``); the update is conditional on it,
-and records at or below it are not counted again.
+position it has applied (``Seq_<shardId>``); the update is conditional on it, and
+records at or below it are not counted again. A position is the sequence number, plus
+``:<subSequenceNumber>`` for the later records of a KPL aggregate (which share the
+aggregate's sequence number).
 """
 
 from collections.abc import Mapping, Sequence
@@ -35,11 +37,19 @@ if TYPE_CHECKING:
 
 MAX_BUCKETS_PER_UPDATE = 40
 SEQUENCE_WIDTH = 128
+# The KPL's sub-sequence numbers are 64-bit: 20 decimal digits.
+SUBSEQUENCE_WIDTH = 20
 
 
-def padded(sequence_number: str) -> str:
-    """Kinesis sequence numbers as fixed-width strings, so string order is numeric order."""
-    return sequence_number.zfill(SEQUENCE_WIDTH)
+def padded(position: str) -> str:
+    """Stream positions as fixed-width strings, so string order is stream order.
+
+    ``<sequence number>`` sorts before ``<same sequence number>:<sub>``, and a plain
+    record's padded form is what the table already holds for it.
+    """
+    sequence_number, _, sub = position.partition(":")
+    base = sequence_number.zfill(SEQUENCE_WIDTH)
+    return f"{base}:{sub.zfill(SUBSEQUENCE_WIDTH)}" if sub else base
 
 
 def _first_chunk(pending: Sequence[tuple[str, Session]]) -> list[tuple[str, Session]]:
@@ -68,7 +78,7 @@ class CounterStore:
         expires_at: int,
         window_minutes: int,
     ) -> dict[int, Counts]:
-        """Count ``(sequence number, session)`` pairs not counted yet; returns all buckets.
+        """Count ``(position, session)`` pairs not counted yet; returns all buckets.
 
         Normally one ``UpdateItem``; a batch spanning more than
         ``MAX_BUCKETS_PER_UPDATE`` buckets is split (in sequence order) to keep
@@ -115,7 +125,7 @@ class CounterStore:
     ) -> dict[str, Any]:
         names = {"#hw": f"Seq_{shard_id}", "#exp": "ExpiresAt"}
         values: dict[str, Any] = {
-            ":last": {"S": padded(max(seq for seq, _ in sessions))},
+            ":last": {"S": max(padded(seq) for seq, _ in sessions)},
             ":exp": {"N": str(expires_at)},
         }
         adds = []
@@ -128,7 +138,7 @@ class CounterStore:
                 values[f":f{start}"] = {"N": str(counts.failures)}
         if high_water is None:
             condition = "attribute_not_exists(#hw) OR #hw < :first"
-            values[":first"] = {"S": padded(min(seq for seq, _ in sessions))}
+            values[":first"] = {"S": min(padded(seq) for seq, _ in sessions)}
         else:
             condition = "#hw = :seen"
             values[":seen"] = {"S": high_water}

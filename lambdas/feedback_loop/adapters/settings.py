@@ -14,8 +14,9 @@ def load_settings(kind: type[Settings]) -> Settings:
     """Build the dataclass ``kind`` from the environment variable named after each field.
 
     A field ``lake_bucket`` reads ``LAKE_BUCKET``; a field typed :class:`Policy`
-    reads ``POLICY_JSON``. A missing variable raises :class:`ConfigError` naming it,
-    unless the field has a default (an optional feature's setting).
+    reads ``POLICY_JSON``; a field typed ``int`` must hold a whole number. A missing
+    variable raises :class:`ConfigError` naming it, unless the field has a default (an
+    optional feature's setting); so does a field typed ``int`` that holds something else.
     """
     values: dict[str, Any] = {}
     for field in fields(kind):  # type: ignore[arg-type]
@@ -24,8 +25,17 @@ def load_settings(kind: type[Settings]) -> Settings:
             continue
         name = field.name.upper()
         value = os.environ.get(name)
-        if value:
+        if value and field.type in (int, "int"):
+            values[field.name] = _whole(name, value)
+        elif value:
             values[field.name] = value
         elif field.default is MISSING:
             raise ConfigError(f"environment variable {name} is not set")
     return kind(**values)
+
+
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} is not a whole number: {value!r}") from None

@@ -1,0 +1,152 @@
+"""The twin's memoised moto lookups (simulator/moto_speed.py) change no answer.
+
+The same calls run in two fresh interpreters, one with ``speed_up_moto()`` installed and
+one without; every response (and error) must be the same. The calls are the kinds the
+twin's handlers make whose answers go through the memoised paths: DynamoDB items of every
+attribute type back from ``UpdateItem`` (``ALL_NEW``, and ``ALL_OLD`` on a failed
+condition), the same update expression again and an invalid one twice, SQS messages with
+attributes, an S3 listing.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CALLS = r"""
+import json, sys
+import boto3
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+if sys.argv[1] == "fast":
+    from simulator.moto_speed import speed_up_moto
+
+    speed_up_moto()
+
+
+def answer(call, **params):
+    try:
+        response = call(**params)
+    except ClientError as error:
+        return {"error": error.response["Error"], "item": error.response.get("Item")}
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+out = []
+with mock_aws():
+    dynamodb = boto3.client("dynamodb", region_name="eu-west-2")
+    dynamodb.create_table(
+        TableName="T",
+        KeySchema=[{"AttributeName": "Pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    key = {"Pk": {"S": "+447700900123"}}
+    update = dict(
+        TableName="T",
+        Key=key,
+        UpdateExpression="SET #m = :m, #l = :l, #b = :b, #t = :t, #z = :z ADD #n :one, #s :s",
+        ExpressionAttributeNames={
+            "#m": "Map", "#l": "List", "#b": "Bin", "#t": "Flag", "#z": "Nothing",
+            "#n": "Count", "#s": "Set",
+        },
+        ExpressionAttributeValues={
+            ":m": {"M": {"a": {"N": "1"}, "b": {"M": {"c": {"SS": ["x", "y"]}}}}},
+            ":l": {"L": [{"S": "v"}, {"NS": ["1", "2"]}, {"BS": [b"\x00\x01"]}]},
+            ":b": {"B": b"\xff\x00"},
+            ":t": {"BOOL": True},
+            ":z": {"NULL": True},
+            ":one": {"N": "1"},
+            ":s": {"SS": ["p", "q"]},
+        },
+        ReturnValues="ALL_NEW",
+    )
+    out.append(answer(dynamodb.update_item, **update))
+    out.append(answer(dynamodb.update_item, **update))
+    out.append(answer(
+        dynamodb.update_item,
+        TableName="T",
+        Key=key,
+        UpdateExpression="SET #n = :v",
+        ConditionExpression="#n < :v",
+        ExpressionAttributeNames={"#n": "Count"},
+        ExpressionAttributeValues={":v": {"N": "0"}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    ))
+    for _ in range(2):
+        out.append(answer(
+            dynamodb.update_item, TableName="T", Key=key, UpdateExpression="SET = :v",
+            ExpressionAttributeValues={":v": {"N": "0"}},
+        ))
+    out.append(answer(dynamodb.get_item, TableName="T", Key=key, ConsistentRead=True))
+    out.append(answer(
+        dynamodb.query, TableName="T", KeyConditionExpression="Pk = :p",
+        ExpressionAttributeValues={":p": key["Pk"]},
+    ))
+    sqs = boto3.client("sqs", region_name="eu-west-2")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(
+        QueueUrl=url, MessageBody="{}",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "engagement"}},
+    )
+    received = answer(
+        sqs.receive_message, QueueUrl=url, MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    for message in received["Messages"]:
+        message.pop("ReceiptHandle")
+        message.pop("MessageId")
+        message["Attributes"] = sorted(message["Attributes"])
+    out.append(received)
+    s3 = boto3.client("s3", region_name="eu-west-2")
+    s3.create_bucket(
+        Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
+    s3.put_object(Bucket="lake", Key="incidents/a.jsonl.gz", Body=b"x")
+    listed = answer(s3.list_objects_v2, Bucket="lake")
+    for item in listed["Contents"]:
+        item.pop("LastModified")
+    out.append(listed)
+print(json.dumps(out, sort_keys=True, default=repr))
+"""
+
+
+def _answers(mode: str) -> list[object]:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'lambdas'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CALLS, mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    answers: list[object] = json.loads(done.stdout)
+    return answers
+
+
+@pytest.mark.slow
+def test_moto_answers_the_same_with_the_memoised_lookups() -> None:
+    plain, fast = _answers("plain"), _answers("fast")
+
+    assert fast == plain
+    new_item = plain[0]["Attributes"]  # type: ignore[index]
+    assert new_item["Count"] == {"N": "1"} and new_item["Map"]["M"]["b"]["M"]["c"] == {
+        "SS": ["x", "y"]
+    }
+    assert plain[2]["error"]["Code"] == "ConditionalCheckFailedException"  # type: ignore[index]
+    assert plain[3] == plain[4] and plain[3]["error"]["Code"] == "ValidationException"  # type: ignore[index]
