@@ -142,7 +142,7 @@ class Episode:
         """Read the ``Episode`` map; a malformed one raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "Episode is not a map")
-        fields = {
+        fields: dict[str, Any] = {
             name: item[key] if key in item else item.get(LEGACY_EPISODE_KEYS[name])
             for name, key in EPISODE_KEYS.items()
         }
