@@ -58,7 +58,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     | _pairs(KMS_TABLE, "stack key"),
     "write_engagement_to_S3": RUNTIME
     | _pairs(SQS_CONSUME, "queue engagement_update_queue")
-    | _pairs({"s3:PutObject"}, "lake engagement/*", "lake outages/*")
+    | _pairs({"s3:PutObject"}, "lake engagement/*", "lake outages/*", "lake decision_counts/*")
     | _pairs({"secretsmanager:GetSecretValue"}, "pseudonym secret")
     | _pairs(KMS_WRITE, "stack key"),
     "Trigger_Connect": RUNTIME
@@ -99,6 +99,7 @@ WILDCARD_ALLOW_LIST = {
     "lake feedback/*": "object keys are generated per batch under the prefix",
     "lake sentiment/*": "object keys are generated per batch under the prefix",
     "lake outages/*": "object keys are generated per batch under the prefix",
+    "lake decision_counts/*": "object keys are generated per batch under the prefix",
     "contacts of the connect instance": "a contact id exists only once the call is placed",
     "lake probes/*": "Firehose names the archive objects at delivery time under the prefix",
     "lake probes-errors/*": "Firehose names its error objects at delivery time under the prefix",
