@@ -61,6 +61,8 @@ DRIVER_OF = {
     "Collect_feedback_from_Connect": "feedback_invocations",
     # woken by the profile's stream once per recorded answer (LastChange = feedback)
     "write_feedback_to_S3": "feedback_invocations",
+    # Firehose's transform of the probe archive: one invocation per delivered buffer
+    "Archive_probe_records": "records",
 }
 # Lake prefix -> the volume of records written under it.
 LAKE_DRIVERS = {
