@@ -13,6 +13,7 @@ from feedback_loop.contact_policy import (
     change_variance_bound,
     interval_half_width,
 )
+from feedback_loop.contract import FEEDBACK_ATTRIBUTES
 from feedback_loop.decision import decide
 from feedback_loop.engage import cell_measured
 from feedback_loop.episodes import SubscriberView
@@ -226,11 +227,12 @@ def test_each_rating_is_counted_once_in_its_incidents_period_and_a_replay_adds_n
     assert len(feedback_records(rated_image(), b"key")) == 2
     cells = TallyCells()
     no_rating = rated_image("eng-3")
+    unrated = ("rating", "previous_sentiment", "sentiment", "change_sentiment")
     no_rating["LastFeedback"] = {
         key: value
         for key, value in no_rating["LastFeedback"].items()
-        if key not in ("Rating", "PreviousSentiment", "Sentiment", "ChangeSentiment")
-    } | {"Outcome": "no_response"}
+        if key not in {FEEDBACK_ATTRIBUTES[name] for name in unrated}
+    } | {FEEDBACK_ATTRIBUTES["outcome"]: "no_response"}
     batch = [
         ("1", rated_image("eng-1", -0.5)),
         ("2", rated_image("eng-2", 0.25)),
