@@ -13,8 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeDeserializer
+
 from feedback_loop.calls import client_token
 from feedback_loop.contact_policy import subscriber_zone
+from feedback_loop.decision import own_engagement_id
+from feedback_loop.episodes import SubscriberView
+from feedback_loop.errors import InvalidRecord
+from feedback_loop.incidents import new_incidents
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy, load_policy
 from feedback_loop.timeutil import parse_utc
@@ -22,6 +28,7 @@ from simulator.firehose import DeliveryStream
 from simulator.moto_internals import dead_letter_bodies, moto_object_body
 from simulator.provision import Estate
 from simulator.scenario import Subscriber
+from simulator.stream_pollers import DynamoDbStreamPoller
 
 if TYPE_CHECKING:
     from simulator.twin import Twin
@@ -72,14 +79,48 @@ def _engagement_id(body: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_deserializer = TypeDeserializer()
+
 # Decisions that end an episode in ``engagement/`` (a dial-time suppression ends it too).
 EPISODE_ENDS = ("closed", "failed", "suppress")
+
+
+def parked_engagements(pollers: Sequence[Any], policy: Policy) -> set[str]:
+    """Engagements whose decision waits in a stream's on-failure queue.
+
+    Such an entry holds only a range of the subscriber table's stream (what
+    ``ops/redrive.py`` replays); the twin kept the records behind it. Each parked record's
+    new incidents are decided again on redrive, as the engagement of the open episode or
+    their own.
+    """
+    parked: set[str] = set()
+    for poller in pollers:
+        if not isinstance(poller, DynamoDbStreamPoller):
+            continue
+        for record in poller.parked_records:
+            image = {
+                name: _deserializer.deserialize(value)
+                for name, value in record["dynamodb"].get("NewImage", {}).items()
+            }
+            phone = image.get("PhoneNumber")
+            if not isinstance(phone, str):
+                continue
+            try:
+                incidents = new_incidents(phone, image, policy.windows_minutes)
+                episode = SubscriberView.from_profile(phone, image).contact.episode
+            except InvalidRecord:
+                continue
+            parked.update(own_engagement_id(phone, incident) for incident in incidents)
+            if episode is not None:
+                parked.add(episode.engagement_id)
+    return parked
 
 
 def exactly_once_figures(
     calls: Sequence[Mapping[str, Any]],
     engagement: Sequence[Mapping[str, Any]],
     dead_letters: Mapping[str, list[str]],
+    parked_in_streams: set[str] | None = None,
 ) -> dict[str, int]:
     """``duplicate_calls`` and ``engagements_lost``, counted from what the run left behind.
 
@@ -87,7 +128,9 @@ def exactly_once_figures(
     ``engagement`` the lake's ``engagement/`` records. A duplicate is a second line for
     the same attempt of an engagement on the same channel. An engagement is lost when the
     lake says "engage" but its episode never ended (closed, failed or suppressed before
-    the contact) and it is not waiting in a dead-letter queue for an operator.
+    the contact) and it is not waiting in a dead-letter queue for an operator (a queue
+    message naming it, or a parked stream range holding its decision:
+    :func:`parked_engagements`).
     """
     attempts = Counter(
         (
@@ -112,7 +155,7 @@ def exactly_once_figures(
         for bodies in dead_letters.values()
         for engagement_id in map(_engagement_id, bodies)
         if engagement_id is not None
-    }
+    } | (parked_in_streams or set())
     return {
         "duplicate_calls": sum(1 for count in attempts.values() if count > 1),
         "engagements_lost": len(engaged - ended - parked),
@@ -226,7 +269,12 @@ def run_summary(
         "delivery_streams": {d.spec.name: vars(d.stats) for d in twin.deliveries},
         "faults_injected": dict(sorted(twin.faults.injected.items())),
         "faults_surfaced": dict(sorted(twin.faults.surfaced.items())),
-        **exactly_once_figures(calls, engagement, dead_letter_bodies(twin.estate)),
+        **exactly_once_figures(
+            calls,
+            engagement,
+            dead_letter_bodies(twin.estate),
+            parked_engagements(twin.pollers, load_policy(twin.scenario.config)),
+        ),
         "simulated_end": twin.clock.iso(),
         "wall_seconds": round(wall_seconds, 1),
     }

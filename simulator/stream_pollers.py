@@ -46,6 +46,9 @@ class StreamPoller(Poller):
         super().__init__(spec, runtime, clock, sqs)
         self.shards: list[_Shard] = []
         self.lost_records = 0
+        # The records behind each on-failure entry (the entry holds only their positions):
+        # the twin's own bookkeeping, so its summary can tell parked work from lost work.
+        self.parked_records: list[dict[str, Any]] = []
 
     def next_deadline(self) -> float | None:
         if not self.spec.enabled:
@@ -129,6 +132,7 @@ class StreamPoller(Poller):
         self.lost_records += len(records)
         if self.spec.on_failure_arn is None:
             return
+        self.parked_records.extend(records)
         queue_url = self._queue_url(self.spec.on_failure_arn)
         stamps = [self.arrival(r) for r in records]
         body = {

@@ -1,9 +1,23 @@
 """Figures of summary.json that come from the outside world's log: counted, not assumed."""
 
+from boto3.dynamodb.types import TypeSerializer
+
 from feedback_loop.calls import client_token
+from feedback_loop.decision import own_engagement_id
+from feedback_loop.incidents import incident_from, profile_update
 from feedback_loop.policy import load_policy
-from simulator.outputs import calls_in_local_quiet_hours, exactly_once_figures, throttles_absorbed
+from feedback_loop.probe import ProbeRecord
+from feedback_loop.rates import Session, WindowRate
+from simulator.outputs import (
+    calls_in_local_quiet_hours,
+    exactly_once_figures,
+    parked_engagements,
+    throttles_absorbed,
+)
 from simulator.scenario import Subscriber
+from simulator.stream_pollers import DynamoDbStreamPoller
+
+_serializer = TypeSerializer()
 
 LONDON, NEW_YORK = "+447700900001", "+15550100001"
 
@@ -56,3 +70,33 @@ def test_a_second_call_of_one_attempt_is_a_duplicate_and_a_parked_one_is_not_los
         "duplicate_calls": 1,
         "engagements_lost": 1,
     }
+
+
+def test_an_engagement_whose_stream_record_is_parked_is_not_lost() -> None:
+    # Given a Read_after_incident stream record given up to its on-failure queue: its
+    # profile image holds a new incident (the twin keeps the record, the queue its range)
+    record = ProbeRecord(
+        timestamp="2026-11-25T10:15:03Z",
+        phone_number=LONDON,
+        cell="LDN-0042",
+        event_type="CALL_DROP",
+        success=False,
+        device="Pixel 8",
+        vendor="VendorA",
+    )
+    rate = WindowRate(Session(record.moment, True), 3, 2)
+    incident = incident_from(record, "shardId-000000000000:4959", rate, 60)
+    update = profile_update(LONDON, [], [incident], record, cap=8)
+    assert update is not None
+    image = {"PhoneNumber": LONDON, "NewIncidents": update.new_incidents, **update.dimensions()}
+    poller = object.__new__(DynamoDbStreamPoller)
+    poller.parked_records = [{"dynamodb": {"NewImage": _serializer.serialize(image)["M"]}}]
+    parked = parked_engagements([poller], load_policy({}))
+    engaged = own_engagement_id(LONDON, incident)
+    assert parked == {engaged}
+
+    # Then an engage decision that reached the lake before the record was parked is
+    # waiting for the operator's redrive, not lost
+    engagement = [{"engagement_id": engaged, "decision": "engage"}]
+    assert exactly_once_figures([], engagement, {})["engagements_lost"] == 1
+    assert exactly_once_figures([], engagement, {}, parked)["engagements_lost"] == 0
