@@ -266,7 +266,8 @@ def measure(
                 "kinesis",
                 "ingest_throughput",
             )
-        },
+        }
+        | {key: dense[key] for key in ("lake_records_per_object_steady",) if key in dense},
         "template": _template_counts(template),
         "config": {
             key: config[key]

@@ -320,7 +320,10 @@ def design_profile(inputs: Mapping[str, Any]) -> Profile:
         demands=tuple(demands),
         billed_ms={f: v["billed_ms_per_invocation"] for f, v in dense["functions"].items()},
         memory_mb={f: v["memory_mb"] for f, v in dense["functions"].items()},
+        # A day's traffic keeps the writers' batches full for hours, which the bench's
+        # seconds-long slice cannot: its figure for lasting density where it has one.
         lake_records_per_object=dict(dense["lake_records_per_object"])
+        | dict(dense.get("lake_records_per_object_steady", {}))
         | {"rejected": rejects_per_object},
         lake_bytes_per_record=dict(inputs["day"]["lake_bytes_per_record"]),
         table_item_bytes={
