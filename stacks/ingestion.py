@@ -23,7 +23,9 @@ from stacks.queues import (
 )
 from stacks.subscriber_state import SubscriberState
 
-INGEST_TIMEOUT = Duration.seconds(60)
+# A batch of 500 KPL aggregates can hold 20-25k probe records (~200 s in the bench's model,
+# docs/SCALE.md); ingest stops starting subscribers near the end and reports the rest failed.
+INGEST_TIMEOUT = Duration.seconds(300)
 # What ingest_probe_events/store.py calls: profiles are read in bulk then updated
 # conditionally; counters are only ever updated (ReturnValues gives the window).
 PROFILE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")

@@ -7,11 +7,22 @@ blocks the shard. Good records are aggregated per subscriber: one counter update
 messages sent in batches. An AWS failure fails only the records of the subscriber it
 concerns; the retry is idempotent (counters skip what they already applied, incident
 ids are deterministic and deduplicated on the profile).
+
+Two kinds of records are handed back unprocessed, as failures Lambda retries from:
+
+- the subscribers not reached before the invocation's time runs short (``remaining``
+  below ``TIME_MARGIN_SECONDS``): a batch of KPL aggregates can hold tens of thousands of
+  probe records, more than one invocation may count, and a timeout would report nothing;
+- with more than one batch per shard in flight, the subscribers with a record an aggregate
+  carried under another partition key (``held``): Lambda does not keep their order, and
+  counting them could make the replay guard skip an earlier session for good
+  (docs/PRODUCERS.md, "Aggregated records and parallel batches").
 """
 
 import hashlib
+import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +40,9 @@ from feedback_loop.records import rejected_record
 from feedback_loop.timeutil import format_utc
 
 SOURCE = "probe_events"
+# Left for the profile writes and incident messages of the subscribers already counted,
+# after the last subscriber started (a few calls each, with the SDK's retries).
+TIME_MARGIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -91,14 +105,18 @@ class IngestOutcome:
     aggregate carried under another partition key than their own; ``unordered`` counts the
     same records when the order of each partition key is all Lambda keeps (more than one
     batch per shard in flight): their subscriber's other records may be processed at the
-    same time, and the counters' replay guard may then skip the earlier ones
-    (docs/PRODUCERS.md, "Aggregated records and parallel batches").
+    same time, and the counters' replay guard could then skip the earlier ones
+    (docs/PRODUCERS.md, "Aggregated records and parallel batches"), so ``held`` counts the
+    records of their subscribers, not processed and reported failed. ``deferred`` counts
+    the records left for the retry because the invocation's time ran short.
     """
 
     failed: list[str] = field(default_factory=list)
     incidents: int = 0
     under_another_key: int = 0
     unordered: int = 0
+    held: int = 0
+    deferred: int = 0
     rejected: list[tuple[ProbeInput, InvalidRecord]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
@@ -115,8 +133,20 @@ class _Good:
     record: ProbeRecord
 
 
-def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
-    """Process one batch of stream records; returns the sequence numbers to retry."""
+def _unlimited() -> float:
+    return math.inf
+
+
+def ingest(
+    inputs: Sequence[ProbeInput],
+    ports: IngestPorts,
+    remaining: Callable[[], float] = _unlimited,
+) -> IngestOutcome:
+    """Process one batch of stream records; returns the sequence numbers to retry.
+
+    ``remaining`` answers the seconds left to the invocation; no subscriber is started
+    with less than ``TIME_MARGIN_SECONDS`` left.
+    """
     outcome = IngestOutcome()
     if not inputs:
         return outcome
@@ -136,8 +166,21 @@ def ingest(inputs: Sequence[ProbeInput], ports: IngestPorts) -> IngestOutcome:
         _write_rejects(outcome, ports)
 
     failed_phones: set[str] = set()
+    if outcome.unordered:
+        held = {
+            p for p, goods in by_phone.items() if any(g.source.under_another_key for g in goods)
+        }
+        outcome.held = sum(len(by_phone[phone]) for phone in held)
+        failed_phones |= held
     incidents: dict[str, list[Incident]] = {}
-    for phone, goods in by_phone.items():
+    phones = [phone for phone in by_phone if phone not in failed_phones]
+    for index, phone in enumerate(phones):
+        if remaining() < TIME_MARGIN_SECONDS:
+            late = phones[index:]
+            outcome.deferred = sum(len(by_phone[p]) for p in late)
+            failed_phones.update(late)
+            break
+        goods = by_phone[phone]
         try:
             found = _incidents_of(goods, ports)
         except AwsError as error:

@@ -4,7 +4,10 @@ Parses the Kinesis event (unpacking KPL aggregates into their probe records), ru
 case on the cold start's ports, logs what it rejected or could not do, emits the metrics and
 returns the partial batch response (the sequence numbers Lambda must retry; for a probe
 record of an aggregate, the aggregate's). Aggregates whose records Lambda may process out
-of order (docs/PRODUCERS.md) are an error and the metric ``UnorderedAggregateRecords``.
+of order (docs/PRODUCERS.md) are an error and the metric ``UnorderedAggregateRecords``;
+their subscribers' records are not counted but retried, and after the retries parked in
+``ingest_failures_dlq``. Subscribers not reached before the invocation's time runs short
+are retried too (a warning, ``deferred``).
 """
 
 from dataclasses import dataclass
@@ -88,6 +91,11 @@ def _report(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
                 "error": failure.error,
             },
         )
+    if outcome.deferred:
+        logger.warning(
+            "Time ran short: the records of the subscribers not reached are retried",
+            extra={"deferred": outcome.deferred, "records": len(inputs)},
+        )
     _report_key_mix(inputs, outcome)
     metrics.add_metric(name="ProbeRecords", unit=MetricUnit.Count, value=len(inputs))
     metrics.add_metric(name="Incidents", unit=MetricUnit.Count, value=outcome.incidents)
@@ -103,11 +111,13 @@ def _report_key_mix(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
         logger.error(
             "KPL aggregates carry probe records under another partition key while Lambda "
             "processes several batches per shard: a subscriber's records may be processed out "
-            "of order and the counters may skip some. Fix: deploy with "
-            "ingest_parallelization_factor: 1, or aggregate per key group "
-            "(docs/PRODUCERS.md, 'Aggregated records and parallel batches').",
+            "of order, so their subscribers' records are not counted but retried, then parked "
+            "in ingest_failures_dlq. Fix: deploy with ingest_parallelization_factor: 1, or "
+            "aggregate per key group (docs/PRODUCERS.md, 'Aggregated records and parallel "
+            "batches'), then replay the parked ranges (docs/OPERATIONS.md).",
             extra={
                 "records": outcome.unordered,
+                "held": outcome.held,
                 "aggregates": len(carriers),
                 "first_aggregate": carriers[0],
             },
@@ -128,6 +138,6 @@ def _report_key_mix(inputs: list[ProbeInput], outcome: IngestOutcome) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Kinesis entry point; returns the partial batch response."""
     inputs = [_input(user) for user in user_records(event["Records"])]
-    outcome = ingest(inputs, _dependencies())
+    outcome = ingest(inputs, _dependencies(), lambda: context.get_remaining_time_in_millis() / 1000)
     _report(inputs, outcome)
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in outcome.failed]}

@@ -36,6 +36,14 @@ TWIN = {A: "+447700900223", B: "+447700900556"}
 BACK = {twin: phone for phone, twin in TWIN.items()}
 
 
+@pytest.fixture
+def one_batch_per_shard(aws, monkeypatch):
+    """Ingest deployed with ``ingest_parallelization_factor: 1``, as KPL aggregation needs
+    (docs/PRODUCERS.md): the aggregates below mix partition keys."""
+    monkeypatch.setenv("PARALLELIZATION_FACTOR", "1")
+    app._dependencies.cache_clear()
+
+
 def _rows(template) -> list:
     """The fixture batch's records (one with a bad phone number) and a few incidents."""
     rows: list = [
@@ -147,7 +155,7 @@ def _snapshot(aws, lambda_context, event, phones) -> dict:
 
 
 def test_an_aggregated_batch_is_ingested_exactly_like_the_same_records_sent_plain(
-    aws, event, lambda_context
+    aws, event, lambda_context, one_batch_per_shard
 ):
     # Given the same probe records, once one per Kinesis record and once packed by a
     # producer into aggregates of up to 10 (the subscribers renamed, same account)
@@ -211,7 +219,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("damage", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_aggregate_is_one_rejected_record_and_its_neighbours_are_ingested(
-    aws, event, lambda_context, damage
+    aws, event, lambda_context, damage, one_batch_per_shard
 ):
     # Given a plain record, a malformed aggregate, and a good aggregate
     template = event("kinesis_probe_batch.json")
@@ -240,7 +248,7 @@ def test_a_malformed_aggregate_is_one_rejected_record_and_its_neighbours_are_ing
 
 
 def test_a_failure_reports_the_aggregate_once_and_the_retry_counts_each_record_once(
-    aws, event, lambda_context
+    aws, event, lambda_context, one_batch_per_shard
 ):
     # Given aggregates mixing both subscribers (more than ten of B's records in one)
     template = event("kinesis_probe_batch.json")
@@ -333,45 +341,60 @@ def _unordered_reports(capsys, caplog) -> tuple[list, list]:
 
 
 @pytest.mark.parametrize(("factor", "reported"), [("10", True), ("1", False)])
-def test_kpl_aggregates_mixing_subscribers_are_reported_when_batches_run_in_parallel(
+def test_kpl_aggregates_mixing_subscribers_are_held_back_when_batches_run_in_parallel(
     aws, event, lambda_context, monkeypatch, capsys, caplog, factor, reported
 ):
     # Given ingest deployed with this parallelization factor
     monkeypatch.setenv("PARALLELIZATION_FACTOR", factor)
     app._dependencies.cache_clear()
-    # And two KPL aggregates each holding both subscribers' records, A's first in the
-    # first (its key on the Kinesis record), B's first in the second
+    # And three KPL aggregates: A's first records with B's first ones under A's key, then
+    # B's other records under B's key, then A's other records under A's key
     template = event("kinesis_probe_batch.json")
     good = [r for r in _rows(template) if r["phone_number"] in (A, B)]
     a_rows, b_rows = (
         [r for r in good if r["phone_number"] == A],
         [r for r in good if r["phone_number"] == B],
     )
-    first, second = a_rows[:4] + b_rows[:5], b_rows[5:] + a_rows[4:]
-    batch = {"Records": [_kpl_record(template, 1, first), _kpl_record(template, 2, second)]}
-    assert [r["kinesis"]["partitionKey"] for r in batch["Records"]] == [A, B]
-    elsewhere = len(b_rows[:5]) + len(a_rows[4:])
+    groups = [a_rows[:4] + b_rows[:5], b_rows[5:], a_rows[4:]]
+    batch = {"Records": [_kpl_record(template, n, rows) for n, rows in enumerate(groups, start=1)]}
+    assert [r["kinesis"]["partitionKey"] for r in batch["Records"]] == [A, B, A]
+    sequences = [r["kinesis"]["sequenceNumber"] for r in batch["Records"]]
 
     # When
     response = app.handler(batch, lambda_context)
 
-    # Then every probe record is still ingested
-    assert response == {"batchItemFailures": []}
-    assert counters(aws) == expected_counters(good)
     values, errors = _unordered_reports(capsys, caplog)
-    if reported:
-        # And the batch reports the records carried under another subscriber's key, once,
-        # naming the fix
-        assert values == [[elsewhere]]
-        [error] = errors
-        assert "ingest_parallelization_factor: 1" in error.message
-        assert "aggregate per key group" in error.message
-        assert (error.records, error.aggregates) == (elsewhere, 2)
-        assert error.first_aggregate == batch["Records"][0]["kinesis"]["sequenceNumber"]
-    else:
-        # With one batch per shard in flight the shard's order is kept: nothing to report
+    if not reported:
+        # Then with one batch per shard in flight the shard's order is kept: every probe
+        # record is ingested and nothing is reported
+        assert response == {"batchItemFailures": []}
+        assert counters(aws) == expected_counters(good)
         assert values == []
         assert errors == []
+        return
+    # Then B, one of whose records travelled under A's key, is not counted at all: the
+    # aggregates holding B's records are reported failed, A's records are counted
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequences[:2]
+    assert counters(aws) == expected_counters(a_rows)
+    assert profile(aws, B) is None
+    # And the batch reports the records carried under another subscriber's key, once,
+    # naming the fix
+    assert values == [[5]]
+    [error] = errors
+    assert "ingest_parallelization_factor: 1" in error.message
+    assert "aggregate per key group" in error.message
+    assert (error.records, error.held, error.aggregates) == (5, len(b_rows), 1)
+    assert error.first_aggregate == sequences[0]
+
+    # When the operator deploys factor 1 and the parked range is replayed from its first
+    # sequence number
+    monkeypatch.setenv("PARALLELIZATION_FACTOR", "1")
+    app._dependencies.cache_clear()
+    assert app.handler(batch, lambda_context) == {"batchItemFailures": []}
+
+    # Then every probe record is counted exactly once and B's incidents are recorded
+    assert counters(aws) == expected_counters(good)
+    assert profile(aws, B)["LastChange"]["S"] == "incident"
 
 
 def test_aggregates_per_key_group_are_not_reported_with_parallel_batches(
@@ -391,3 +414,67 @@ def test_aggregates_per_key_group_are_not_reported_with_parallel_batches(
     assert response == {"batchItemFailures": []}
     assert counters(aws) == expected_counters(good)
     assert _unordered_reports(capsys, caplog) == ([], [])
+
+
+# --- a batch larger than one invocation's time ---------------------------------------------------
+
+
+class ShortContext:
+    """A Lambda context whose time runs short after ``calls`` answers of plenty."""
+
+    function_name = "test-function"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-2:123456789012:function:test-function"
+    aws_request_id = "0b0a4d1e-5c2a-4e0f-9a57-8d1b2c3d4e5f"
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.calls -= 1
+        return 250_000 if self.calls >= 0 else 4_000
+
+
+def test_subscribers_not_reached_in_time_are_retried_and_counted_once(
+    aws, event, lambda_context, caplog
+):
+    # Given a batch of two subscribers' records, interleaved
+    template = event("kinesis_probe_batch.json")
+    rows = _rows(template)
+    a_rows, b_rows = (
+        [r for r in rows if r["phone_number"] == A],
+        [r for r in rows if r["phone_number"] == B],
+    )
+    good = [row for pair in zip(a_rows, b_rows, strict=False) for row in pair]
+    good += a_rows[len(b_rows) :] + b_rows[len(a_rows) :]
+    batch = kinesis_event(template, good)
+    first, second = A, B
+
+    # When the invocation's time runs short after the first subscriber
+    response = app.handler(batch, ShortContext(calls=1))
+
+    # Then the second subscriber's records are reported failed, the first's counted
+    late = [
+        r["kinesis"]["sequenceNumber"]
+        for r, row in zip(batch["Records"], good, strict=True)
+        if row["phone_number"] == second
+    ]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == late
+    assert counters(aws) == expected_counters([r for r in good if r["phone_number"] == first])
+    assert profile(aws, second) is None
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and "Time" in r.message]
+    assert warning.deferred == len(late)
+
+    # When Lambda retries from the lowest failed sequence number
+    lowest = min(late, key=int)
+    retry = {
+        "Records": [
+            r for r in batch["Records"] if int(r["kinesis"]["sequenceNumber"]) >= int(lowest)
+        ]
+    }
+    assert app.handler(retry, lambda_context) == {"batchItemFailures": []}
+
+    # Then every probe record is counted exactly once and the second subscriber's
+    # incidents are recorded
+    assert counters(aws) == expected_counters(good)
+    assert profile(aws, second)["LastChange"]["S"] == "incident"
