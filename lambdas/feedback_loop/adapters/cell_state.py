@@ -132,7 +132,13 @@ class CellState:
         )
 
     def count_rating(
-        self, cell: str, period: datetime, engagement_id: str, change: float, expires: datetime
+        self,
+        cell: str,
+        period: datetime,
+        engagement_id: str,
+        change: float,
+        expires: datetime,
+        mark_expires: datetime,
     ) -> bool:
         """Add the engagement's rating to the cell's tally unless it is there already.
 
@@ -149,7 +155,9 @@ class CellState:
                     "Key": self._key(f"rated#{engagement_id}", period),
                     "UpdateExpression": "SET ExpiresAt = :exp",
                     "ConditionExpression": "attribute_not_exists(ExpiresAt)",
-                    "ExpressionAttributeValues": {":exp": expires_at},
+                    "ExpressionAttributeValues": {
+                        ":exp": {"N": str(int(mark_expires.timestamp()))}
+                    },
                 }
             },
             {
