@@ -5,8 +5,11 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from feedback_loop.adapters.cell_state import CellState
 from feedback_loop.contact_policy import (
     RatingBudget,
     RatingTally,
@@ -303,3 +306,56 @@ def test_the_offline_plan_suppresses_a_measured_cells_later_subscribers_in_measu
     assert measured.dropped["cell_measured"] == 1
     assert measured.not_contacted["cell_measured"] == 12
     assert plan_contacts(incidents, MEASURE).contacts == off.contacts  # no answers, no budget
+
+
+# --- the tally's transaction ---------------------------------------------------------------
+
+
+def _cancelled(stub: Stubber, *codes: str) -> None:
+    """DynamoDB's answer to a cancelled ``TransactWriteItems``: one reason per action."""
+    stub.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        service_message="Transaction cancelled",
+        modeled_fields={"CancellationReasons": [{"Code": code} for code in codes]},
+    )
+
+
+@pytest.fixture
+def stubbed_state():
+    client = boto3.client("dynamodb", region_name="eu-west-2")
+    naps: list[float] = []
+    state = CellState(client, "Contact_state", sleep=naps.append)
+    with Stubber(client) as stub:
+        yield state, stub, naps
+        stub.assert_no_pending_responses()
+
+
+def _count(state: CellState) -> bool:
+    end = DAY + timedelta(days=1)
+    return state.count_rating("LDN-0042", DAY, "eng-1", -0.25, end, end)
+
+
+def test_a_tally_conflict_with_another_writer_is_tried_again_and_counts_the_rating(stubbed_state):
+    state, stub, naps = stubbed_state
+    _cancelled(stub, "None", "TransactionConflict")
+    _cancelled(stub, "None", "TransactionConflict")
+    stub.add_response("transact_write_items", {})
+    assert _count(state) is True
+    assert len(naps) == 2 and all(0 <= nap <= 0.1 for nap in naps)
+
+
+def test_a_tally_that_keeps_conflicting_fails_after_a_few_tries(stubbed_state):
+    state, stub, naps = stubbed_state
+    for _ in range(4):
+        _cancelled(stub, "None", "TransactionConflict")
+    with pytest.raises(AwsError):
+        _count(state)
+    assert len(naps) == 3 and sum(naps) <= 0.35
+
+
+def test_a_rating_already_marked_is_not_tried_again(stubbed_state):
+    state, stub, naps = stubbed_state
+    _cancelled(stub, "ConditionalCheckFailed", "None")
+    assert _count(state) is False
+    assert naps == []
