@@ -98,6 +98,9 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     """Decide on every record in order; stop at the first AWS failure (stream checkpoint)."""
     outcome = EngageOutcome()
     views: dict[str, SubscriberView] = {}
+    measured = (
+        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
+    )
     per_record: list[tuple[str, list[Decision], list[OutageMessage]]] = []
     signalled: set[tuple[str, str]] = set()  # (cell, window) signalled in this batch
     for index, change in enumerate(changes):
@@ -107,7 +110,7 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
         try:
             if change.unreadable:
                 raise InvalidRecord(Reason.MALFORMED_IMAGE, change.unreadable)
-            decisions = _decide(change, ports, views)
+            decisions = _decide(change, ports, views, measured)
             outages = _count_outages(decisions, ports, change.created_at, signalled)
         except InvalidRecord as error:
             outcome.malformed.append((change.sequence_number, error))
@@ -123,8 +126,16 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     return outcome
 
 
-def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]) -> list[Decision]:
-    """Decisions for one record's new incidents, the contact state recorded on the profile."""
+def _decide(
+    change: Change,
+    ports: EngagePorts,
+    views: dict[str, SubscriberView],
+    measured: CellMeasured | None,
+) -> list[Decision]:
+    """Decisions for one record's new incidents, the contact state recorded on the profile.
+
+    ``measured`` is the batch's: each cell's tally is read once per period and invocation.
+    """
     image = change.new_image or {}
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
@@ -135,9 +146,6 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
     # A later record of the same subscriber in this batch carries an image older
     # than our own writes: continue from what this invocation last wrote.
     view = views.get(phone) or SubscriberView.from_profile(phone, image)
-    measured = (
-        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
-    )
     for _ in range(MAX_ATTEMPTS):
         decisions, after = decide_all(fresh, view, ports.policy, change.created_at, measured)
         if after.contact == view.contact:
@@ -154,7 +162,8 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
 
 def cell_measured(cells: CellStore, policy: Policy) -> CellMeasured:
     """The rating budget's question, answered from the cells' tallies (one read per cell and
-    period, and only for an incident that would otherwise open an episode)."""
+    period for as long as the answer is kept: a batch; and only for an incident that would
+    otherwise open an episode)."""
     budget = policy.rating_budget
     answers: dict[tuple[str, datetime], bool] = {}
 
