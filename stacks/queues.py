@@ -28,8 +28,11 @@ VISIBILITY_FACTOR = 6
 # API reference, CreateEventSourceMapping). Sized from the records measured: an SQS event
 # record of an incident or engagement message is ~1.1 KB (a ~450-byte body, the rest
 # Lambda's envelope), so 3,000 of them stay within 6 MB with room for longer receipt
-# handles; a Subscriber_table stream record carries both images (~3 KB at most today), so
-# 1,000. docs/SCALE.md has the figures and why not Amazon Data Firehose.
+# handles. Larger messages are safe too: a decision_counts message (up to 100 counts, ~22
+# KB) is far larger, and as Lambda stops filling a batch at 6 MB, a batch holding such
+# messages is delivered with fewer of them, not refused. A Subscriber_table stream record
+# carries both images (~3 KB at most today), so 1,000. docs/SCALE.md has the figures and
+# why not Amazon Data Firehose.
 LAKE_WRITER_TIMEOUT = Duration.seconds(60)
 LAKE_WRITER_WINDOW = Duration.seconds(300)
 LAKE_QUEUE_BATCH = 3_000

@@ -149,8 +149,8 @@ class Verdict(StrEnum):
     FAILED = "failed"  # the channel refused the contact for good (reason: its error code)
 
 
-# Decisions recorded as counts (``decision_counts/``: per Read_after_incident batch, decision
-# date, cell and KPI) instead of one ``engagement/`` record each: an incident without enough
+# Decisions recorded as counts (``decision_counts/``: per stream record, decision date, cell
+# and KPI) instead of one ``engagement/`` record each: an incident without enough
 # sessions to judge is most decisions at scale and nobody acts on it one by one.
 COUNTED_DECISIONS = frozenset({(Verdict.SUPPRESS.value, "min_sessions")})
 

@@ -9,8 +9,8 @@ the outage when it reaches the threshold; then every decision (and outage signal
 to the update queue (the lake) and the engage ones to the trigger queue (FIFO, group =
 phone number, dedup = engagement id), in incident order. The decisions
 ``contract.COUNTED_DECISIONS`` names (``suppress: min_sessions``, most of them at scale)
-are not sent one by one: the batch sends their counts per decision date, cell and KPI
-(``decision_counts/``), after the records they come from are known not to be retried.
+are not sent one by one: the batch sends their counts per stream record, decision date,
+cell and KPI (``decision_counts/``), after the records they come from are known not to be retried.
 
 Stream semantics: records are handled in order and the first one that fails (an AWS
 error) is reported with every record after it, which is where Lambda resumes anyway; a
@@ -98,6 +98,9 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     """Decide on every record in order; stop at the first AWS failure (stream checkpoint)."""
     outcome = EngageOutcome()
     views: dict[str, SubscriberView] = {}
+    measured = (
+        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
+    )
     per_record: list[tuple[str, list[Decision], list[OutageMessage]]] = []
     signalled: set[tuple[str, str]] = set()  # (cell, window) signalled in this batch
     for index, change in enumerate(changes):
@@ -107,7 +110,7 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
         try:
             if change.unreadable:
                 raise InvalidRecord(Reason.MALFORMED_IMAGE, change.unreadable)
-            decisions = _decide(change, ports, views)
+            decisions = _decide(change, ports, views, measured)
             outages = _count_outages(decisions, ports, change.created_at, signalled)
         except InvalidRecord as error:
             outcome.malformed.append((change.sequence_number, error))
@@ -123,8 +126,16 @@ def evaluate(changes: Sequence[Change], ports: EngagePorts) -> EngageOutcome:
     return outcome
 
 
-def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]) -> list[Decision]:
-    """Decisions for one record's new incidents, the contact state recorded on the profile."""
+def _decide(
+    change: Change,
+    ports: EngagePorts,
+    views: dict[str, SubscriberView],
+    measured: CellMeasured | None,
+) -> list[Decision]:
+    """Decisions for one record's new incidents, the contact state recorded on the profile.
+
+    ``measured`` is the batch's: each cell's tally is read once per period and invocation.
+    """
     image = change.new_image or {}
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
@@ -135,9 +146,6 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
     # A later record of the same subscriber in this batch carries an image older
     # than our own writes: continue from what this invocation last wrote.
     view = views.get(phone) or SubscriberView.from_profile(phone, image)
-    measured = (
-        cell_measured(ports.cells, ports.policy) if ports.policy.rating_budget.suppresses else None
-    )
     for _ in range(MAX_ATTEMPTS):
         decisions, after = decide_all(fresh, view, ports.policy, change.created_at, measured)
         if after.contact == view.contact:
@@ -154,7 +162,8 @@ def _decide(change: Change, ports: EngagePorts, views: dict[str, SubscriberView]
 
 def cell_measured(cells: CellStore, policy: Policy) -> CellMeasured:
     """The rating budget's question, answered from the cells' tallies (one read per cell and
-    period, and only for an incident that would otherwise open an episode)."""
+    period for as long as the answer is kept: a batch; and only for an incident that would
+    otherwise open an episode)."""
     budget = policy.rating_budget
     answers: dict[tuple[str, datetime], bool] = {}
 
@@ -222,24 +231,31 @@ def is_counted(decision: Decision) -> bool:
     return (decision.decision, decision.reason) in COUNTED_DECISIONS
 
 
-def decision_counts(decisions: Sequence[Decision]) -> list[DecisionCount]:
-    """``decisions`` counted per decision date, cell, KPI, decision and reason."""
+def decision_counts(record: str, decisions: Sequence[Decision]) -> list[DecisionCount]:
+    """One stream record's ``decisions`` counted per decision date, cell, KPI, decision and
+    reason.
+
+    ``count_id`` hashes the record's sequence number with the group, so it does not depend
+    on the batch the record came in: a record retried in another batch (Lambda bisects and
+    regroups batches) gives the same ids, and the lake's readers count each id once.
+    """
     groups: dict[tuple[str, str, str, str, str], list[Decision]] = defaultdict(list)
     for d in decisions:
         incident = d.incident
         key = (d.decided_at[:10], incident.cell, incident.event_type, d.decision, d.reason)
         groups[key].append(d)
     counts = []
-    for (_date, cell, kpi, verdict, reason), members in sorted(groups.items()):
-        ids = sorted({member.incident.incident_id for member in members})
+    for key, members in sorted(groups.items()):
+        _date, cell, kpi, verdict, reason = key
+        identity = "|".join((record, *key))
         counts.append(
             DecisionCount(
-                count_id=hashlib.sha256("|".join(ids).encode()).hexdigest()[:32],
+                count_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
                 cell=cell,
                 incident_type=kpi,
                 decision=verdict,
                 reason=reason,
-                incidents=len(ids),
+                incidents=len({member.incident.incident_id for member in members}),
                 decided_at=max(member.decided_at for member in members),
             )
         )
@@ -310,7 +326,14 @@ def _send_counts(
     if not kept:
         return
     first = min(position[sequence] for sequence, _ in kept)
-    counts = [asdict(count) for count in decision_counts([decision for _, decision in kept])]
+    per_record: dict[str, list[Decision]] = defaultdict(list)
+    for sequence, decision in kept:
+        per_record[sequence].append(decision)
+    counts = [
+        asdict(count)
+        for sequence, decisions in per_record.items()
+        for count in decision_counts(sequence, decisions)
+    ]
     messages = [
         OutgoingMessage(
             key=order[first],

@@ -54,10 +54,14 @@ _FLOW_RESULT = {
 }
 """What the contact flow branches on; an invalid key is, for the caller, no usable answer."""
 
-# A tally and its marks outlive their period by a day: the stream replays at most 24 hours
-# of records ("Amazon DynamoDB Developer Guide, Change data capture for DynamoDB Streams"),
-# and a decision may come that late.
+# A tally outlives its period by a day: the stream replays at most 24 hours of records
+# ("Amazon DynamoDB Developer Guide, Change data capture for DynamoDB Streams"), and a
+# decision may come that late.
 TALLY_RETENTION = timedelta(days=1)
+# An engagement's mark must outlive every replay of its rating: 24 hours after the rating
+# (its stream record is written moments after ``received_at``), plus a day's margin, from the
+# later of the period's end and the rating (a rating may come days after the incident).
+MARK_RETENTION = timedelta(days=2)
 
 _PARAMETERS = ("engagement_id", "incident_type", "incident_time", "incident_id", "cell")
 MAX_CELL_LENGTH = 64
@@ -372,10 +376,16 @@ def count_ratings(
         if feedback.change_sentiment is None:
             continue
         period = budget.period(parse_utc(feedback.incident_time))
-        expires = period + timedelta(hours=budget.period_hours) + TALLY_RETENTION
+        period_end = period + timedelta(hours=budget.period_hours)
+        mark_expires = max(period_end, parse_utc(feedback.received_at)) + MARK_RETENTION
         try:
             new = cells.count_rating(
-                feedback.cell, period, feedback.engagement_id, feedback.change_sentiment, expires
+                feedback.cell,
+                period,
+                feedback.engagement_id,
+                feedback.change_sentiment,
+                period_end + TALLY_RETENTION,
+                mark_expires,
             )
         except AwsError:
             outcome.failed = [seq for seq, _ in images[index:]]

@@ -80,8 +80,9 @@ class OutageMessage:
 class DecisionCount:
     """Decisions of one kind about one cell's incidents of one KPI, counted, not listed.
 
-    ``count_id`` hashes the incident ids counted, so the same count sent twice (a retried
-    invocation) is recognisably the same; ``decided_at`` is the latest decision counted.
+    ``count_id`` hashes the stream record's sequence number and the count's group, so the
+    same count sent twice (a retried record, in whatever batch) is recognisably the same;
+    ``decided_at`` is the latest decision counted.
     """
 
     count_id: str

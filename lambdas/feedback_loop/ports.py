@@ -137,9 +137,16 @@ class CellStore(Protocol):
         ...
 
     def count_rating(
-        self, cell: str, period: datetime, engagement_id: str, change: float, expires: datetime
+        self,
+        cell: str,
+        period: datetime,
+        engagement_id: str,
+        change: float,
+        expires: datetime,
+        mark_expires: datetime,
     ) -> bool:
-        """Add one rating to the tally, once per engagement: ``False`` if it was counted."""
+        """Add one rating to the tally (kept until ``expires``), once per engagement (its
+        mark kept until ``mark_expires``): ``False`` if it was counted."""
         ...
 
 

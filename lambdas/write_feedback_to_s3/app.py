@@ -4,9 +4,10 @@ The feedback function records each answer on the subscriber's profile only
 (``LastFeedback``, ``LastChange = feedback``); this function, filtered to those changes,
 writes their lake records with the same use case as the other lake writers
 (``feedback_loop.lake_sink``). A malformed image can never succeed: it is dropped with a
-log line (the answer stays on the profile). A failed write reports the records of that
-object; Lambda retries from the first, bisects, and finally sends the range to the
-on-failure queue, so no answer is lost to an S3 outage.
+log line (the answer is not kept elsewhere: the subscriber's next ingest write removes
+``LastFeedback`` from the profile). A failed write reports the records of that object;
+Lambda retries from the first, bisects, and finally sends the range to the on-failure
+queue, from which it must be replayed within the stream's 24 h retention.
 
 With the rating budget enabled (``rating_budget``), each rating is also added to its
 cell's tally in ``Contact_state``, once per engagement however often the stream delivers

@@ -114,3 +114,33 @@ def test_ratings_from_the_feedback_path_measure_the_cell_once_each(budget, lambd
     # the next incident on the cell: its subscriber is not called, the incident is recorded
     measured = decide_incident(aws, lambda_context, "+447700900299", "2026-11-25T10:06:00Z")
     assert measured == [("suppress", "cell_measured"), ("queued", "0")]
+
+
+def test_a_batch_reads_the_cells_tally_once_for_all_its_records(budget, lambda_context):
+    aws = budget
+    cells = read_after._dependencies().cells
+    reads: list[tuple[str, datetime]] = []
+    original = cells.ratings
+
+    def ratings(cell: str, period: datetime):
+        reads.append((cell, period))
+        return original(cell, period)
+
+    cells.ratings = ratings
+    # Given one batch of three subscribers' first incidents on the same cell and day
+    template = load_event("dynamodb_stream_incident.json")["Records"][0]
+    records = []
+    for n, phone in enumerate(PHONES):
+        record = copy.deepcopy(template)
+        record["dynamodb"]["Keys"]["PhoneNumber"]["S"] = phone
+        record["dynamodb"]["NewImage"]["PhoneNumber"]["S"] = phone
+        incident = stored_incident(phone, "CALL_DROP", f"2026-11-25T10:0{n}:00Z", 8, 4)
+        records.append(with_new_incidents(record, incident, sequence=f"44440000000000{n:06d}"))
+        put_profile(aws, records[-1])
+
+    # When they are decided
+    assert read_after.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+
+    # Then every one opened an episode, asking the rating budget from a single read
+    assert len(aws.messages("engagement_trigger_queue.fifo")) == 3
+    assert reads == [(CELL, datetime(2026, 11, 25, tzinfo=UTC))]

@@ -430,12 +430,14 @@ def test_incidents_without_enough_sessions_are_counted_per_cell_in_one_message(
     decisions = [decode(body, EngagementMessage) for body in sent["engagement"]]
     assert [(d.decision, d.reason) for d in decisions] == [("engage", "above_threshold")]
     [message] = sent["decision_counts"]
-    counts = {(c["cell"], c["incident_type"]): c for c in message["counts"]}
-    assert {key: c["incidents"] for key, c in counts.items()} == {
-        ("LDN-0042", "CALL_DROP"): 3,
-        ("LDN-0007", "CALL_DROP"): 1,
+    per_cell: Counter[tuple[str, str]] = Counter()
+    for c in message["counts"]:
+        per_cell[(c["cell"], c["incident_type"])] += c["incidents"]
+    assert per_cell == {("LDN-0042", "CALL_DROP"): 3, ("LDN-0007", "CALL_DROP"): 1}
+    assert {(c["decision"], c["reason"]) for c in message["counts"]} == {
+        ("suppress", "min_sessions")
     }
-    assert {(c["decision"], c["reason"]) for c in counts.values()} == {("suppress", "min_sessions")}
+    assert len({c["count_id"] for c in message["counts"]}) == len(message["counts"])
     assert len(engagements(aws, "engagement_trigger_queue.fifo")) == 1
 
 
@@ -464,4 +466,26 @@ def test_a_refused_count_is_retried_and_each_thin_incident_is_counted_once(
 
     # Then both thin incidents are counted, once
     [message] = _update_bodies(aws)["decision_counts"]
-    assert [(c["cell"], c["incidents"]) for c in message["counts"]] == [("LDN-0042", 2)]
+    assert [(c["cell"], c["incidents"]) for c in message["counts"]] == [("LDN-0042", 1)] * 2
+
+
+def test_a_record_retried_in_another_batch_gives_the_same_count_ids(aws, event, lambda_context):
+    # Given two thin records (too few sessions to judge) on LDN-0042
+    template = event("dynamodb_stream_incident.json")["Records"][0]
+    first, second = _thin_records(template, ["LDN-0042", "LDN-0042"])
+    for record in (first, second):
+        put_profile(aws, record)
+
+    # When they are handled in one batch, then the second again on its own (Lambda
+    # bisecting a failed batch regroups its records)
+    assert app.handler({"Records": [first, second]}, lambda_context) == {"batchItemFailures": []}
+    [together] = _update_bodies(aws)["decision_counts"]
+    assert app.handler({"Records": [second]}, lambda_context) == {"batchItemFailures": []}
+    [alone] = _update_bodies(aws)["decision_counts"]
+
+    # Then the second record's count has the same id both times, so summing incidents over
+    # distinct count_id counts each incident once
+    [again] = alone["counts"]
+    assert again in together["counts"]
+    distinct = {c["count_id"]: c["incidents"] for c in [*together["counts"], *alone["counts"]]}
+    assert sum(distinct.values()) == 2

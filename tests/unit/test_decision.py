@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback_loop.decision import ENGAGE, MERGED, SUPPRESS, decide, decide_all
+from feedback_loop.decision import ENGAGE, MERGED, SUPPRESS, Decision, decide, decide_all
+from feedback_loop.engage import decision_counts
 from feedback_loop.episodes import CLOSED, ContactState, Episode, SubscriberView
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.incidents import Incident
@@ -185,3 +186,31 @@ def test_the_episode_round_trips_through_the_profile_item():
     assert Episode.from_item(episode.to_item()) == episode
     profile = {"Episode": episode.to_item(), "ContactHistory": [], "ContactVersion": 3}
     assert ContactState.from_profile(profile) == ContactState(episode, (), 3)
+
+
+def _thin(position: int) -> Decision:
+    """A ``suppress: min_sessions`` decision (counted, not sent one by one)."""
+    return Decision(
+        phone_number=PHONE,
+        incident=incident(sessions=2, failures=2, position=position),
+        decision=SUPPRESS,
+        reason="min_sessions",
+        threshold=0.1,
+        engagement_id=f"e{position}",
+        decided_at=format_utc(NOW),
+    )
+
+
+def test_a_records_counts_keep_their_ids_whatever_else_is_counted_with_it():
+    # Given one stream record's counted decision, counted alone and then (a different
+    # batch) next to another record's
+    alone = decision_counts("333300000000000001", [_thin(1)])
+    together = [
+        *decision_counts("333300000000000000", [_thin(0)]),
+        *decision_counts("333300000000000001", [_thin(1)]),
+    ]
+
+    # Then its count is the same one, and the two records' counts are distinct
+    assert alone[0] in together
+    assert len({count.count_id for count in together}) == 2
+    assert [count.incidents for count in together] == [1, 1]

@@ -5,8 +5,11 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from feedback_loop.adapters.cell_state import CellState
 from feedback_loop.contact_policy import (
     RatingBudget,
     RatingTally,
@@ -154,15 +157,17 @@ class TallyCells(Cells):
         self.marks: set[tuple[str, datetime]] = set()
         self.reads = 0
         self.fail = False
+        self.mark_expiry: dict[str, datetime] = {}
 
     def ratings(self, cell, period):
         self.reads += 1
         return self.tallies.get((cell, period), RatingTally())
 
-    def count_rating(self, cell, period, engagement_id, change, expires):
+    def count_rating(self, cell, period, engagement_id, change, expires, mark_expires):
         if self.fail:
             raise AwsError("dynamodb.TransactWriteItems", "ProvisionedThroughputExceededException")
         assert expires == period + timedelta(days=2)
+        self.mark_expiry.setdefault(engagement_id, mark_expires)
         if (engagement_id, period) in self.marks:
             return False
         self.marks.add((engagement_id, period))
@@ -203,7 +208,12 @@ def test_in_care_mode_the_dialler_calls_a_measured_cells_subscriber():
 # --- the feedback stream -------------------------------------------------------------------
 
 
-def rated_image(engagement="eng-1", change=-0.25, incident_time="2026-11-25T10:15:03Z"):
+def rated_image(
+    engagement="eng-1",
+    change=-0.25,
+    incident_time="2026-11-25T10:15:03Z",
+    received_at="2026-11-25T10:31:07Z",
+):
     """The NEW image the feedback function's write puts on the table's stream."""
     feedback = Feedback(
         contact_id=f"contact-{engagement}",
@@ -217,7 +227,7 @@ def rated_image(engagement="eng-1", change=-0.25, incident_time="2026-11-25T10:1
         previous_sentiment=0.0,
         sentiment=change,
         change_sentiment=change,
-        received_at="2026-11-25T10:31:07Z",
+        received_at=received_at,
     )
     return {"PhoneNumber": PHONE, "LastChange": "feedback", "LastFeedback": feedback.to_item()}
 
@@ -246,6 +256,21 @@ def test_each_rating_is_counted_once_in_its_incidents_period_and_a_replay_adds_n
     assert (first.failed, first.counted, replay.counted, replay.replayed) == ([], 3, 0, 3)
     assert cells.tallies[("LDN-0042", DAY)] == tally(-0.5, 0.25)
     assert cells.tallies[("LDN-0042", DAY - timedelta(days=1))] == tally(-0.25)
+
+
+def test_a_late_ratings_mark_outlives_every_replay_of_it():
+    # Given a rating three days after its incident (the episode's first), and one on the day
+    cells = TallyCells()
+    late = rated_image("eng-late", received_at="2026-11-28T09:00:00Z")
+    count_ratings([("1", late), ("2", rated_image("eng-1"))], cells, MEASURE)
+
+    # Then the late rating's mark is kept for more than the stream's 24 hours after it (TTL
+    # cannot delete it before a replay, which would count it twice), the on-time one past
+    # its period's end; both tallies keep the period's expiry (asserted by TallyCells)
+    assert cells.mark_expiry["eng-late"] > datetime(2026, 11, 29, 9, tzinfo=UTC)
+    assert cells.mark_expiry["eng-1"] >= DAY + timedelta(days=2)
+    replay = count_ratings([("1", late)], cells, MEASURE)
+    assert (replay.counted, replay.replayed) == (0, 1)
 
 
 def test_a_failed_count_retries_that_record_and_every_one_after_it():
@@ -281,3 +306,56 @@ def test_the_offline_plan_suppresses_a_measured_cells_later_subscribers_in_measu
     assert measured.dropped["cell_measured"] == 1
     assert measured.not_contacted["cell_measured"] == 12
     assert plan_contacts(incidents, MEASURE).contacts == off.contacts  # no answers, no budget
+
+
+# --- the tally's transaction ---------------------------------------------------------------
+
+
+def _cancelled(stub: Stubber, *codes: str) -> None:
+    """DynamoDB's answer to a cancelled ``TransactWriteItems``: one reason per action."""
+    stub.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        service_message="Transaction cancelled",
+        modeled_fields={"CancellationReasons": [{"Code": code} for code in codes]},
+    )
+
+
+@pytest.fixture
+def stubbed_state():
+    client = boto3.client("dynamodb", region_name="eu-west-2")
+    naps: list[float] = []
+    state = CellState(client, "Contact_state", sleep=naps.append)
+    with Stubber(client) as stub:
+        yield state, stub, naps
+        stub.assert_no_pending_responses()
+
+
+def _count(state: CellState) -> bool:
+    end = DAY + timedelta(days=1)
+    return state.count_rating("LDN-0042", DAY, "eng-1", -0.25, end, end)
+
+
+def test_a_tally_conflict_with_another_writer_is_tried_again_and_counts_the_rating(stubbed_state):
+    state, stub, naps = stubbed_state
+    _cancelled(stub, "None", "TransactionConflict")
+    _cancelled(stub, "None", "TransactionConflict")
+    stub.add_response("transact_write_items", {})
+    assert _count(state) is True
+    assert len(naps) == 2 and all(0 <= nap <= 0.1 for nap in naps)
+
+
+def test_a_tally_that_keeps_conflicting_fails_after_a_few_tries(stubbed_state):
+    state, stub, naps = stubbed_state
+    for _ in range(4):
+        _cancelled(stub, "None", "TransactionConflict")
+    with pytest.raises(AwsError):
+        _count(state)
+    assert len(naps) == 3 and sum(naps) <= 0.35
+
+
+def test_a_rating_already_marked_is_not_tried_again(stubbed_state):
+    state, stub, naps = stubbed_state
+    _cancelled(stub, "ConditionalCheckFailed", "None")
+    assert _count(state) is False
+    assert naps == []

@@ -17,6 +17,9 @@ Every change is one atomic ``UpdateItem`` (or one transaction); a budget or a sa
 claimed with a condition, so concurrent diallers never exceed it.
 """
 
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +36,26 @@ if TYPE_CHECKING:
 
 # Items outlive their window by a day: long enough for any late decision or dial.
 RETENTION = timedelta(days=1)
+# Concurrent transactions on one ``ratings#<cell>`` item cancel each other with
+# ``TransactionConflict`` ("Amazon DynamoDB Developer Guide, Transaction conflict handling
+# in DynamoDB"); the SDK does not retry a cancelled transaction. Tried this often in all,
+# with full-jitter back-off (at most 0.05 + 0.1 + 0.2 s asleep), before the batch fails.
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF_SECONDS = 0.05
 
 
 class CellState:
     """Outage counts, outage samples, the pacing budget and the cells' rating tallies."""
 
-    def __init__(self, dynamodb: "DynamoDBClient", table: str) -> None:
+    def __init__(
+        self,
+        dynamodb: "DynamoDBClient",
+        table: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._dynamodb = dynamodb
         self._table = table
+        self._sleep = sleep
 
     def _key(self, key: str, window: datetime) -> dict[str, Any]:
         return {"Key": {"S": key}, "Window": {"S": format_utc(window)}}
@@ -132,14 +147,22 @@ class CellState:
         )
 
     def count_rating(
-        self, cell: str, period: datetime, engagement_id: str, change: float, expires: datetime
+        self,
+        cell: str,
+        period: datetime,
+        engagement_id: str,
+        change: float,
+        expires: datetime,
+        mark_expires: datetime,
     ) -> bool:
         """Add the engagement's rating to the cell's tally unless it is there already.
 
         One ``TransactWriteItems``: the engagement's mark, on condition that it is new, and
         the tally's ``ADD`` (DynamoDB adds decimal numbers exactly). "Amazon DynamoDB API
         Reference, TransactWriteItems": the actions succeed or fail together, so a
-        replayed answer is refused by its mark and changes nothing.
+        replayed answer is refused by its mark and changes nothing. A transaction cancelled
+        by a concurrent writer of the tally (``TransactionConflict``) is tried again, a few
+        times; the mark's ``ConditionalCheckFailed`` means the rating is counted already.
         """
         expires_at = {"N": str(int(expires.timestamp()))}
         items: list[Any] = [
@@ -149,7 +172,9 @@ class CellState:
                     "Key": self._key(f"rated#{engagement_id}", period),
                     "UpdateExpression": "SET ExpiresAt = :exp",
                     "ConditionExpression": "attribute_not_exists(ExpiresAt)",
-                    "ExpressionAttributeValues": {":exp": expires_at},
+                    "ExpressionAttributeValues": {
+                        ":exp": {"N": str(int(mark_expires.timestamp()))}
+                    },
                 }
             },
             {
@@ -168,16 +193,22 @@ class CellState:
                 }
             },
         ]
-        try:
-            self._dynamodb.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise aws_error("dynamodb.TransactWriteItems", error) from error
-        except BotoCoreError as error:
-            raise aws_error("dynamodb.TransactWriteItems", error) from error
-        return True
+        attempt = 1
+        while True:
+            try:
+                self._dynamodb.transact_write_items(TransactItems=items)
+                return True
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons", [])
+                codes = [reason.get("Code") for reason in reasons]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS:
+                    raise aws_error("dynamodb.TransactWriteItems", error) from error
+            except BotoCoreError as error:
+                raise aws_error("dynamodb.TransactWriteItems", error) from error
+            self._sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+            attempt += 1
 
     def _claim(
         self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]
