@@ -27,6 +27,15 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+def kinesis_retry(batch: dict[str, Any], failed: list[str]) -> dict[str, Any]:
+    """The event Lambda sends after a partial failure: the shard's records from the lowest
+    reported sequence number on (a Kinesis mapping checkpoints below it)."""
+    lowest = min(int(sequence) for sequence in failed)
+    return {
+        "Records": [r for r in batch["Records"] if int(r["kinesis"]["sequenceNumber"]) >= lowest]
+    }
+
+
 @dataclass
 class FakeLambdaContext:
     """The attributes Powertools reads from the Lambda context."""

@@ -18,6 +18,7 @@ from aws_kinesis_agg.messages_pb2 import AggregatedRecord
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.messages import IncidentMessage, decode
 from ingest_probe_events import app
+from tests.integration.conftest import kinesis_retry
 from tests.integration.test_ingest_probe_events import (
     A,
     B,
@@ -278,12 +279,7 @@ def test_a_failure_reports_the_aggregate_once_and_the_retry_counts_each_record_o
 
     # When Lambda retries from the lowest reported sequence number, whole aggregates again
     calls.fail_when = None
-    lowest = min(with_b, key=int)
-    retry = {
-        "Records": [
-            r for r in batch["Records"] if int(r["kinesis"]["sequenceNumber"]) >= int(lowest)
-        ]
-    }
+    retry = kinesis_retry(batch, with_b)
     assert app.handler(retry, lambda_context) == {"batchItemFailures": []}
 
     # Then no probe record was counted twice and B's incidents are recorded
@@ -466,12 +462,7 @@ def test_subscribers_not_reached_in_time_are_retried_and_counted_once(
     assert warning.deferred == len(late)
 
     # When Lambda retries from the lowest failed sequence number
-    lowest = min(late, key=int)
-    retry = {
-        "Records": [
-            r for r in batch["Records"] if int(r["kinesis"]["sequenceNumber"]) >= int(lowest)
-        ]
-    }
+    retry = kinesis_retry(batch, late)
     assert app.handler(retry, lambda_context) == {"batchItemFailures": []}
 
     # Then every probe record is counted exactly once and the second subscriber's

@@ -14,7 +14,7 @@ from feedback_loop.messages import IncidentMessage, decode
 from feedback_loop.policy import Policy
 from feedback_loop.rates import STALE_BUCKETS_BEFORE_PRUNE
 from ingest_probe_events import app
-from tests.integration.conftest import SendFaults
+from tests.integration.conftest import SendFaults, kinesis_retry
 from write_incident_to_s3 import app as incident_writer
 
 A, B = "+447700900123", "+447700900456"
@@ -238,12 +238,7 @@ def test_a_transient_failure_fails_only_that_subscribers_records_and_the_retry_i
 
     # When Kinesis retries from the lowest failed sequence number
     calls.fail_when = None
-    lowest = min(b_sequences, key=int)
-    retry = {
-        "Records": [
-            r for r in batch["Records"] if int(r["kinesis"]["sequenceNumber"]) >= int(lowest)
-        ]
-    }
+    retry = kinesis_retry(batch, b_sequences)
     assert app.handler(retry, lambda_context) == {"batchItemFailures": []}
 
     # Then nobody's sessions were counted twice and B's incident is recorded
