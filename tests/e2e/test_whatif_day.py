@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,22 @@ def test_the_stricter_figures_are_the_twins(day, whatif) -> None:
         if r["decision"] in ("engage", "merged")
         or (r["decision"] == "suppress" and r["engagement_id"] not in engaged)
     }
+    # thin incidents (fewer sessions than min_sessions) are counted in decision_counts/, not
+    # recorded one by one: they are the above-threshold incidents of incidents/ with too few
+    # sessions (nobody opts out here, so no earlier rule claims them), and the counts add up
+    (candidate,) = load_candidates([STRICTER])
+    policy = candidate.policy
+    threshold = {kpi: Fraction(str(value)) for kpi, value in policy.thresholds.items()}
+    thin = {
+        (None, r["incident_id"]): {**r, "decision": "suppress", "reason": "min_sessions"}
+        for r in _lake(out, "incidents")
+        if r["sessions"] < policy.min_sessions
+        and Fraction(r["failures"], r["sessions"]) > threshold[r["event_type"]]
+    }
+    counted = _lake(out, "decision_counts")
+    assert {r["reason"] for r in counted} == {"min_sessions"}
+    assert sum(r["incidents"] for r in counted) == len(thin)
+    decisions |= thin
     calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
     first = [c for c in calls if c["attributes"]["attempt"] == "1"]
     assert predicted["probe_records"] == summary["probe_events"] - summary["rejected_records"]
