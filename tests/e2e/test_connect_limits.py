@@ -31,7 +31,7 @@ from simulator.scenario import parse_scenario
 from simulator.template import synthesize
 from simulator.twin import Twin, _moto_session
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

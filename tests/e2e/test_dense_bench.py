@@ -8,7 +8,7 @@ import pytest
 
 from simulator.dense import DenseSettings, run_dense
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 
 def test_a_small_dense_slice_runs_in_full_batches_and_meters_every_record(

@@ -21,7 +21,7 @@ import pytest
 
 from feedback_loop.lake import decode_jsonl_gz
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from twin_cli import calls, lake, run_scenario
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 DAY = datetime(2026, 11, 25, tzinfo=UTC)
 CELL = "LDN-0700"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from test_faults import CELLS, calls, ranking, scenario, summary
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE = {"s3_error_rate": 1.0, "connect_throttle_rate": 1.0}

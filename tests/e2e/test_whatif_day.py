@@ -27,7 +27,7 @@ from feedback_loop.lake import decode_jsonl_gz
 from simulator.scenario import default_scenario
 from simulator.whatif import LocalProbes, detection_parameters, detection_sql, load_candidates
 
-pytestmark = [pytest.mark.xdist_group("twin"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("twin_b"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"

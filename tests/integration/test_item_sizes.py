@@ -231,7 +231,7 @@ def _answer(client: Any, phone: str, contact: Contact, episode: Any, now: dateti
 
 
 @settings(
-    max_examples=int(os.environ.get("ITEM_SIZE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("ITEM_SIZE_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -321,7 +321,7 @@ def bucket_patterns(draw: st.DrawFn) -> list[list[Session]]:
 
 
 @settings(
-    max_examples=int(os.environ.get("ITEM_SIZE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("ITEM_SIZE_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
