@@ -71,7 +71,13 @@ from feedback_loop.ids import incident_id
 from feedback_loop.incidents import Incident, incident_item, profile_update
 from feedback_loop.policy import load_policy
 from feedback_loop.probe import ProbeRecord
-from feedback_loop.rates import Session, attribute_names, fold
+from feedback_loop.rates import (
+    STALE_BUCKETS_BEFORE_PRUNE,
+    Session,
+    attribute_names,
+    bucket_seconds,
+    fold,
+)
 from simulator.api_calls import default_session
 from simulator.meter import Meter, TableUse, moto_table
 from simulator.scenario import (
@@ -304,9 +310,10 @@ def _counter_items(
     """The counter items the earlier sessions left, laid out as ingest lays them out."""
     items = []
     for kpi in EVENT_TYPES:
-        # Expired buckets stay until more than STALE_BUCKETS_BEFORE_PRUNE pile up: keep an
-        # hour of them, about what a pruned item carries on average.
-        oldest = now - timedelta(minutes=windows[kpi] + 60)
+        # Expired buckets stay until more than STALE_BUCKETS_BEFORE_PRUNE pile up: keep half
+        # that many, what a pruned item carries on average.
+        stale = bucket_seconds(windows[kpi]) * STALE_BUCKETS_BEFORE_PRUNE // 2
+        oldest = now - timedelta(minutes=windows[kpi], seconds=stale)
         kept = [Session(m, failed) for m, k, failed in sessions if k == kpi and m >= oldest]
         if not kept:
             continue
@@ -316,7 +323,7 @@ def _counter_items(
             f"Seq_{shard_id}": {"S": padded("0")},
             "ExpiresAt": {"N": str(int((now + timedelta(days=8)).timestamp()))},
         }
-        for start, counts in fold(kept).items():
+        for start, counts in fold(kept, windows[kpi]).items():
             sessions_name, failures_name = attribute_names(start)
             item[sessions_name] = {"N": str(counts.sessions)}
             if counts.failures:

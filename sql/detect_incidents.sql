@@ -1,9 +1,10 @@
 -- Incidents as Ingest_probe_events records them, found again in the probe archive (probes/):
 -- one row per failed session, with its KPI's failure rate over the KPI's window at that moment.
 --
--- The rule is the handler's (lambdas/feedback_loop/rates.py): sessions are counted in 5-minute
--- buckets (epoch second - epoch second % 300); the window of an incident at time t is the bucket
--- holding t and the CEIL(window_minutes / 5) - 1 buckets before it; the rate counts the same
+-- The rule is the handler's (lambdas/feedback_loop/rates.py): sessions are counted in buckets of
+-- b = 300 x CEIL(window_minutes / 60) seconds (5 minutes for windows up to an hour, 30 for 6 hours;
+-- epoch second - epoch second % b); the window of an incident at time t is the bucket holding t
+-- and the CEIL(window_minutes x 60 / b) - 1 buckets before it; the rate counts the same
 -- subscriber's sessions of that KPI in those buckets up to and including the incident, in
 -- (timestamp, arrival) order. Arrival order is the record's stream position (record_id =
 -- <shard>:<sequence>[:<sub-sequence>]; one subscriber's records share a shard because producers
@@ -54,7 +55,10 @@ minute_values AS (
     CROSS JOIN digits AS f
 ),
 windows AS (
-    SELECT k.event_type, m.minutes AS window_minutes
+    SELECT
+        k.event_type,
+        m.minutes AS window_minutes,
+        300 * CAST(CEIL(m.minutes / 60.0) AS BIGINT) AS bucket_seconds
     FROM (
         VALUES ('CALL_DROP'), ('CALL_QUALITY'), ('LOW_BITRATE'), ('VIDEO_STALLING')
     ) AS k (event_type)
@@ -77,8 +81,9 @@ placed AS (
         s.vendor,
         s.dt,
         w.window_minutes,
-        s.timestamp_epoch - s.timestamp_epoch % 300
-            - (CAST(CEIL(w.window_minutes / 5.0) AS BIGINT) - 1) * 300 AS window_start,
+        s.timestamp_epoch - s.timestamp_epoch % w.bucket_seconds
+            - (CAST(CEIL(w.window_minutes * 60.0 / w.bucket_seconds) AS BIGINT) - 1)
+            * w.bucket_seconds AS window_start,
         SPLIT_PART(s.record_id, ':', 2) AS seq,
         COALESCE(NULLIF(SPLIT_PART(s.record_id, ':', 3), ''), '0') AS subseq
     FROM archived AS s

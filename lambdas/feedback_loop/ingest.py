@@ -255,7 +255,7 @@ def _incidents_of(records: Sequence[_Good], ports: IngestPorts) -> list[Incident
             window,
         )
         by_order = {g.order: g for g in goods}
-        for rate in rates_at_failures(subtract(after, fold(sessions)), sessions, window):
+        for rate in rates_at_failures(subtract(after, fold(sessions, window)), sessions, window):
             good = by_order[rate.session.order]
             incidents.append(incident_from(good.record, good.source.record_id, rate, window))
     return incidents

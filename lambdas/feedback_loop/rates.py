@@ -1,12 +1,17 @@
 """Windowed failure counters per (subscriber, KPI), kept in fixed time buckets.
 
-Sessions are counted in ``BUCKET_MINUTES`` buckets named by their start (epoch
-seconds), so a KPI window (``policy.windows_minutes``) slides bucket by bucket
-and the counters can be kept with DynamoDB ``ADD`` (commutative, no read).
+Sessions are counted in fixed buckets named by their start (epoch seconds), so a
+KPI window (``policy.windows_minutes``) slides bucket by bucket and the counters
+can be kept with DynamoDB ``ADD`` (commutative, no read).
+
+Bucket size: ``BUCKET_MINUTES`` (5) for windows up to an hour, and 5 minutes per
+started hour of the window beyond that (30 minutes for a 6 h window), so a window
+never spans more than ``MAX_WINDOW_BUCKETS`` (12) buckets and the counter item
+stays within one DynamoDB write unit whatever the window.
 
 Window rule: the window ending at time ``t`` is the bucket holding ``t`` and the
-``window / BUCKET_MINUTES - 1`` buckets before it (so it reaches back between
-``window - BUCKET_MINUTES`` and ``window`` minutes). The failure rate recorded
+``ceil(window / bucket) - 1`` buckets before it (so it reaches back between
+``window - bucket`` and ``window`` minutes). The failure rate recorded
 with an incident at ``t`` counts, inside that window, every session stored by
 earlier batches plus the sessions of the current batch up to and including the
 incident itself, taken in (timestamp, arrival) order - so a later session in the
@@ -20,7 +25,8 @@ from datetime import datetime
 from typing import Any
 
 BUCKET_MINUTES = 5
-BUCKET_SECONDS = BUCKET_MINUTES * 60
+MINUTES_PER_BUCKET_STEP = 60
+MAX_WINDOW_BUCKETS = MINUTES_PER_BUCKET_STEP // BUCKET_MINUTES
 SESSIONS_PREFIX = "S"
 FAILURES_PREFIX = "F"
 # Expired buckets tolerated on a counter item before a prune update removes them:
@@ -70,30 +76,35 @@ class WindowRate:
 Buckets = Mapping[int, Counts]
 
 
-def bucket_start(moment: datetime) -> int:
+def bucket_seconds(window_minutes: int) -> int:
+    """Length of a window's buckets: 5 minutes per started hour of the window."""
+    steps = max(1, math.ceil(window_minutes / MINUTES_PER_BUCKET_STEP))
+    return steps * BUCKET_MINUTES * 60
+
+
+def bucket_start(moment: datetime, window_minutes: int) -> int:
     """Epoch second at which the bucket holding ``moment`` starts."""
     epoch = int(moment.timestamp())
-    return epoch - epoch % BUCKET_SECONDS
+    return epoch - epoch % bucket_seconds(window_minutes)
 
 
 def window_size(window_minutes: int) -> int:
     """Number of buckets in a window (a partial bucket counts as a whole one)."""
-    return max(1, math.ceil(window_minutes / BUCKET_MINUTES))
+    return max(1, math.ceil(window_minutes * 60 / bucket_seconds(window_minutes)))
 
 
 def window_starts(moment: datetime, window_minutes: int) -> range:
     """Starts of the buckets of the window ending at ``moment``, oldest first."""
-    last = bucket_start(moment)
-    return range(
-        last - (window_size(window_minutes) - 1) * BUCKET_SECONDS, last + 1, BUCKET_SECONDS
-    )
+    last = bucket_start(moment, window_minutes)
+    step = bucket_seconds(window_minutes)
+    return range(last - (window_size(window_minutes) - 1) * step, last + 1, step)
 
 
-def fold(sessions: Iterable[Session]) -> dict[int, Counts]:
+def fold(sessions: Iterable[Session], window_minutes: int) -> dict[int, Counts]:
     """Per-bucket deltas of a batch of sessions (what one ``ADD`` applies)."""
     deltas: dict[int, Counts] = {}
     for session in sessions:
-        start = bucket_start(session.moment)
+        start = bucket_start(session.moment, window_minutes)
         deltas[start] = deltas.get(start, Counts()) + Counts(1, int(session.failed))
     return deltas
 
@@ -123,7 +134,7 @@ def rates_at_failures(
         window = set(window_starts(session.moment, window_minutes))
         counts = window_counts(before, session.moment, window_minutes)
         for earlier in ordered[: index + 1]:
-            if bucket_start(earlier.moment) in window:
+            if bucket_start(earlier.moment, window_minutes) in window:
                 counts += Counts(1, int(earlier.failed))
         rates.append(WindowRate(session, counts.sessions, counts.failures))
     return rates
@@ -134,7 +145,7 @@ def expired(buckets: Iterable[int], window_minutes: int) -> list[int]:
     starts = sorted(buckets)
     if not starts:
         return []
-    oldest_live = starts[-1] - (window_size(window_minutes) - 1) * BUCKET_SECONDS
+    oldest_live = starts[-1] - (window_size(window_minutes) - 1) * bucket_seconds(window_minutes)
     return [start for start in starts if start < oldest_live]
 
 

@@ -90,7 +90,7 @@ def _handler(
             for rate in rates_at_failures(before, sessions, window):
                 found[by_order[rate.session.order]["record_id"]] = (rate.sessions, rate.failures)
             after = dict(before)
-            for bucket, counts in fold(sessions).items():
+            for bucket, counts in fold(sessions, window).items():
                 after[bucket] = after.get(bucket, Counts()) + counts
             stored[key] = after
         if start >= len(rows):
@@ -180,11 +180,25 @@ def test_each_kpi_uses_its_own_window_parameter() -> None:
     assert _detect(rows, short)[f"{SHARD}:2"][:2] == (1, 1)
 
 
+def test_a_six_hour_window_counts_whole_thirty_minute_buckets() -> None:
+    # Given the default 360-minute LOW_BITRATE window: 30-minute buckets, twelve of them, so
+    # at 16:10 the window starts at 10:30 (the bucket of 16:00 and the 11 before it)
+    policy = load_policy({})
+    rows = [
+        _row("a", "LOW_BITRATE", START + timedelta(minutes=29), False, 1),  # 10:29: out
+        _row("a", "LOW_BITRATE", START + timedelta(minutes=30), True, 2),  # 10:30: in
+        _row("a", "LOW_BITRATE", START + timedelta(minutes=370), False, 3),  # 16:10
+    ]
+    found = _detect(rows, policy)
+    assert found[f"{SHARD}:3"][:2] == (2, 1)
+    assert {k: v[:2] for k, v in found.items()} == _handler(rows, [1], policy)
+
+
 feeds = st.lists(
     st.tuples(
         st.sampled_from(["a", "b", "c"]),
         st.sampled_from(["CALL_DROP", "LOW_BITRATE"]),
-        st.sampled_from([0, 0, 1, 40, 299, 300, 900, 3000]),
+        st.sampled_from([0, 0, 1, 40, 299, 300, 900, 1799, 3000]),
         st.booleans(),
     ),
     min_size=1,
@@ -196,10 +210,13 @@ feeds = st.lists(
 @given(
     feed=feeds,
     cuts=st.lists(st.integers(1, 15), max_size=6),
-    windows=st.sampled_from([5, 7, 60, 360]),
+    windows=st.sampled_from([5, 7, 60, 61, 360]),
+    data_window=st.sampled_from([60, 90, 360]),
 )
-def test_any_timestamp_ordered_feed_gives_the_handlers_incidents(feed, cuts, windows) -> None:
-    policy = load_policy({"windows_minutes": {"CALL_DROP": windows, "LOW_BITRATE": 60}})
+def test_any_timestamp_ordered_feed_gives_the_handlers_incidents(
+    feed, cuts, windows, data_window
+) -> None:
+    policy = load_policy({"windows_minutes": {"CALL_DROP": windows, "LOW_BITRATE": data_window}})
     moment = START
     rows = []
     for seq, (sub, kpi, step, success) in enumerate(feed):

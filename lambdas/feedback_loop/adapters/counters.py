@@ -52,11 +52,13 @@ def padded(position: str) -> str:
     return f"{base}:{sub.zfill(SUBSEQUENCE_WIDTH)}" if sub else base
 
 
-def _first_chunk(pending: Sequence[tuple[str, Session]]) -> list[tuple[str, Session]]:
+def _first_chunk(
+    pending: Sequence[tuple[str, Session]], window_minutes: int
+) -> list[tuple[str, Session]]:
     """The longest prefix of ``pending`` touching at most ``MAX_BUCKETS_PER_UPDATE`` buckets."""
     seen: set[int] = set()
     for index, (_, session) in enumerate(pending):
-        seen.add(bucket_start(session.moment))
+        seen.add(bucket_start(session.moment, window_minutes))
         if len(seen) > MAX_BUCKETS_PER_UPDATE:
             return list(pending[:index])
     return list(pending)
@@ -89,14 +91,14 @@ class CounterStore:
         latest: dict[str, Any] = {}
         pending = sorted(sessions, key=lambda pair: padded(pair[0]))
         while pending:
-            chunk = _first_chunk(pending)
+            chunk = _first_chunk(pending, window_minutes)
             try:
                 response = self._dynamodb.update_item(
                     TableName=self._table,
                     Key=key,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **self._counter_update(shard_id, chunk, expires_at, high_water),
+                    **self._counter_update(shard_id, chunk, expires_at, high_water, window_minutes),
                 )
             except BotoCoreError as error:
                 raise aws_error("dynamodb.UpdateItem", error) from error
@@ -122,6 +124,7 @@ class CounterStore:
         sessions: Sequence[tuple[str, Session]],
         expires_at: int,
         high_water: str | None,
+        window_minutes: int,
     ) -> dict[str, Any]:
         names = {"#hw": f"Seq_{shard_id}", "#exp": "ExpiresAt"}
         values: dict[str, Any] = {
@@ -129,7 +132,7 @@ class CounterStore:
             ":exp": {"N": str(expires_at)},
         }
         adds = []
-        for start, counts in sorted(fold(s for _, s in sessions).items()):
+        for start, counts in sorted(fold((s for _, s in sessions), window_minutes).items()):
             sessions_name, failures_name = attribute_names(start)
             adds.append(f"{sessions_name} :s{start}")
             values[f":s{start}"] = {"N": str(counts.sessions)}
