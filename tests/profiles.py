@@ -23,5 +23,9 @@ def open_episode_item(message: EngagementMessage, **profile: Any) -> dict[str, A
         incident_types=(message.incident_type,),
         incident_keys=(short_id(message.incident_id),),
     )
-    item = {"PhoneNumber": message.phone_number, "Episode": episode.to_item(), "ContactVersion": 1}
+    item = {
+        "PhoneNumber": message.phone_number,
+        "Episode": episode.to_item(message.phone_number),
+        "ContactVersion": 1,
+    }
     return to_item({**item, **profile})

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from feedback_loop.contract import EVENT_TYPES, Reason
+from feedback_loop.contract import EVENT_TYPES, PHONE_NUMBER, Reason
 from feedback_loop.errors import InvalidRecord
-from feedback_loop.ids import short_ids
+from feedback_loop.ids import engagement_id, short_id, short_ids
 from feedback_loop.timeutil import format_utc, parse_utc
 
 OPEN = "open"  # decided, not contacted yet
@@ -44,6 +44,9 @@ MAX_EPISODE_KEYS = 4
 # The ``Episode`` map's keys: field → key. Short, because the map sits on a profile that
 # must stay within one DynamoDB write unit ("DynamoDB item sizes and formats": map keys
 # count like attribute names); maps written with the earlier, long keys are still read.
+# For the same reason the map leaves out what its first incident implies: the engagement
+# id (derived from the subscriber and that incident, ``ids.engagement_id``), and that
+# incident's KPI and key at the head of ``Kpis`` and ``Keys``.
 EPISODE_KEYS = {
     "engagement_id": "Eng",
     "incident_id": "Inc",
@@ -119,16 +122,22 @@ class Episode:
             keys = (keys[0], *keys[-(MAX_EPISODE_KEYS - 1) :])
         return replace(self, incident_types=kpis, incident_keys=keys)
 
-    def to_item(self) -> dict[str, Any]:
-        """The ``Episode`` map (empty fields left out)."""
+    def to_item(self, phone_number: str) -> dict[str, Any]:
+        """The ``Episode`` map (empty fields and what the first incident implies left out)."""
+        derived = engagement_id(
+            phone_number, self.incident_type, self.incident_time, self.incident_id
+        )
+        later_types = [kpi for kpi in self.incident_types if kpi != self.incident_type]
+        first_key = short_id(self.incident_id)
+        later_keys = [key for key in self.incident_keys if key != first_key]
         values = {
-            "engagement_id": self.engagement_id,
+            "engagement_id": None if self.engagement_id == derived else self.engagement_id,
             "incident_id": self.incident_id,
             "incident_type": self.incident_type,
             "incident_time": self.incident_time,
             "cell": self.cell,
-            "incident_types": list(self.incident_types),
-            "incident_keys": list(self.incident_keys),
+            "incident_types": later_types or None,
+            "incident_keys": later_keys or None,
             "status": self.status,
             "attempts": self.attempts,
             "channel": self.channel,
@@ -138,8 +147,9 @@ class Episode:
         return {EPISODE_KEYS[name]: v for name, v in values.items() if v is not None}
 
     @classmethod
-    def from_item(cls, item: Any) -> "Episode":
-        """Read the ``Episode`` map; a malformed one raises :class:`InvalidRecord`."""
+    def from_item(cls, item: Any, phone_number: str | None) -> "Episode":
+        """Read the ``Episode`` map of ``phone_number``'s profile (items in the earlier,
+        longer forms too); a malformed one raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "Episode is not a map")
         fields: dict[str, Any] = {
@@ -147,14 +157,24 @@ class Episode:
             for name, key in EPISODE_KEYS.items()
         }
         try:
+            incident_id = _text(fields, "incident_id")
+            incident_type = _text(fields, "incident_type")
+            incident_time = _text(fields, "incident_time")
+            if fields["engagement_id"] is None and phone_number:
+                fields["engagement_id"] = engagement_id(
+                    phone_number, incident_type, incident_time, incident_id
+                )
+            types = [str(kpi) for kpi in fields["incident_types"] or []]
+            keys = short_ids(fields["incident_keys"] or [])
+            first_key = short_id(incident_id)
             episode = cls(
                 engagement_id=_text(fields, "engagement_id"),
-                incident_id=_text(fields, "incident_id"),
-                incident_type=_text(fields, "incident_type"),
-                incident_time=_text(fields, "incident_time"),
+                incident_id=incident_id,
+                incident_type=incident_type,
+                incident_time=incident_time,
                 cell=_text(fields, "cell"),
-                incident_types=tuple(str(k) for k in fields["incident_types"]),
-                incident_keys=tuple(short_ids(fields["incident_keys"])),
+                incident_types=(incident_type, *[k for k in types if k != incident_type]),
+                incident_keys=(first_key, *[k for k in keys if k != first_key]),
                 status=_text(fields, "status"),
                 attempts=int(fields["attempts"] or 0),
                 channel=_optional(fields, "channel"),
@@ -193,7 +213,7 @@ class ContactState:
 
     @classmethod
     def from_profile(cls, profile: Mapping[str, Any]) -> "ContactState":
-        """Read the state from a (deserialised) profile item or stream image."""
+        """Read the state from a (deserialised) profile item or stream image (with its key)."""
         raw_history = profile.get(CONTACT_HISTORY) or []
         if not isinstance(raw_history, list):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "ContactHistory is not a list")
@@ -203,7 +223,12 @@ class ContactState:
         except (TypeError, ValueError) as error:
             raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad contact state: {error}") from error
         episode = profile.get(EPISODE)
-        return cls(None if episode is None else Episode.from_item(episode), history, version)
+        phone = profile.get(PHONE_NUMBER)
+        return cls(
+            None if episode is None else Episode.from_item(episode, str(phone or "")),
+            history,
+            version,
+        )
 
     def contacted(self, at: datetime, window: timedelta) -> "ContactState":
         """The state after an episode's first contact at ``at`` (history kept to ``window``)."""

@@ -24,7 +24,7 @@ from feedback_loop.contract import (
     LEGACY_FEEDBACK_ATTRIBUTES,
     Reason,
 )
-from feedback_loop.episodes import SMS, Episode
+from feedback_loop.episodes import SMS, ContactState, Episode
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.policy import Policy
@@ -43,6 +43,9 @@ OPT_OUT_KEY = "9"
 # value is not something Connect's flow validation is documented to accept).
 NO_INPUT = "none"
 RATING_KEYS = frozenset("12345")
+
+# What an answer about the profile's own episode leaves out of ``LastFeedback``.
+EPISODE_FIELDS = ("engagement_id", "incident_type", "incident_time", "cell")
 
 RECORDED = "recorded"
 REJECTED = "rejected"
@@ -95,6 +98,11 @@ class Feedback:
 
     The sentiment fields are set for a rating only: ``previous_sentiment`` is what the
     subscriber's sentiment was before it, ``change_sentiment`` = new - previous.
+
+    On the profile the map leaves out what the item holds already, to stay within one
+    write unit: the engagement and its incident's KPI, time and cell when the answer is
+    for the item's ``Episode`` (the write is conditional on that episode), and the change
+    (new - previous, exactly, from the stored floats).
     """
 
     contact_id: str
@@ -110,9 +118,25 @@ class Feedback:
     change_sentiment: float | None
     received_at: str
 
-    def to_item(self) -> dict[str, Any]:
-        """The ``LastFeedback`` map (empty fields left out)."""
+    def answers(self, episode: Episode | None) -> bool:
+        """True when this is an answer about ``episode``'s engagement (its incident's too)."""
+        return episode is not None and all(
+            getattr(self, name) == getattr(episode, name) for name in EPISODE_FIELDS
+        )
+
+    def to_item(self, episode: Episode | None = None) -> dict[str, Any]:
+        """The ``LastFeedback`` map for a profile whose episode is ``episode`` (empty
+        fields, and what the profile holds already, left out)."""
         values = asdict(self)
+        if self.answers(episode):
+            values.update(dict.fromkeys(EPISODE_FIELDS))
+        if (
+            self.change_sentiment is not None
+            and self.sentiment is not None
+            and self.previous_sentiment is not None
+            and self.change_sentiment == self.sentiment - self.previous_sentiment
+        ):
+            values["change_sentiment"] = None
         return {
             attribute: values[name]
             for name, attribute in FEEDBACK_ATTRIBUTES.items()
@@ -120,14 +144,18 @@ class Feedback:
         }
 
     @classmethod
-    def from_item(cls, item: Any) -> "Feedback":
-        """Read ``LastFeedback`` back; a malformed map raises :class:`InvalidRecord`."""
+    def from_item(cls, item: Any, episode: Episode | None = None) -> "Feedback":
+        """Read ``LastFeedback`` back from a profile whose episode is ``episode``; a
+        malformed map raises :class:`InvalidRecord`."""
         if not isinstance(item, Mapping):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "LastFeedback is not a map")
         values = {
             name: item[key] if key in item else item.get(LEGACY_FEEDBACK_ATTRIBUTES[name])
             for name, key in FEEDBACK_ATTRIBUTES.items()
         }
+        if values["engagement_id"] is None and episode is not None:
+            for name in EPISODE_FIELDS:
+                values[name] = values[name] or getattr(episode, name)
         texts: tuple[str, ...] = ("contact_id", "engagement_id", "incident_type")
         texts += ("incident_time", "cell", "outcome", "received_at")
         try:
@@ -142,6 +170,8 @@ class Feedback:
             for name in numbers:
                 value = values[name]
                 fields[name] = None if value is None else float(value)
+            if fields["change_sentiment"] is None and fields["sentiment"] is not None:
+                fields["change_sentiment"] = fields["sentiment"] - fields["previous_sentiment"]
             return cls(**fields)
         except (TypeError, ValueError) as error:
             raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad LastFeedback: {error}") from error
@@ -292,6 +322,18 @@ def text_reply_request(
     )
 
 
+def last_feedback(image: Any) -> Feedback:
+    """The ``LastFeedback`` of a profile item or stream image, with what it leaves out to
+    the profile's ``Episode`` filled in; raises :class:`InvalidRecord` when unreadable."""
+    if not isinstance(image, Mapping):
+        raise InvalidRecord(Reason.MALFORMED_IMAGE, "no readable profile image")
+    try:
+        episode = ContactState.from_profile(image).episode
+    except InvalidRecord:
+        episode = None  # the answer may still be whole
+    return Feedback.from_item(image.get(LAST_FEEDBACK), episode)
+
+
 def feedback_records(image: Any, key: bytes) -> LakeRecords:
     """The lake records of the answer a profile change recorded (``feedback/``, and
     ``sentiment/`` for a rating), built from the stream's NEW image."""
@@ -300,7 +342,7 @@ def feedback_records(image: Any, key: bytes) -> LakeRecords:
     phone = image.get("PhoneNumber")
     if not isinstance(phone, str) or not phone:
         raise InvalidRecord(Reason.MALFORMED_IMAGE, "NewImage without PhoneNumber")
-    feedback = Feedback.from_item(image.get(LAST_FEEDBACK))
+    feedback = last_feedback(image)
     subscriber_id = pseudonym.subscriber_id(key, phone)
     rating = feedback.rating
     records: LakeRecords = [
@@ -370,8 +412,8 @@ def count_ratings(
     outcome = CountedRatings(failed=[])
     for index, (_, image) in enumerate(images):
         try:
-            feedback = Feedback.from_item((image or {}).get(LAST_FEEDBACK))
-        except (InvalidRecord, AttributeError):
+            feedback = last_feedback(image)
+        except InvalidRecord:
             continue
         if feedback.change_sentiment is None:
             continue

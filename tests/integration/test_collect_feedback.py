@@ -7,7 +7,7 @@ event for write_feedback_to_S3, which writes the lake.
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +21,9 @@ from write_feedback_to_s3 import app as writer
 from collect_feedback_from_connect import app
 from feedback_loop import pseudonym
 from feedback_loop.adapters.subscribers import MAX_FEEDBACK_CONTACTS, DynamoSubscriberStore
+from feedback_loop.episodes import CONTACTED, Episode
 from feedback_loop.feedback import Feedback, answer_of, parse_request
-from feedback_loop.ids import contact_key
+from feedback_loop.ids import contact_key, engagement_id, incident_id, short_id
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.observability import metrics
 from feedback_loop.sentiment import update_sentiment
@@ -368,3 +369,94 @@ def test_a_contact_recorded_before_contact_keys_is_still_recognised(aws):
     # Then it is answered with what was recorded, and nothing is written again
     assert (replay.outcome, replay.replayed) == ("rated", True)
     assert float(_item(aws)["Sentiment"]) == pytest.approx(first.sentiment)
+
+
+def _episode_of_the_call(**changes) -> Episode:
+    params = EVENT["Details"]["Parameters"]
+    episode = Episode(
+        engagement_id=params["engagement_id"],
+        incident_id=params["incident_id"],
+        incident_type=params["incident_type"],
+        incident_time=params["incident_time"],
+        cell=params["cell"],
+        incident_types=(params["incident_type"],),
+        incident_keys=(short_id(params["incident_id"]),),
+        status=CONTACTED,
+        attempts=1,
+        channel="voice",
+    )
+    return replace(episode, **changes)
+
+
+def _put_episode(table, episode: Episode) -> None:
+    table.update_item(
+        Key={"PhoneNumber": PHONE},
+        UpdateExpression="SET Episode = :episode",
+        ExpressionAttributeValues={":episode": episode.to_item(PHONE)},
+    )
+
+
+def test_an_answer_about_the_open_episode_leaves_its_fields_to_it_and_reaches_the_lake_whole(aws):
+    # Given the call's episode on the profile
+    _put_episode(aws, _episode_of_the_call())
+    stream = _stream()
+
+    _invoke(_event("4"))
+
+    # Then the profile's answer leaves the episode's fields out, and the lake has them all
+    stored = _item(aws)["LastFeedback"]
+    assert not {"Eng", "Kpi", "Time", "Cell", "Change"} & set(stored)
+    assert _write_lake(stream) == {"batchItemFailures": []}
+    [feedback] = _records("feedback")
+    [sentiment] = _records("sentiment")
+    params = EVENT["Details"]["Parameters"]
+    assert (feedback["incident_type"], feedback["incident_time"], feedback["cell"]) == (
+        params["incident_type"],
+        params["incident_time"],
+        params["cell"],
+    )
+    assert (sentiment["incident_type"], sentiment["cell"]) == (
+        params["incident_type"],
+        params["cell"],
+    )
+    assert feedback["engagement_id"] == sentiment["engagement_id"] == params["engagement_id"]
+    expected = update_sentiment(0.2, 4, ALPHA)
+    assert sentiment["change_sentiment"] == expected.change
+
+
+def test_an_episode_replaced_between_the_read_and_the_write_gets_the_whole_answer(aws):
+    # Given the call's episode on the profile, replaced by the next one (another incident,
+    # decided meanwhile) after the answer was read
+    _put_episode(aws, _episode_of_the_call())
+    stream = _stream()
+    store = DynamoSubscriberStore(boto3.client("dynamodb"), TABLE)
+    later = "2026-11-25T10:40:00Z"
+    other = incident_id(PHONE, "LOW_BITRATE", later, "shardId-000000000000:77")
+    following = _episode_of_the_call(
+        engagement_id=engagement_id(PHONE, "LOW_BITRATE", later, other),
+        incident_id=other,
+        incident_type="LOW_BITRATE",
+        incident_time=later,
+        incident_types=("LOW_BITRATE",),
+        incident_keys=(short_id(other),),
+    )
+    replaced = []
+
+    def answer_while_the_next_episode_opens(previous):
+        if not replaced:
+            replaced.append(_put_episode(aws, following))
+        return _answer("4", "contact-a")(previous)
+
+    store.record_answer(PHONE, "contact-a", answer_while_the_next_episode_opens)
+
+    # Then the answer was written whole (the write saw the new episode) and reaches the lake
+    # about the call's engagement, not the new one
+    stored = _item(aws)
+    assert stored["LastFeedback"]["Eng"] == EVENT["Details"]["Parameters"]["engagement_id"]
+    assert stored["Episode"]["Inc"] == other
+    assert _write_lake(stream) == {"batchItemFailures": []}
+    [feedback] = _records("feedback")
+    assert (feedback["engagement_id"], feedback["incident_type"]) == (
+        EVENT["Details"]["Parameters"]["engagement_id"],
+        "CALL_DROP",
+    )

@@ -101,7 +101,7 @@ def test_an_above_threshold_incident_is_engaged_on_both_queues(aws, event, lambd
     assert update == trigger
     stored = profile(aws, phone)
     assert stored["LastChange"] == "engagement"
-    episode = Episode.from_item(stored["Episode"])
+    episode = Episode.from_item(stored["Episode"], phone)
     assert (episode.engagement_id, episode.status) == (expected_id, "open")
     # No read: the stream image is enough. One write for the episode, one for the cell's count.
     assert calls.calls["dynamodb.GetItem"] == 0
@@ -154,7 +154,7 @@ def test_two_problems_within_minutes_become_one_engagement_asking_about_both(
         (m.decision, m.incident_type) for _, m in engagements(aws, "engagement_update_queue")
     ]
     assert decisions == [("engage", "LOW_BITRATE"), ("merged", "VIDEO_STALLING")]
-    episode = Episode.from_item(profile(aws, phone)["Episode"])
+    episode = Episode.from_item(profile(aws, phone)["Episode"], phone)
     assert episode.incident_types == ("LOW_BITRATE", "VIDEO_STALLING")
 
 
@@ -189,7 +189,10 @@ def test_a_concurrent_engagement_wins_and_this_incident_joins_its_episode(
     )
     assert aws.messages("engagement_trigger_queue.fifo") == []
     stored = profile(aws, phone_of(record))
-    assert Episode.from_item(stored["Episode"]).incident_types == ("CALL_QUALITY", "CALL_DROP")
+    assert Episode.from_item(stored["Episode"], phone_of(record)).incident_types == (
+        "CALL_QUALITY",
+        "CALL_DROP",
+    )
     assert stored["ContactVersion"] == 2
 
 

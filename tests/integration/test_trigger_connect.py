@@ -151,7 +151,7 @@ def _episode(phone: str) -> dict:
     item = boto3.client("dynamodb").get_item(
         TableName="Subscriber_table", Key={"PhoneNumber": {"S": phone}}
     )["Item"]
-    episode = Episode.from_item(from_item(item)["Episode"])
+    episode = Episode.from_item(from_item(item)["Episode"], phone)
     return {"Status": episode.status}
 
 

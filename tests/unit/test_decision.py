@@ -183,8 +183,13 @@ def test_the_episode_round_trips_through_the_profile_item():
     _, after = decide(incident(), view(), POLICY, NOW)
     episode = after.contact.episode
 
-    assert Episode.from_item(episode.to_item()) == episode
-    profile = {"Episode": episode.to_item(), "ContactHistory": [], "ContactVersion": 3}
+    assert Episode.from_item(episode.to_item(PHONE), PHONE) == episode
+    profile = {
+        "PhoneNumber": PHONE,
+        "Episode": episode.to_item(PHONE),
+        "ContactHistory": [],
+        "ContactVersion": 3,
+    }
     assert ContactState.from_profile(profile) == ContactState(episode, (), 3)
 
 

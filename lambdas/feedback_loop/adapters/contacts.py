@@ -69,7 +69,7 @@ class ContactStore:
             removes.append(EPISODE)
         else:
             sets.append(f"{EPISODE} = :episode")
-            values[":episode"] = to_attribute(state.episode.to_item())
+            values[":episode"] = to_attribute(state.episode.to_item(phone_number))
         if state.version == 0:
             condition = f"attribute_not_exists({CONTACT_VERSION})"
         else:

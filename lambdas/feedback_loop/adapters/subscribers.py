@@ -6,8 +6,10 @@ whose ``<contact key>|<outcome>`` entries tell a replayed contact what it record
 conditional ``UpdateItem`` writes the answer only if ``FeedbackContacts`` is still what
 was read (optimistic concurrency: every recorded answer changes that list). A lost race
 is retried from a fresh read. The write
-sets ``LastFeedback`` (the whole answer) and ``LastChange = feedback``, which is what
-the table's stream hands to ``write_feedback_to_S3``.
+sets ``LastFeedback`` (the answer) and ``LastChange = feedback``, which is what
+the table's stream hands to ``write_feedback_to_S3``. An answer about the item's own
+``Episode`` leaves that engagement's fields to the episode (``Feedback.to_item``), so the
+write is also conditional on the episode being the one read.
 """
 
 from collections.abc import Callable
@@ -24,9 +26,9 @@ from feedback_loop.contract import (
     LastChange,
     Reason,
 )
-from feedback_loop.episodes import ANSWERED
+from feedback_loop.episodes import ANSWERED, EPISODE, EPISODE_KEYS, ContactState, Episode
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
-from feedback_loop.feedback import OPTED_OUT, Feedback
+from feedback_loop.feedback import OPTED_OUT, Feedback, last_feedback
 from feedback_loop.ids import contact_key, short_id
 from feedback_loop.ports import RecordedAnswer
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 # recorded.
 MAX_FEEDBACK_CONTACTS = 2
 MAX_ATTEMPTS = 3
+EPISODE_INCIDENT = EPISODE_KEYS["incident_id"]
 
 
 class ConcurrentFeedback(FeedbackLoopError):
@@ -74,13 +77,20 @@ class DynamoSubscriberStore:
                 change = _replayed_change(item, contact_id)
                 return RecordedAnswer(outcome, current, change, replayed=True)
             feedback = answer(current)
-            if self._write(phone_number, feedback, entries, seen):
+            if self._write(phone_number, feedback, entries, seen, _episode_of(item)):
                 sentiment = feedback.sentiment if feedback.sentiment is not None else current
                 change = feedback.change_sentiment or 0.0
                 return RecordedAnswer(feedback.outcome, sentiment, change, replayed=False)
         raise ConcurrentFeedback(f"gave up recording contact {contact_id} after {MAX_ATTEMPTS}")
 
-    def _write(self, phone_number: str, feedback: Feedback, entries: list[str], seen: Any) -> bool:
+    def _write(
+        self,
+        phone_number: str,
+        feedback: Feedback,
+        entries: list[str],
+        seen: Any,
+        episode: Episode | None,
+    ) -> bool:
         entry = f"{contact_key(feedback.contact_id)}|{feedback.outcome}"
         sets = [
             f"{FEEDBACK_CONTACTS} = :contacts",
@@ -90,7 +100,7 @@ class DynamoSubscriberStore:
         ]
         values: dict[str, Any] = {
             ":contacts": to_attribute([*entries, entry][-MAX_FEEDBACK_CONTACTS:]),
-            ":feedback": to_attribute(feedback.to_item()),
+            ":feedback": to_attribute(feedback.to_item(episode)),
             ":change": {"S": LastChange.FEEDBACK},
             # Tells the dialler the episode's contact was answered (its short id suffices).
             ":engagement": {"S": short_id(feedback.engagement_id)},
@@ -110,6 +120,11 @@ class DynamoSubscriberStore:
         else:
             condition = f"{FEEDBACK_CONTACTS} = :seen"
             values[":seen"] = to_attribute(seen)
+        names = {}
+        if episode is not None and feedback.answers(episode):
+            condition += f" AND {EPISODE}.#inc = :inc"
+            names["#inc"] = EPISODE_INCIDENT
+            values[":inc"] = {"S": episode.incident_id}
         # ``NewIncidents`` reached the decision through the stream already; clearing them
         # keeps the item within one write unit.
         return conditional_update(
@@ -119,6 +134,7 @@ class DynamoSubscriberStore:
             UpdateExpression="SET " + ", ".join(sets) + f" REMOVE {NEW_INCIDENTS}",
             ConditionExpression=condition,
             ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
 
     def _get(self, phone_number: str) -> dict[str, Any] | None:
@@ -130,6 +146,18 @@ class DynamoSubscriberStore:
             )
         item = response.get("Item")
         return None if item is None else from_item(item)
+
+
+def _episode_of(item: dict[str, Any]) -> Episode | None:
+    """The item's episode when it is stored in the current form (the write's condition
+    names its incident id's key), else None: the answer is then written whole."""
+    stored = item.get(EPISODE)
+    if not isinstance(stored, dict) or EPISODE_INCIDENT not in stored:
+        return None
+    try:
+        return ContactState.from_profile(item).episode
+    except InvalidRecord:
+        return None
 
 
 def _recorded_outcome(entries: list[str], contact_id: str) -> str | None:
@@ -145,7 +173,7 @@ def _recorded_outcome(entries: list[str], contact_id: str) -> str | None:
 def _replayed_change(item: dict[str, Any], contact_id: str) -> float:
     """The sentiment change of a replayed contact, when it is the last answer recorded."""
     try:
-        last = Feedback.from_item(item.get(LAST_FEEDBACK))
+        last = last_feedback(item)
     except InvalidRecord:
         return 0.0
     if last.contact_id != contact_id or last.change_sentiment is None:
