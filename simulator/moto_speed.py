@@ -28,7 +28,17 @@ per request what depends only on the model:
   ``__deepcopy__`` that builds the same copy directly (as moto already does for
   ``DynamoType`` and ``Item``), and the walk asks "is this a node, is it one this
   validator processes" once per class (no class is registered as a virtual subclass);
-  every validator still visits every node, in the same order, with the same hooks.
+  every validator still visits every node, in the same order, with the same hooks. The
+  same goes for ``find_clauses`` (which two validators call on every clause node): whether
+  it descends into a child is decided once per class.
+
+- Every ``UpdateItem`` with a condition parses it twice (the request check, then the
+  backend), each time lexing the string with patterns compiled per token. The tokens
+  depend on the string alone: it is lexed once, and each parse gets new tokens (fresh
+  ``children`` lists) to build its tree from; a string that does not lex still raises.
+- SQS asks ``unix_time`` for the time whenever it looks at whether a message is visible
+  or delayed, and ``unix_time`` rebuilt the epoch (``utcfromtimestamp(0)``) each time;
+  the epoch is a constant, computed once.
 
 Installed once per process by the twin; the handlers' calls still go through botocore and
 moto in full. Like :mod:`simulator.moto_internals`, this is the place a moto upgrade that
@@ -38,6 +48,7 @@ moves these internals breaks.
 from __future__ import annotations
 
 import functools
+from collections import deque
 from typing import Any
 
 _installed = False
@@ -62,7 +73,49 @@ def speed_up_moto() -> None:
     base = serialize.ResponseSerializer
     base.get_value = _dict_aware_get_value(base.get_value, serialize)  # type: ignore[method-assign]
     _speed_up_update_validation()
+    _speed_up_condition_lexing()
+    _speed_up_unix_time()
     _installed = True
+
+
+def _speed_up_unix_time() -> None:
+    """``unix_time`` with the epoch computed once (``utcfromtimestamp(0)`` is a constant)."""
+    from moto.core import utils
+
+    epoch = utils.utcfromtimestamp(0)
+    utcnow = utils.utcnow
+
+    def unix_time(dt: Any = None) -> float:
+        dt = dt or utcnow()
+        delta = dt - epoch
+        return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))  # type: ignore[no-any-return]
+
+    utils.unix_time = unix_time
+
+
+def _speed_up_condition_lexing() -> None:
+    """Lex each condition expression string once; every parse gets fresh tokens."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parser_class = ConditionExpressionParser
+    original = parser_class._lex_condition_expression
+
+    @functools.lru_cache(maxsize=1024)
+    def tokens_of(expression: str) -> tuple[tuple[Any, ...], ...]:
+        parser = parser_class(expression, None, None)
+        return tuple((n.nonterminal, n.kind, n.text, n.value) for n in original(parser))
+
+    def lex(self: Any) -> Any:
+        expression = self.condition_expression
+        if type(self) is not parser_class or type(expression) is not str:
+            return original(self)
+        node = self.Node
+        return deque(
+            node(nonterminal=t, kind=k, text=x, value=v, children=[])
+            for t, k, x, v in tokens_of(expression)
+        )
+
+    parser_class._lex_condition_expression = lex  # type: ignore[method-assign]
 
 
 _ATOMIC = (type(None), str, int, float, bool, bytes)
@@ -137,6 +190,27 @@ def _speed_up_update_validation() -> None:
         return node
 
     traverser.traverse_node_recursively = traverse_node_recursively
+
+    # ``find_clauses`` descends into a child that is an ``Expression`` or an
+    # ``UpdateExpressionFunction``; which classes those are is decided once per class.
+    nested = (ast_nodes.Expression, ast_nodes.UpdateExpressionFunction)  # type: ignore[attr-defined]
+    descends: dict[type, bool] = {}
+
+    def find_clauses(self: Any, clause_types: Any) -> list[Any]:
+        clauses: list[Any] = []
+        for child in self.children or []:
+            kind = type(child)
+            if kind in clause_types:
+                clauses.append(child)
+                continue
+            descend = descends.get(kind)
+            if descend is None:
+                descend = descends[kind] = isinstance(child, nested)
+            if descend:
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    node_class.find_clauses = find_clauses
 
 
 def _described(shape: Any) -> tuple[Any, ...] | None:

@@ -36,6 +36,8 @@ def answer(call, **params):
         response = call(**params)
     except ClientError as error:
         return {"error": error.response["Error"], "item": error.response.get("Item")}
+    except ValueError as error:  # moto's condition parser raises this on a malformed one
+        return {"raised": repr(error)}
     response.pop("ResponseMetadata", None)
     return response
 
@@ -112,6 +114,31 @@ with mock_aws():
         if names:
             params["ExpressionAttributeNames"] = names
         out.append(answer(dynamodb.update_item, **params))
+    # Condition expressions (lexed once per string): each kind of node, twice, and ones
+    # that do not lex or parse.
+    names = {"#n": "Count", "#x": "X", "#l": "List", "#p": "Pk"}
+    values = {":v": {"N": "2"}, ":w": {"N": "9"}, ":s": {"S": "+44"}}
+    for condition in [
+        "attribute_not_exists(#n) OR #n < :v",
+        "attribute_exists(#n) AND NOT (#n BETWEEN :v AND :w)",
+        "#n IN (:v, :w) OR size(#l) > :v",
+        "begins_with(#p, :s) AND #n <> :v",
+        "attribute_exists(#n) AND NOT (#n BETWEEN :v AND :w)",
+        "#n ! :v",
+        "#n < :v AND",
+        "#n ! :v",
+    ]:
+        out.append(answer(
+            dynamodb.update_item, TableName="T", Key=key, UpdateExpression="SET #x = :v",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={
+                k: v for k, v in names.items() if k in condition or k == "#x"
+            },
+            ExpressionAttributeValues={
+                k: v for k, v in values.items() if k in condition or k == ":v"
+            },
+            ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ))
     out.append(answer(
         dynamodb.update_item, TableName="T", Key={"Pk": {"S": "new"}},
         UpdateExpression="SET #v = :v ADD #c :one", ExpressionAttributeNames={"#v": "V", "#c": "C"},
