@@ -83,10 +83,9 @@ def _speed_up_unix_time() -> None:
     from moto.core import utils
 
     epoch = utils.utcfromtimestamp(0)
-    utcnow = utils.utcnow
 
     def unix_time(dt: Any = None) -> float:
-        dt = dt or utcnow()
+        dt = dt or utils.utcnow()  # looked up per call, as moto does (a test may patch it)
         delta = dt - epoch
         return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))  # type: ignore[no-any-return]
 

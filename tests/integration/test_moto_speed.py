@@ -6,7 +6,8 @@ twin's handlers make whose answers go through the memoised paths: DynamoDB items
 attribute type back from ``UpdateItem`` (``ALL_NEW``, and ``ALL_OLD`` on a failed
 condition), the same update expression again and an invalid one twice, update expressions
 through every validator (arithmetic, functions, nested paths, REMOVE/DELETE, each kind of
-rejection), the table's stream records, SQS messages with attributes, an S3 listing.
+rejection), condition expressions of each kind (and malformed ones), the table's stream
+records, SQS messages with attributes, visible, in flight and delayed, an S3 listing.
 """
 
 import json
@@ -180,6 +181,15 @@ with mock_aws():
         message.pop("MessageId")
         message["Attributes"] = sorted(message["Attributes"])
     out.append(received)
+    # Visibility and delay (moto reads the time through unix_time for each message).
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    depths = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+              "ApproximateNumberOfMessagesDelayed"]
+    out.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=depths)["Attributes"])
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    out.append(sorted(m["Body"] for m in again.get("Messages", [])))
+    out.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=depths)["Attributes"])
     s3 = boto3.client("s3", region_name="eu-west-2")
     s3.create_bucket(
         Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
