@@ -4,8 +4,10 @@ The same calls run in two fresh interpreters, one with ``speed_up_moto()`` insta
 one without; every response (and error) must be the same. The calls are the kinds the
 twin's handlers make whose answers go through the memoised paths: DynamoDB items of every
 attribute type back from ``UpdateItem`` (``ALL_NEW``, and ``ALL_OLD`` on a failed
-condition), the same update expression again and an invalid one twice, SQS messages with
-attributes, an S3 listing.
+condition), the same update expression again and an invalid one twice, update expressions
+through every validator (arithmetic, functions, nested paths, REMOVE/DELETE, each kind of
+rejection), condition expressions of each kind (and malformed ones), the table's stream
+records, SQS messages with attributes, visible, in flight and delayed, an S3 listing.
 """
 
 import json
@@ -35,6 +37,8 @@ def answer(call, **params):
         response = call(**params)
     except ClientError as error:
         return {"error": error.response["Error"], "item": error.response.get("Item")}
+    except ValueError as error:  # moto's condition parser raises this on a malformed one
+        return {"raised": repr(error)}
     response.pop("ResponseMetadata", None)
     return response
 
@@ -86,6 +90,77 @@ with mock_aws():
             dynamodb.update_item, TableName="T", Key=key, UpdateExpression="SET = :v",
             ExpressionAttributeValues={":v": {"N": "0"}},
         ))
+    # The update-expression validators (a deep copy of the parsed tree, ten walks of it):
+    # arithmetic, functions, nested paths, REMOVE/DELETE, and each kind of rejection.
+    for expression, names, values in [
+        ("SET #n = #n + :one, #x = if_not_exists(#x, :one)", {"#n": "Count", "#x": "X"},
+         {":one": {"N": "1"}}),
+        ("SET #l = list_append(#l, :l), #m.#a = :one - :one",
+         {"#l": "List", "#m": "Map", "#a": "a"}, {":l": {"L": [{"S": "w"}]}, ":one": {"N": "1"}}),
+        ("SET #m.#b.#c[0] = :one", {"#m": "Map", "#b": "b", "#c": "c"}, {":one": {"N": "1"}}),
+        ("SET #l[1] = :one REMOVE #bin, #l[0] DELETE #s :p",
+         {"#s": "Set", "#l": "List", "#bin": "Bin"}, {":one": {"N": "5"}, ":p": {"SS": ["p"]}}),
+        ("SET #m.#q.#r = :one", {"#m": "Map", "#q": "q", "#r": "r"}, {":one": {"N": "1"}}),
+        ("SET #k = :one", {"#k": "Pk"}, {":one": {"S": "x"}}),
+        ("SET #n = :one, #n = :one", {"#n": "Count"}, {":one": {"N": "1"}}),
+        ("SET #n = :missing", {"#n": "Count"}, {":one": {"N": "1"}}),
+        ("SET #n = #n + :s", {"#n": "Count"}, {":s": {"S": "x"}}),
+        ("SET #n = :one ADD #n :one", {"#n": "Count"}, {":one": {"N": "1"}}),
+        ("SET size = :one", None, {":one": {"N": "1"}}),
+    ]:
+        params = dict(
+            TableName="T", Key=key, UpdateExpression=expression,
+            ExpressionAttributeValues=values, ReturnValues="UPDATED_OLD",
+        )
+        if names:
+            params["ExpressionAttributeNames"] = names
+        out.append(answer(dynamodb.update_item, **params))
+    # Condition expressions (lexed once per string): each kind of node, twice, and ones
+    # that do not lex or parse.
+    names = {"#n": "Count", "#x": "X", "#l": "List", "#p": "Pk"}
+    values = {":v": {"N": "2"}, ":w": {"N": "9"}, ":s": {"S": "+44"}}
+    for condition in [
+        "attribute_not_exists(#n) OR #n < :v",
+        "attribute_exists(#n) AND NOT (#n BETWEEN :v AND :w)",
+        "#n IN (:v, :w) OR size(#l) > :v",
+        "begins_with(#p, :s) AND #n <> :v",
+        "attribute_exists(#n) AND NOT (#n BETWEEN :v AND :w)",
+        "#n ! :v",
+        "#n < :v AND",
+        "#n ! :v",
+    ]:
+        out.append(answer(
+            dynamodb.update_item, TableName="T", Key=key, UpdateExpression="SET #x = :v",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={
+                k: v for k, v in names.items() if k in condition or k == "#x"
+            },
+            ExpressionAttributeValues={
+                k: v for k, v in values.items() if k in condition or k == ":v"
+            },
+            ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ))
+    out.append(answer(
+        dynamodb.update_item, TableName="T", Key={"Pk": {"S": "new"}},
+        UpdateExpression="SET #v = :v ADD #c :one", ExpressionAttributeNames={"#v": "V", "#c": "C"},
+        ExpressionAttributeValues={":v": {"S": "v"}, ":one": {"N": "1"}}, ReturnValues="ALL_NEW",
+    ))
+    # Stream records (their time, sequence and size, which counts the time's digits, vary).
+    streams = boto3.client(  # the classic endpoint, as the twin's (simulator/provision.py)
+        "dynamodbstreams", region_name="eu-west-2",
+        endpoint_url="https://streams.dynamodb.eu-west-2.amazonaws.com",
+    )
+    arn = dynamodb.describe_table(TableName="T")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    varying = ("ApproximateCreationDateTime", "SequenceNumber", "SizeBytes")
+    out.append([
+        {k: v for k, v in r["dynamodb"].items() if k not in varying} | {"eventName": r["eventName"]}
+        for r in records
+    ])
     out.append(answer(dynamodb.get_item, TableName="T", Key=key, ConsistentRead=True))
     out.append(answer(
         dynamodb.query, TableName="T", KeyConditionExpression="Pk = :p",
@@ -106,6 +181,15 @@ with mock_aws():
         message.pop("MessageId")
         message["Attributes"] = sorted(message["Attributes"])
     out.append(received)
+    # Visibility and delay (moto reads the time through unix_time for each message).
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    depths = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+              "ApproximateNumberOfMessagesDelayed"]
+    out.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=depths)["Attributes"])
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    out.append(sorted(m["Body"] for m in again.get("Messages", [])))
+    out.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=depths)["Attributes"])
     s3 = boto3.client("s3", region_name="eu-west-2")
     s3.create_bucket(
         Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
