@@ -4,7 +4,10 @@
 -- The rule is the handler's (lambdas/feedback_loop/rates.py): sessions are counted in buckets of
 -- b = 300 x CEIL(window_minutes / 60) seconds (5 minutes for windows up to an hour, 30 for 6 hours;
 -- epoch second - epoch second % b); the window of an incident at time t is the bucket holding t
--- and the CEIL(window_minutes x 60 / b) - 1 buckets before it; the rate counts the same
+-- and the n - 1 = CEIL(window_minutes x 60 / b) - 1 buckets before it, all in integer arithmetic
+-- with no division (Trino divides decimals at the operands' scale, DuckDB in DOUBLE, so a
+-- division could differ: b is 5 x (m + 59 - (m + 59) % 60) and (n - 1) x b is
+-- 60m - 1 - (60m + b - 1) % b, for m = window_minutes); the rate counts the same
 -- subscriber's sessions of that KPI in those buckets up to and including the incident, in
 -- (timestamp, arrival) order. Arrival order is the record's stream position (record_id =
 -- <shard>:<sequence>[:<sub-sequence>]; one subscriber's records share a shard because producers
@@ -58,7 +61,7 @@ windows AS (
     SELECT
         k.event_type,
         m.minutes AS window_minutes,
-        300 * CAST(CEIL(m.minutes / 60.0) AS BIGINT) AS bucket_seconds
+        5 * (m.minutes + 59 - (m.minutes + 59) % 60) AS bucket_seconds
     FROM (
         VALUES ('CALL_DROP'), ('CALL_QUALITY'), ('LOW_BITRATE'), ('VIDEO_STALLING')
     ) AS k (event_type)
@@ -82,8 +85,8 @@ placed AS (
         s.dt,
         w.window_minutes,
         s.timestamp_epoch - s.timestamp_epoch % w.bucket_seconds
-            - (CAST(CEIL(w.window_minutes * 60.0 / w.bucket_seconds) AS BIGINT) - 1)
-            * w.bucket_seconds AS window_start,
+            - (60 * w.window_minutes - 1 - (60 * w.window_minutes + w.bucket_seconds - 1)
+                % w.bucket_seconds) AS window_start,
         SPLIT_PART(s.record_id, ':', 2) AS seq,
         COALESCE(NULLIF(SPLIT_PART(s.record_id, ':', 3), ''), '0') AS subseq
     FROM archived AS s

@@ -10,11 +10,12 @@ never spans more than ``MAX_WINDOW_BUCKETS`` (12) buckets and the counter item
 stays within one DynamoDB write unit whatever the window.
 
 Window rule: the window ending at time ``t`` is the bucket holding ``t`` and the
-``ceil(window / bucket) - 1`` buckets before it (so it reaches back between
-``window - bucket`` and ``window`` minutes). The failure rate recorded
-with an incident at ``t`` counts, inside that window, every session stored by
-earlier batches plus the sessions of the current batch up to and including the
-incident itself, taken in (timestamp, arrival) order - so a later session in the
+``n - 1`` buckets before it, ``n = ceil(window / bucket)``; so it reaches back between
+``(n - 1) x bucket`` and ``n x bucket`` minutes, where ``n x bucket`` is at least the window
+and less than a bucket more (6 h: between 5 h 30 and 6 h; 61 minutes: between 60 and 70).
+The failure rate recorded with an incident at ``t`` counts, inside that window, every
+session stored by earlier batches plus the sessions of the current batch up to and
+including the incident itself, taken in (timestamp, arrival) order - so a later session in the
 same batch never changes an earlier incident's rate.
 """
 

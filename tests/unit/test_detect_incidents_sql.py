@@ -102,6 +102,21 @@ def test_the_sql_parses_as_trino() -> None:
     assert sqlglot.parse_one(detection_sql(), read="trino") is not None
 
 
+def test_the_window_arithmetic_divides_nothing_so_athena_and_duckdb_agree() -> None:
+    # Trino divides decimals at the operands' scale (61 / 60.0 is 1.0) and DuckDB in DOUBLE,
+    # so the parity tests, which run on DuckDB, could not see a division that Athena
+    # rounds: the bucket arithmetic is integer-only, and the one division is the rate's.
+    tree = sqlglot.parse_one(detection_sql(), read="trino")
+    divisions = [node.sql("trino") for node in tree.find_all(sqlglot.exp.Div)]
+    decimals = [
+        node.sql()
+        for node in tree.find_all(sqlglot.exp.Literal)
+        if node.is_number and "." in node.this
+    ]
+    assert divisions == ["CAST(failures AS DOUBLE) / sessions"]
+    assert decimals == []
+
+
 def test_parameters_follow_the_order_the_sql_header_lists() -> None:
     policy = load_policy(
         {"windows_minutes": {"LOW_BITRATE": 120}, "thresholds": {"CALL_DROP": 0.2}}
@@ -210,7 +225,7 @@ feeds = st.lists(
 @given(
     feed=feeds,
     cuts=st.lists(st.integers(1, 15), max_size=6),
-    windows=st.sampled_from([5, 7, 60, 61, 360]),
+    windows=st.sampled_from([1, 2, 5, 7, 60, 61, 251, 360, 1441]),
     data_window=st.sampled_from([60, 90, 360]),
 )
 def test_any_timestamp_ordered_feed_gives_the_handlers_incidents(
