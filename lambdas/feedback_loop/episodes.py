@@ -212,8 +212,11 @@ class ContactState:
     version: int = 0
 
     @classmethod
-    def from_profile(cls, profile: Mapping[str, Any]) -> "ContactState":
-        """Read the state from a (deserialised) profile item or stream image (with its key)."""
+    def from_profile(
+        cls, profile: Mapping[str, Any], phone_number: str | None = None
+    ) -> "ContactState":
+        """Read the state from a (deserialised) profile item or stream image of
+        ``phone_number`` (by default the item's own key)."""
         raw_history = profile.get(CONTACT_HISTORY) or []
         if not isinstance(raw_history, list):
             raise InvalidRecord(Reason.MALFORMED_IMAGE, "ContactHistory is not a list")
@@ -223,12 +226,8 @@ class ContactState:
         except (TypeError, ValueError) as error:
             raise InvalidRecord(Reason.MALFORMED_IMAGE, f"bad contact state: {error}") from error
         episode = profile.get(EPISODE)
-        phone = profile.get(PHONE_NUMBER)
-        return cls(
-            None if episode is None else Episode.from_item(episode, str(phone or "")),
-            history,
-            version,
-        )
+        phone = phone_number or str(profile.get(PHONE_NUMBER) or "")
+        return cls(None if episode is None else Episode.from_item(episode, phone), history, version)
 
     def contacted(self, at: datetime, window: timedelta) -> "ContactState":
         """The state after an episode's first contact at ``at`` (history kept to ``window``)."""
@@ -268,7 +267,7 @@ class SubscriberView:
             time_zone=zone if isinstance(zone, str) and zone else None,
             prefers_sms=profile.get(PREFERRED_CHANNEL) == SMS,
             answered_engagement=answered if isinstance(answered, str) else None,
-            contact=ContactState.from_profile(profile),
+            contact=ContactState.from_profile(profile, phone_number),
         )
 
 

@@ -22,9 +22,10 @@ from feedback_loop.contract import (
     LAKE_TABLES,
     LAST_FEEDBACK,
     LEGACY_FEEDBACK_ATTRIBUTES,
+    PHONE_NUMBER,
     Reason,
 )
-from feedback_loop.episodes import SMS, ContactState, Episode
+from feedback_loop.episodes import EPISODE, SMS, Episode
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.policy import Policy
@@ -327,10 +328,12 @@ def last_feedback(image: Any) -> Feedback:
     the profile's ``Episode`` filled in; raises :class:`InvalidRecord` when unreadable."""
     if not isinstance(image, Mapping):
         raise InvalidRecord(Reason.MALFORMED_IMAGE, "no readable profile image")
-    try:
-        episode = ContactState.from_profile(image).episode
-    except InvalidRecord:
-        episode = None  # the answer may still be whole
+    episode = None  # an answer about another engagement is whole
+    if image.get(EPISODE) is not None:
+        try:
+            episode = Episode.from_item(image[EPISODE], str(image.get(PHONE_NUMBER) or ""))
+        except InvalidRecord:
+            episode = None
     return Feedback.from_item(image.get(LAST_FEEDBACK), episode)
 
 

@@ -15,6 +15,7 @@ from feedback_loop.sentiment import update_sentiment
 
 PHONE = "+447700900123456"  # E.164's 15 digits
 TIME = "2026-11-25T09:26:30Z"
+EARLIER = "2026-11-24T08:00:00Z"
 # The dimensions docs/ARCHITECTURE.md states one write unit for ("One write unit").
 CELL, DEVICE, VENDOR = "C" * 24, "D" * 32, "V" * 16
 
@@ -65,12 +66,10 @@ def _stored(values: dict) -> dict:
     return from_item(to_item(values))
 
 
-def test_the_largest_profile_the_stated_bounds_allow_fits_one_write_unit():
-    # Given every list full, the longest time zone, a rated answer with 17-digit
-    # sentiments about the open episode, and an opt-out too
-    episode = _episode()
-    feedback = _answer(episode)
-    profile = {
+def _largest_profile(episode: Episode, feedback: Feedback) -> dict:
+    """Every list full, the longest time zone, a rated answer with 17-digit sentiments, an
+    opt-out too: the largest profile the stated bounds allow."""
+    return {
         "PhoneNumber": PHONE,
         "LastChange": "feedback",
         "Cell": CELL,
@@ -81,7 +80,7 @@ def test_the_largest_profile_the_stated_bounds_allow_fits_one_write_unit():
         "Episode": episode.to_item(PHONE),
         "ContactHistory": [TIME] * Policy().max_contacts,
         "ContactVersion": 12_345,
-        "AnsweredEngagement": short_id(episode.engagement_id),
+        "AnsweredEngagement": short_id(feedback.engagement_id),
         "OptedOut": True,
         "DoNotContact": True,
         "TimeZone": max(zoneinfo.available_timezones(), key=len),
@@ -92,11 +91,29 @@ def test_the_largest_profile_the_stated_bounds_allow_fits_one_write_unit():
         "LastFeedback": feedback.to_item(episode),
     }
 
+
+def test_the_largest_profile_the_stated_bounds_allow_fits_one_write_unit():
+    # Given the largest profile, its last answer about its open episode
+    episode = _episode()
+    feedback = _answer(episode)
+    profile = _largest_profile(episode, feedback)
+
     assert item_size(profile) <= WRITE_UNIT_BYTES
     # and everything left out is read back
     view = SubscriberView.from_profile(PHONE, _stored(profile))
     assert view.contact.episode == episode
     assert last_feedback(_stored(profile)) == feedback
+
+
+def test_an_answer_about_an_earlier_engagement_is_whole_and_takes_at_most_two_units():
+    # Given a late answer: a call answered (or a text replied to) after the next episode
+    # opened, so the answer keeps its own engagement's fields (docs/ARCHITECTURE.md)
+    episode = _episode()
+    earlier = _answer(replace(episode, engagement_id="e" * 32, incident_time=EARLIER))
+    profile = _largest_profile(episode, earlier)
+
+    assert item_size(profile) <= 2 * WRITE_UNIT_BYTES
+    assert last_feedback(_stored(profile)) == earlier
 
 
 def test_an_episode_leaves_out_what_its_first_incident_implies():
@@ -160,3 +177,14 @@ def test_an_answer_about_another_engagement_is_written_whole():
     assert {"Eng", "Kpi", "Time", "Cell"} <= set(item)
     image = _stored({"PhoneNumber": PHONE, "Episode": episode.to_item(PHONE), "LastFeedback": item})
     assert last_feedback(image) == earlier
+
+
+def test_the_episodes_fields_are_read_back_whatever_else_the_image_holds():
+    # Given a profile whose other contact state is unreadable, or read without its key
+    episode = _episode()
+    feedback = _answer(episode)
+    profile = _stored(_largest_profile(episode, feedback))
+
+    assert last_feedback({**profile, "ContactHistory": "not a list"}) == feedback
+    keyless = {name: value for name, value in profile.items() if name != "PhoneNumber"}
+    assert SubscriberView.from_profile(PHONE, keyless).contact.episode == episode
