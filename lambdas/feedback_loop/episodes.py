@@ -203,6 +203,18 @@ def _optional(item: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def episode_of(profile: Mapping[str, Any]) -> Episode | None:
+    """The profile's episode alone: ``None`` when it has none or it cannot be read (what
+    needs only the episode does not fail on the rest of the contact state)."""
+    stored = profile.get(EPISODE)
+    if stored is None:
+        return None
+    try:
+        return Episode.from_item(stored, str(profile.get(PHONE_NUMBER) or ""))
+    except InvalidRecord:
+        return None
+
+
 @dataclass(frozen=True)
 class ContactState:
     """The open (or last) episode, the recent contacts, and the version they were read at."""

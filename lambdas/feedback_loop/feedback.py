@@ -22,10 +22,9 @@ from feedback_loop.contract import (
     LAKE_TABLES,
     LAST_FEEDBACK,
     LEGACY_FEEDBACK_ATTRIBUTES,
-    PHONE_NUMBER,
     Reason,
 )
-from feedback_loop.episodes import EPISODE, SMS, Episode
+from feedback_loop.episodes import SMS, Episode, episode_of
 from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.policy import Policy
@@ -328,13 +327,7 @@ def last_feedback(image: Any) -> Feedback:
     the profile's ``Episode`` filled in; raises :class:`InvalidRecord` when unreadable."""
     if not isinstance(image, Mapping):
         raise InvalidRecord(Reason.MALFORMED_IMAGE, "no readable profile image")
-    episode = None  # an answer about another engagement is whole
-    if image.get(EPISODE) is not None:
-        try:
-            episode = Episode.from_item(image[EPISODE], str(image.get(PHONE_NUMBER) or ""))
-        except InvalidRecord:
-            episode = None
-    return Feedback.from_item(image.get(LAST_FEEDBACK), episode)
+    return Feedback.from_item(image.get(LAST_FEEDBACK), episode_of(image))
 
 
 def feedback_records(image: Any, key: bytes) -> LakeRecords:

@@ -26,7 +26,7 @@ from feedback_loop.contract import (
     LastChange,
     Reason,
 )
-from feedback_loop.episodes import ANSWERED, EPISODE, EPISODE_KEYS, ContactState, Episode
+from feedback_loop.episodes import ANSWERED, EPISODE, EPISODE_KEYS, Episode, episode_of
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.feedback import OPTED_OUT, Feedback, last_feedback
 from feedback_loop.ids import contact_key, short_id
@@ -154,10 +154,7 @@ def _episode_of(item: dict[str, Any]) -> Episode | None:
     stored = item.get(EPISODE)
     if not isinstance(stored, dict) or EPISODE_INCIDENT not in stored:
         return None
-    try:
-        return ContactState.from_profile(item).episode
-    except InvalidRecord:
-        return None
+    return episode_of(item)
 
 
 def _recorded_outcome(entries: list[str], contact_id: str) -> str | None:
