@@ -22,6 +22,7 @@ loop, which is why the attempts are played out here.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -159,6 +160,45 @@ class AwsHooks:
     def summary(self) -> dict[str, int]:
         """``"service.Operation"`` → count, sorted by name."""
         return dict(sorted(self.counts.items()))
+
+
+class CallTimer:
+    """Wall seconds per ``"service.Operation"``, from the serialised request to its parsed
+    answer: what answering a call costs the twin (moto, or an interception, and the checks).
+
+    A call made while another is being answered (a function the answer invokes) counts for
+    itself only. The start is kept in botocore's per-call ``context``, which ``before-call``
+    and ``after-call`` (or ``after-call-error``) both receive.
+    """
+
+    _STARTED = "twin_call_started"
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self._open: list[list[Any]] = []  # [name, started, seconds of nested calls]
+
+    def watch(self, events: Any) -> None:
+        """Time every call made through the clients that share ``events``."""
+        events.register_first("before-call", self._start)
+        events.register_last("after-call", self._stop)
+        events.register_last("after-call-error", self._stop)
+
+    def _start(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        entry = [AwsHooks._name(model), time.perf_counter(), 0.0]
+        context[self._STARTED] = entry
+        self._open.append(entry)
+
+    def _stop(self, context: dict[str, Any], **_: Any) -> None:
+        entry = context.pop(self._STARTED, None)
+        if entry is None or not any(open_ is entry for open_ in self._open):
+            return
+        while self._open.pop() is not entry:
+            pass  # a call whose answer raised before after-call: it is not timed
+        name, started, nested = entry
+        elapsed = time.perf_counter() - started
+        self.seconds[name] += elapsed - nested
+        if self._open:
+            self._open[-1][2] += elapsed
 
 
 def count_calls(client: Any, counts: Counter[str]) -> None:

@@ -4,8 +4,10 @@ Runs the default scenario exactly as ``make demo`` does (template cache included
 clean clone pays for the first synth here too) into a temporary directory, then prints
 wall seconds per phase, probe events per second, invocations per function, and AWS
 calls per probe event by operation: the handlers' calls (``api_calls`` in
-``summary.json``) and the twin's own (putting the records, polling, copying the lake).
-Every figure is measured or counted during the run, none is estimated.
+``summary.json``) and the twin's own (putting the records, polling, copying the lake),
+each with the wall time answering it took (moto or an interception, and the twin's checks;
+:class:`simulator.api_calls.CallTimer`). Every figure is measured or counted during the
+run, none is estimated.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def run_bench(seed: int = 7, stream: TextIO = sys.stdout) -> dict[str, Any]:
         },
         "handler_calls": summary["api_calls"],
         "emulator_calls": result.emulator_calls,
+        "handler_call_seconds": _rounded(result.handler_call_seconds),
+        "emulator_call_seconds": _rounded(result.emulator_call_seconds),
     }
     _print(figures, events, stream)
     return figures
@@ -69,11 +73,20 @@ def _print(figures: Mapping[str, Any], events: int, stream: TextIO) -> None:
         "invocations",
         *(f"  {name:<32} {count:8d}" for name, count in figures["invocations"].items()),
     ]
-    for title, calls in (
-        ("handler AWS calls", figures["handler_calls"]),
-        ("twin's own AWS calls", figures["emulator_calls"]),
+    for title, calls, seconds in (
+        ("handler AWS calls", figures["handler_calls"], figures["handler_call_seconds"]),
+        ("twin's own AWS calls", figures["emulator_calls"], figures["emulator_call_seconds"]),
     ):
-        lines += ["", f"{title} (count, per probe event)"]
+        lines += ["", f"{title} (count, per probe event, ms to answer each, seconds in all)"]
         rows = [*calls.items(), ("total", sum(calls.values()))]
-        lines += [f"  {op:<40} {n:8d} {n / events:9.4f}" for op, n in rows]
+        total = {"total": sum(seconds.values())}
+        for op, n in rows:
+            spent = total.get(op, seconds.get(op, 0.0))
+            lines.append(
+                f"  {op:<40} {n:8d} {n / events:9.4f} {spent / max(n, 1) * 1000:8.2f} {spent:8.1f}"
+            )
     stream.write("\n".join(lines) + "\n")
+
+
+def _rounded(seconds: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(value, 3) for name, value in seconds.items()}

@@ -29,7 +29,7 @@ from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.episodes import Episode
 from ops.contact_preferences import apply_preferences
 from simulator.analytics import remediation_csv, run_analytics, write_outputs
-from simulator.api_calls import ApiError, AwsHooks, count_calls
+from simulator.api_calls import ApiError, AwsHooks, CallTimer, count_calls, default_session
 from simulator.behaviour import DefaultBehaviour, FailureRatios, SimulatedSubscribers
 from simulator.clock import SimClock
 from simulator.contact_centre import ContactCentre, InvalidRequestError, QuotaExceeded
@@ -78,7 +78,9 @@ class TwinResult:
 
     ``phases`` is wall seconds per phase (synth, provisioning, replay, analytics_report);
     ``emulator_calls`` counts the twin's own AWS calls (polling, putting the probe records,
-    copying the lake), which ``summary["api_calls"]`` leaves out.
+    copying the lake), which ``summary["api_calls"]`` leaves out. ``handler_call_seconds``
+    and ``emulator_call_seconds`` are the wall seconds answering each operation took
+    (:class:`~simulator.api_calls.CallTimer`).
     """
 
     out_dir: Path
@@ -86,6 +88,8 @@ class TwinResult:
     report: Path
     phases: dict[str, float] = field(default_factory=dict)
     emulator_calls: dict[str, int] = field(default_factory=dict)
+    handler_call_seconds: dict[str, float] = field(default_factory=dict)
+    emulator_call_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Twin:
@@ -102,6 +106,8 @@ class Twin:
         self.provisioner = Provisioner(Template(template), seed=seed)
         self.estate: Estate = self.provisioner.provision()
         self.emulator_calls: Counter[str] = Counter()
+        self.handler_timer = CallTimer()
+        self.emulator_timer = CallTimer()
         self._sqs = self._client("sqs")
         self._log = (out_dir / "logs" / "functions.log").open("w", encoding="utf-8")
         self.runtime = Runtime(
@@ -116,6 +122,7 @@ class Twin:
         self.connect_refusals: list[tuple[str, float]] = []
         self.visibility = VisibilityChanges(self.runtime.now)
         self.hooks = self._hooks()
+        self.handler_timer.watch(default_session().events)
         self.contact_centre = self._contact_centre()
         inject_clock(self.runtime)
         self.deliveries = [
@@ -157,6 +164,7 @@ class Twin:
         """A client of the twin's own session whose calls count in ``emulator_calls``."""
         client = self.provisioner.client(service)
         count_calls(client, self.emulator_calls)
+        self.emulator_timer.watch(client.meta.events)
         return client
 
     def _hooks(self) -> AwsHooks:
@@ -441,4 +449,12 @@ def run_twin(
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     report, _png = write_report(out_dir, summary, results)
     phase("analytics_report")
-    return TwinResult(out_dir, summary, report, phases, dict(sorted(twin.emulator_calls.items())))
+    return TwinResult(
+        out_dir,
+        summary,
+        report,
+        phases,
+        dict(sorted(twin.emulator_calls.items())),
+        dict(sorted(twin.handler_timer.seconds.items())),
+        dict(sorted(twin.emulator_timer.seconds.items())),
+    )
