@@ -29,6 +29,7 @@ from feedback_loop.errors import AwsError, InvalidRecord
 from feedback_loop.lake_sink import LakeRecords
 from feedback_loop.policy import Policy
 from feedback_loop.ports import CellStore, RecordedAnswer, SubscriberStore
+from feedback_loop.probe import MAX_CELL_LENGTH
 from feedback_loop.sentiment import NEUTRAL, incident_weight, score, update_sentiment
 from feedback_loop.texts import reply_digits
 from feedback_loop.timeutil import format_utc, parse_utc
@@ -67,7 +68,6 @@ TALLY_RETENTION = timedelta(days=1)
 MARK_RETENTION = timedelta(days=2)
 
 _PARAMETERS = ("engagement_id", "incident_type", "incident_time", "incident_id", "cell")
-MAX_CELL_LENGTH = 64
 
 
 @dataclass(frozen=True)
