@@ -25,6 +25,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -166,39 +167,51 @@ class CallTimer:
     """Wall seconds per ``"service.Operation"``, from the serialised request to its parsed
     answer: what answering a call costs the twin (moto, or an interception, and the checks).
 
-    A call made while another is being answered (a function the answer invokes) counts for
-    itself only. The start is kept in botocore's per-call ``context``, which ``before-call``
-    and ``after-call`` (or ``after-call-error``) both receive.
+    Each watched emitter adds to its own table (the handlers' calls, the twin's own), but
+    the calls under way are one stack: a call made while another is being answered (a
+    function or a twin client the answer uses) counts for itself only, in its own table.
+    The start is kept in botocore's per-call ``context``, which ``before-call`` and
+    ``after-call`` (or ``after-call-error``) both receive. A call whose ``before-call``
+    handler raised gets neither: it is not timed, and its time stays with its caller's.
     """
 
     _STARTED = "twin_call_started"
 
     def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
-        self._open: list[list[Any]] = []  # [name, started, seconds of nested calls]
+        self._open: list[_OpenCall] = []
 
-    def watch(self, events: Any) -> None:
+    def watch(self, events: Any, seconds: dict[str, float], calls: Counter[str]) -> None:
         """Time every call made through the clients that share ``events``."""
-        events.register_first("before-call", self._start)
+
+        def start(model: Any, context: dict[str, Any], **_: Any) -> None:
+            call = _OpenCall(AwsHooks._name(model), time.perf_counter(), seconds, calls)
+            context[self._STARTED] = call
+            self._open.append(call)
+
+        events.register_first("before-call", start)
         events.register_last("after-call", self._stop)
         events.register_last("after-call-error", self._stop)
 
-    def _start(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        entry = [AwsHooks._name(model), time.perf_counter(), 0.0]
-        context[self._STARTED] = entry
-        self._open.append(entry)
-
     def _stop(self, context: dict[str, Any], **_: Any) -> None:
-        entry = context.pop(self._STARTED, None)
-        if entry is None or not any(open_ is entry for open_ in self._open):
+        call = context.pop(self._STARTED, None)
+        if call is None or not any(open_ is call for open_ in self._open):
             return
-        while self._open.pop() is not entry:
-            pass  # a call whose answer raised before after-call: it is not timed
-        name, started, nested = entry
-        elapsed = time.perf_counter() - started
-        self.seconds[name] += elapsed - nested
+        while (left := self._open.pop()) is not call:
+            call.nested += left.nested  # a call that raised in before-call: not timed
+        elapsed = time.perf_counter() - call.started
+        call.seconds[call.name] = call.seconds.get(call.name, 0.0) + elapsed - call.nested
+        call.calls[call.name] += 1
         if self._open:
-            self._open[-1][2] += elapsed
+            self._open[-1].nested += elapsed
+
+
+@dataclass
+class _OpenCall:
+    name: str
+    started: float
+    seconds: dict[str, float]
+    calls: Counter[str]
+    nested: float = 0.0
 
 
 def count_calls(client: Any, counts: Counter[str]) -> None:

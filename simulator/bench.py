@@ -50,8 +50,8 @@ def run_bench(seed: int = 7, stream: TextIO = sys.stdout) -> dict[str, Any]:
         },
         "handler_calls": summary["api_calls"],
         "emulator_calls": result.emulator_calls,
-        "handler_call_seconds": _rounded(result.handler_call_seconds),
-        "emulator_call_seconds": _rounded(result.emulator_call_seconds),
+        "handler_call_time": _rounded(result.handler_call_time),
+        "emulator_call_time": _rounded(result.emulator_call_time),
     }
     _print(figures, events, stream)
     return figures
@@ -73,20 +73,21 @@ def _print(figures: Mapping[str, Any], events: int, stream: TextIO) -> None:
         "invocations",
         *(f"  {name:<32} {count:8d}" for name, count in figures["invocations"].items()),
     ]
-    for title, calls, seconds in (
-        ("handler AWS calls", figures["handler_calls"], figures["handler_call_seconds"]),
-        ("twin's own AWS calls", figures["emulator_calls"], figures["emulator_call_seconds"]),
+    for title, calls, timed in (
+        ("handler AWS calls", figures["handler_calls"], figures["handler_call_time"]),
+        ("twin's own AWS calls", figures["emulator_calls"], figures["emulator_call_time"]),
     ):
         lines += ["", f"{title} (count, per probe event, ms to answer each, seconds in all)"]
-        rows = [*calls.items(), ("total", sum(calls.values()))]
-        total = {"total": sum(seconds.values())}
-        for op, n in rows:
-            spent = total.get(op, seconds.get(op, 0.0))
-            lines.append(
-                f"  {op:<40} {n:8d} {n / events:9.4f} {spent / max(n, 1) * 1000:8.2f} {spent:8.1f}"
-            )
+        rows = [(op, n, *timed.get(op, (0, 0.0))) for op, n in calls.items()]
+        timed_calls = sum(times for times, _ in timed.values())
+        spent_in_all = sum(spent for _, spent in timed.values())
+        rows.append(("total", sum(calls.values()), timed_calls, spent_in_all))
+        lines += [
+            f"  {op:<40} {n:8d} {n / events:9.4f} {spent / max(times, 1) * 1000:8.2f} {spent:8.1f}"
+            for op, n, times, spent in rows
+        ]
     stream.write("\n".join(lines) + "\n")
 
 
-def _rounded(seconds: Mapping[str, float]) -> dict[str, float]:
-    return {name: round(value, 3) for name, value in seconds.items()}
+def _rounded(timed: Mapping[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    return {name: (calls, round(seconds, 6)) for name, (calls, seconds) in timed.items()}

@@ -78,9 +78,9 @@ class TwinResult:
 
     ``phases`` is wall seconds per phase (synth, provisioning, replay, analytics_report);
     ``emulator_calls`` counts the twin's own AWS calls (polling, putting the probe records,
-    copying the lake), which ``summary["api_calls"]`` leaves out. ``handler_call_seconds``
-    and ``emulator_call_seconds`` are the wall seconds answering each operation took
-    (:class:`~simulator.api_calls.CallTimer`).
+    copying the lake), which ``summary["api_calls"]`` leaves out. ``handler_call_time`` and
+    ``emulator_call_time`` are, per operation, the calls timed and the wall seconds
+    answering them took (:class:`~simulator.api_calls.CallTimer`).
     """
 
     out_dir: Path
@@ -88,8 +88,8 @@ class TwinResult:
     report: Path
     phases: dict[str, float] = field(default_factory=dict)
     emulator_calls: dict[str, int] = field(default_factory=dict)
-    handler_call_seconds: dict[str, float] = field(default_factory=dict)
-    emulator_call_seconds: dict[str, float] = field(default_factory=dict)
+    handler_call_time: dict[str, tuple[int, float]] = field(default_factory=dict)
+    emulator_call_time: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 class Twin:
@@ -106,8 +106,11 @@ class Twin:
         self.provisioner = Provisioner(Template(template), seed=seed)
         self.estate: Estate = self.provisioner.provision()
         self.emulator_calls: Counter[str] = Counter()
-        self.handler_timer = CallTimer()
-        self.emulator_timer = CallTimer()
+        self.call_timer = CallTimer()
+        self.handler_call_seconds: dict[str, float] = {}
+        self.handler_calls_timed: Counter[str] = Counter()
+        self.emulator_call_seconds: dict[str, float] = {}
+        self.emulator_calls_timed: Counter[str] = Counter()
         self._sqs = self._client("sqs")
         self._log = (out_dir / "logs" / "functions.log").open("w", encoding="utf-8")
         self.runtime = Runtime(
@@ -122,7 +125,9 @@ class Twin:
         self.connect_refusals: list[tuple[str, float]] = []
         self.visibility = VisibilityChanges(self.runtime.now)
         self.hooks = self._hooks()
-        self.handler_timer.watch(default_session().events)
+        self.call_timer.watch(
+            default_session().events, self.handler_call_seconds, self.handler_calls_timed
+        )
         self.contact_centre = self._contact_centre()
         inject_clock(self.runtime)
         self.deliveries = [
@@ -164,7 +169,9 @@ class Twin:
         """A client of the twin's own session whose calls count in ``emulator_calls``."""
         client = self.provisioner.client(service)
         count_calls(client, self.emulator_calls)
-        self.emulator_timer.watch(client.meta.events)
+        self.call_timer.watch(
+            client.meta.events, self.emulator_call_seconds, self.emulator_calls_timed
+        )
         return client
 
     def _hooks(self) -> AwsHooks:
@@ -455,6 +462,10 @@ def run_twin(
         report,
         phases,
         dict(sorted(twin.emulator_calls.items())),
-        dict(sorted(twin.handler_timer.seconds.items())),
-        dict(sorted(twin.emulator_timer.seconds.items())),
+        _call_time(twin.handler_calls_timed, twin.handler_call_seconds),
+        _call_time(twin.emulator_calls_timed, twin.emulator_call_seconds),
     )
+
+
+def _call_time(calls: Counter[str], seconds: dict[str, float]) -> dict[str, tuple[int, float]]:
+    return {name: (calls[name], seconds[name]) for name in sorted(calls)}

@@ -2,7 +2,8 @@
 
 import os
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -25,67 +26,129 @@ def session() -> Iterator[boto3.session.Session]:
         yield boto3.session.Session(region_name=REGION)
 
 
-def _timed(session: boto3.session.Session) -> CallTimer:
-    timer = CallTimer()
-    timer.watch(session.events)
-    return timer
+class Table:
+    """One watched emitter's figures."""
+
+    def __init__(self, timer: CallTimer, events: Any) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: Counter[str] = Counter()
+        timer.watch(events, self.seconds, self.calls)
 
 
-def test_every_operation_is_timed_errors_included(session: boto3.session.Session) -> None:
-    timer = _timed(session)
+def _on(operation: str, act: Callable[[], Any]) -> Callable[..., Any]:
+    """A ``before-call`` handler that acts for ``operation`` only (after the timer's start:
+    botocore runs a service's own handlers first, then the generic ones in order)."""
+
+    def handler(model: Any, **_: Any) -> Any:
+        return act() if model.name == operation else None
+
+    return handler
+
+
+def _answered() -> tuple[AWSResponse, dict[str, Any]]:
+    return AWSResponse("https://test.local/", 200, HTTPHeaders(), None), {
+        "ResponseMetadata": {"HTTPStatusCode": 200}
+    }
+
+
+def _crash() -> None:
+    raise RuntimeError("sandbox stopped")
+
+
+def test_every_operation_is_timed_error_responses_included(
+    session: boto3.session.Session,
+) -> None:
+    table = Table(CallTimer(), session.events)
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName="timed")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="one")
     with pytest.raises(ClientError):
         sqs.get_queue_url(QueueName="absent")
 
-    assert set(timer.seconds) == {"sqs.CreateQueue", "sqs.SendMessage", "sqs.GetQueueUrl"}
-    assert all(seconds > 0 for seconds in timer.seconds.values())
+    assert table.calls == {"sqs.CreateQueue": 1, "sqs.SendMessage": 1, "sqs.GetQueueUrl": 1}
+    assert all(seconds > 0 for seconds in table.seconds.values())
+
+
+def test_a_call_that_fails_on_its_way_to_moto_is_timed(session: boto3.session.Session) -> None:
+    timer = CallTimer()
+    table = Table(timer, session.events)
+    session.events.register("before-send.sqs.SendMessage", lambda **_: _crash())
+    sqs = session.client("sqs")
+    url = sqs.create_queue(QueueName="lost")["QueueUrl"]
+    with pytest.raises(RuntimeError):
+        sqs.send_message(QueueUrl=url, MessageBody="never sent")
+
+    def slow() -> None:
+        time.sleep(SLOW)
+
+    session.events.register("before-call", _on("GetQueueAttributes", slow))
+    second = session.client("sqs")
+    second.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+
+    assert table.calls["sqs.SendMessage"] == 1
+    assert table.seconds["sqs.SendMessage"] < SLOW  # the later call is not added to it
 
 
 def test_a_call_made_while_answering_another_counts_for_itself(
     session: boto3.session.Session,
 ) -> None:
-    timer = _timed(session)
+    table = Table(CallTimer(), session.events)
+    session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
 
-    def slow(model: Any, **_: Any) -> None:
-        if model.name == "GetQueueAttributes":
-            time.sleep(SLOW)
-
-    def answer_by_calling(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if model.name != "PurgeQueue":
-            return None
+    def answer_by_calling() -> tuple[AWSResponse, dict[str, Any]]:
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
-        response = AWSResponse("https://test.local/", 200, HTTPHeaders(), None)
-        return response, {"ResponseMetadata": {"HTTPStatusCode": 200}}
+        return _answered()
 
-    # After the timer's start: botocore runs a service's own handlers before these.
-    session.events.register("before-call", slow)
-    session.events.register_last("before-call", answer_by_calling)
+    session.events.register_last("before-call", _on("PurgeQueue", answer_by_calling))
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName="nested")["QueueUrl"]
     sqs.purge_queue(QueueUrl=url)
 
-    assert timer.seconds["sqs.GetQueueAttributes"] >= SLOW
-    assert timer.seconds["sqs.PurgeQueue"] < SLOW
+    assert table.seconds["sqs.GetQueueAttributes"] >= SLOW
+    assert table.seconds["sqs.PurgeQueue"] < SLOW
 
 
-def test_a_call_whose_answer_raised_leaves_the_next_calls_timed_alone(
+def test_after_a_nested_call_raised_the_next_still_counts_for_itself(
     session: boto3.session.Session,
 ) -> None:
-    timer = _timed(session)
+    table = Table(CallTimer(), session.events)
+    session.events.register("before-call", _on("SendMessage", _crash))
+    session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
 
-    def crash(model: Any, **_: Any) -> None:
-        if model.name == "PurgeQueue":
-            time.sleep(SLOW)
-            raise RuntimeError("sandbox stopped")
+    def answer_by_calling() -> tuple[AWSResponse, dict[str, Any]]:
+        with pytest.raises(RuntimeError):
+            sqs.send_message(QueueUrl=url, MessageBody="crashes")
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        return _answered()
 
-    session.events.register("before-call", crash)
+    session.events.register_last("before-call", _on("PurgeQueue", answer_by_calling))
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName="crash")["QueueUrl"]
-    with pytest.raises(RuntimeError):
-        sqs.purge_queue(QueueUrl=url)
-    sqs.send_message(QueueUrl=url, MessageBody="after")
+    sqs.purge_queue(QueueUrl=url)
 
-    assert "sqs.PurgeQueue" not in timer.seconds
-    assert 0 < timer.seconds["sqs.SendMessage"] < SLOW
+    assert "sqs.SendMessage" not in table.calls
+    assert table.seconds["sqs.GetQueueAttributes"] >= SLOW
+    assert table.seconds["sqs.PurgeQueue"] < SLOW
+
+
+def test_a_call_of_another_table_made_while_answering_counts_only_there(
+    session: boto3.session.Session,
+) -> None:
+    timer = CallTimer()
+    handlers = Table(timer, session.events)
+    own_session = boto3.session.Session(region_name=REGION)
+    own = Table(timer, own_session.events)
+    own_session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
+    own_sqs = own_session.client("sqs")
+    url = own_sqs.create_queue(QueueName="shared")["QueueUrl"]
+
+    def answer_with_the_twins_client() -> tuple[AWSResponse, dict[str, Any]]:
+        own_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        return _answered()
+
+    session.events.register_last("before-call", _on("PurgeQueue", answer_with_the_twins_client))
+    session.client("sqs").purge_queue(QueueUrl=url)
+
+    assert own.seconds["sqs.GetQueueAttributes"] >= SLOW
+    assert handlers.seconds["sqs.PurgeQueue"] < SLOW
+    assert "sqs.GetQueueAttributes" not in handlers.calls
