@@ -11,6 +11,7 @@ from feedback_loop.feedback import RATED, Feedback, last_feedback
 from feedback_loop.ids import contact_key, engagement_id, incident_id, short_id
 from feedback_loop.item_size import WRITE_UNIT_BYTES, item_size
 from feedback_loop.policy import Policy
+from feedback_loop.probe import MAX_CELL_LENGTH, MAX_DIMENSION_LENGTH
 from feedback_loop.sentiment import update_sentiment
 
 PHONE = "+447700900123456"  # E.164's 15 digits
@@ -103,6 +104,20 @@ def test_the_largest_profile_the_stated_bounds_allow_fits_one_write_unit():
     view = SubscriberView.from_profile(PHONE, _stored(profile))
     assert view.contact.episode == episode
     assert last_feedback(_stored(profile)) == feedback
+
+
+def test_at_the_validators_longest_dimensions_the_largest_profile_takes_two_units():
+    # Given the largest profile, with cell, device and vendor as long as a probe record
+    # may carry them (docs/ARCHITECTURE.md states one unit for 24, 32 and 16 bytes)
+    longest_cell = "C" * MAX_CELL_LENGTH
+    episode = _episode(cell=longest_cell)
+    profile = _largest_profile(episode, _answer(episode)) | {
+        "Cell": longest_cell,
+        "Device": "D" * MAX_DIMENSION_LENGTH,
+        "Vendor": "V" * MAX_DIMENSION_LENGTH,
+    }
+
+    assert WRITE_UNIT_BYTES < item_size(profile) <= 2 * WRITE_UNIT_BYTES
 
 
 def test_an_answer_about_an_earlier_engagement_is_whole_and_takes_at_most_two_units():
