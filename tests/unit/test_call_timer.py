@@ -89,41 +89,24 @@ def test_a_call_that_fails_on_its_way_to_moto_is_timed(session: boto3.session.Se
     assert table.seconds["sqs.SendMessage"] < SLOW  # the later call is not added to it
 
 
+@pytest.mark.parametrize("a_nested_call_raises_first", [False, True])
 def test_a_call_made_while_answering_another_counts_for_itself(
-    session: boto3.session.Session,
-) -> None:
-    table = Table(CallTimer(), session.events)
-    session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
-
-    def answer_by_calling() -> tuple[AWSResponse, dict[str, Any]]:
-        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
-        return _answered()
-
-    session.events.register_last("before-call", _on("PurgeQueue", answer_by_calling))
-    sqs = session.client("sqs")
-    url = sqs.create_queue(QueueName="nested")["QueueUrl"]
-    sqs.purge_queue(QueueUrl=url)
-
-    assert table.seconds["sqs.GetQueueAttributes"] >= SLOW
-    assert table.seconds["sqs.PurgeQueue"] < SLOW
-
-
-def test_after_a_nested_call_raised_the_next_still_counts_for_itself(
-    session: boto3.session.Session,
+    session: boto3.session.Session, a_nested_call_raises_first: bool
 ) -> None:
     table = Table(CallTimer(), session.events)
     session.events.register("before-call", _on("SendMessage", _crash))
     session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
 
     def answer_by_calling() -> tuple[AWSResponse, dict[str, Any]]:
-        with pytest.raises(RuntimeError):
-            sqs.send_message(QueueUrl=url, MessageBody="crashes")
+        if a_nested_call_raises_first:
+            with pytest.raises(RuntimeError):
+                sqs.send_message(QueueUrl=url, MessageBody="crashes")
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
         return _answered()
 
     session.events.register_last("before-call", _on("PurgeQueue", answer_by_calling))
     sqs = session.client("sqs")
-    url = sqs.create_queue(QueueName="crash")["QueueUrl"]
+    url = sqs.create_queue(QueueName="nested")["QueueUrl"]
     sqs.purge_queue(QueueUrl=url)
 
     assert "sqs.SendMessage" not in table.calls
