@@ -25,7 +25,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -163,16 +163,29 @@ class AwsHooks:
         return dict(sorted(self.counts.items()))
 
 
-class CallTimer:
-    """Wall seconds per ``"service.Operation"``, from the serialised request to its parsed
-    answer: what answering a call costs the twin (moto, or an interception, and the checks).
+@dataclass
+class CallTimes:
+    """Per ``"service.Operation"``: the calls answered and the wall seconds answering took."""
 
-    Each watched emitter adds to its own table (the handlers' calls, the twin's own), but
-    the calls under way are one stack: a call made while another is being answered (a
-    function or a twin client the answer uses) counts for itself only, in its own table.
-    The start is kept in botocore's per-call ``context``, which ``before-call`` and
-    ``after-call`` (or ``after-call-error``) both receive. A call whose ``before-call``
-    handler raised gets neither: it is not timed, and its time stays with its caller's.
+    calls: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def by_operation(self) -> dict[str, tuple[int, float]]:
+        """``"service.Operation"`` → (calls, seconds), sorted by name."""
+        return {name: (self.calls[name], self.seconds[name]) for name in sorted(self.calls)}
+
+
+class CallTimer:
+    """Counts and times calls, from the serialised request to its parsed answer: what
+    answering a call costs the twin (moto, or an interception, and the checks).
+
+    Each watched emitter adds to its own :class:`CallTimes` (the handlers' calls, the
+    twin's own), but the calls under way are one stack: a call made while another is being
+    answered (a function or a twin client the answer uses) counts for itself only, in its
+    own table. The start is kept in botocore's per-call ``context``, which ``before-call``
+    and ``after-call`` (or ``after-call-error``) both receive. A call whose ``before-call``
+    handler raised gets neither: it is not counted or timed, and its time stays with its
+    caller's.
     """
 
     _STARTED = "twin_call_started"
@@ -180,11 +193,11 @@ class CallTimer:
     def __init__(self) -> None:
         self._open: list[_OpenCall] = []
 
-    def watch(self, events: Any, seconds: dict[str, float], calls: Counter[str]) -> None:
-        """Time every call made through the clients that share ``events``."""
+    def watch(self, events: Any, times: CallTimes) -> None:
+        """Count and time in ``times`` every call made through the clients sharing ``events``."""
 
         def start(model: Any, context: dict[str, Any], **_: Any) -> None:
-            call = _OpenCall(AwsHooks._name(model), time.perf_counter(), seconds, calls)
+            call = _OpenCall(AwsHooks._name(model), time.perf_counter(), times)
             context[self._STARTED] = call
             self._open.append(call)
 
@@ -199,8 +212,9 @@ class CallTimer:
         while (left := self._open.pop()) is not call:
             call.nested += left.nested  # a call that raised in before-call: not timed
         elapsed = time.perf_counter() - call.started
-        call.seconds[call.name] = call.seconds.get(call.name, 0.0) + elapsed - call.nested
-        call.calls[call.name] += 1
+        seconds = call.times.seconds
+        seconds[call.name] = seconds.get(call.name, 0.0) + elapsed - call.nested
+        call.times.calls[call.name] += 1
         if self._open:
             self._open[-1].nested += elapsed
 
@@ -209,15 +223,5 @@ class CallTimer:
 class _OpenCall:
     name: str
     started: float
-    seconds: dict[str, float]
-    calls: Counter[str]
+    times: CallTimes
     nested: float = 0.0
-
-
-def count_calls(client: Any, counts: Counter[str]) -> None:
-    """Count every call ``client`` makes in ``counts`` as ``"service.Operation"``."""
-
-    def count(model: Any, **_: Any) -> None:
-        counts[AwsHooks._name(model)] += 1
-
-    client.meta.events.register_first("before-call", count)

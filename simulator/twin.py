@@ -18,7 +18,6 @@ import os
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.episodes import Episode
 from ops.contact_preferences import apply_preferences
 from simulator.analytics import remediation_csv, run_analytics, write_outputs
-from simulator.api_calls import ApiError, AwsHooks, CallTimer, count_calls, default_session
+from simulator.api_calls import ApiError, AwsHooks, CallTimer, CallTimes, default_session
 from simulator.behaviour import DefaultBehaviour, FailureRatios, SimulatedSubscribers
 from simulator.clock import SimClock
 from simulator.contact_centre import ContactCentre, InvalidRequestError, QuotaExceeded
@@ -105,12 +104,9 @@ class Twin:
         self.clock = SimClock()
         self.provisioner = Provisioner(Template(template), seed=seed)
         self.estate: Estate = self.provisioner.provision()
-        self.emulator_calls: Counter[str] = Counter()
         self.call_timer = CallTimer()
-        self.handler_call_seconds: dict[str, float] = {}
-        self.handler_calls_timed: Counter[str] = Counter()
-        self.emulator_call_seconds: dict[str, float] = {}
-        self.emulator_calls_timed: Counter[str] = Counter()
+        self.handler_call_time = CallTimes()
+        self.emulator_call_time = CallTimes()
         self._sqs = self._client("sqs")
         self._log = (out_dir / "logs" / "functions.log").open("w", encoding="utf-8")
         self.runtime = Runtime(
@@ -125,9 +121,7 @@ class Twin:
         self.connect_refusals: list[tuple[str, float]] = []
         self.visibility = VisibilityChanges(self.runtime.now)
         self.hooks = self._hooks()
-        self.call_timer.watch(
-            default_session().events, self.handler_call_seconds, self.handler_calls_timed
-        )
+        self.call_timer.watch(default_session().events, self.handler_call_time)
         self.contact_centre = self._contact_centre()
         inject_clock(self.runtime)
         self.deliveries = [
@@ -166,12 +160,9 @@ class Twin:
     # --- wiring -------------------------------------------------------------------------------
 
     def _client(self, service: str) -> Any:
-        """A client of the twin's own session whose calls count in ``emulator_calls``."""
+        """A client of the twin's own session whose calls count in ``emulator_call_time``."""
         client = self.provisioner.client(service)
-        count_calls(client, self.emulator_calls)
-        self.call_timer.watch(
-            client.meta.events, self.emulator_call_seconds, self.emulator_calls_timed
-        )
+        self.call_timer.watch(client.meta.events, self.emulator_call_time)
         return client
 
     def _hooks(self) -> AwsHooks:
@@ -461,11 +452,7 @@ def run_twin(
         summary,
         report,
         phases,
-        dict(sorted(twin.emulator_calls.items())),
-        _call_time(twin.handler_calls_timed, twin.handler_call_seconds),
-        _call_time(twin.emulator_calls_timed, twin.emulator_call_seconds),
+        dict(sorted(twin.emulator_call_time.calls.items())),
+        twin.handler_call_time.by_operation(),
+        twin.emulator_call_time.by_operation(),
     )
-
-
-def _call_time(calls: Counter[str], seconds: dict[str, float]) -> dict[str, tuple[int, float]]:
-    return {name: (calls[name], seconds[name]) for name in sorted(calls)}

@@ -2,7 +2,6 @@
 
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from simulator.api_calls import CallTimer
+from simulator.api_calls import CallTimer, CallTimes
 
 REGION = "eu-west-2"
 SLOW = 0.2
@@ -26,13 +25,10 @@ def session() -> Iterator[boto3.session.Session]:
         yield boto3.session.Session(region_name=REGION)
 
 
-class Table:
-    """One watched emitter's figures."""
-
-    def __init__(self, timer: CallTimer, events: Any) -> None:
-        self.seconds: dict[str, float] = {}
-        self.calls: Counter[str] = Counter()
-        timer.watch(events, self.seconds, self.calls)
+def _watched(timer: CallTimer, events: Any) -> CallTimes:
+    times = CallTimes()
+    timer.watch(events, times)
+    return times
 
 
 def _on(operation: str, act: Callable[[], Any]) -> Callable[..., Any]:
@@ -58,7 +54,7 @@ def _crash() -> None:
 def test_every_operation_is_timed_error_responses_included(
     session: boto3.session.Session,
 ) -> None:
-    table = Table(CallTimer(), session.events)
+    table = _watched(CallTimer(), session.events)
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName="timed")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="one")
@@ -71,7 +67,7 @@ def test_every_operation_is_timed_error_responses_included(
 
 def test_a_call_that_fails_on_its_way_to_moto_is_timed(session: boto3.session.Session) -> None:
     timer = CallTimer()
-    table = Table(timer, session.events)
+    table = _watched(timer, session.events)
     session.events.register("before-send.sqs.SendMessage", lambda **_: _crash())
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName="lost")["QueueUrl"]
@@ -93,7 +89,7 @@ def test_a_call_that_fails_on_its_way_to_moto_is_timed(session: boto3.session.Se
 def test_a_call_made_while_answering_another_counts_for_itself(
     session: boto3.session.Session, a_nested_call_raises_first: bool
 ) -> None:
-    table = Table(CallTimer(), session.events)
+    table = _watched(CallTimer(), session.events)
     session.events.register("before-call", _on("SendMessage", _crash))
     session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
 
@@ -118,9 +114,9 @@ def test_a_call_of_another_table_made_while_answering_counts_only_there(
     session: boto3.session.Session,
 ) -> None:
     timer = CallTimer()
-    handlers = Table(timer, session.events)
+    handlers = _watched(timer, session.events)
     own_session = boto3.session.Session(region_name=REGION)
-    own = Table(timer, own_session.events)
+    own = _watched(timer, own_session.events)
     own_session.events.register("before-call", _on("GetQueueAttributes", lambda: time.sleep(SLOW)))
     own_sqs = own_session.client("sqs")
     url = own_sqs.create_queue(QueueName="shared")["QueueUrl"]
