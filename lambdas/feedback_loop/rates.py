@@ -94,11 +94,15 @@ def window_size(window_minutes: int) -> int:
     return max(1, math.ceil(window_minutes * 60 / bucket_seconds(window_minutes)))
 
 
+def window_reach(window_minutes: int) -> int:
+    """Seconds from a window's oldest bucket start to the start of the bucket it ends in."""
+    return (window_size(window_minutes) - 1) * bucket_seconds(window_minutes)
+
+
 def window_starts(moment: datetime, window_minutes: int) -> range:
     """Starts of the buckets of the window ending at ``moment``, oldest first."""
     last = bucket_start(moment, window_minutes)
-    step = bucket_seconds(window_minutes)
-    return range(last - (window_size(window_minutes) - 1) * step, last + 1, step)
+    return range(last - window_reach(window_minutes), last + 1, bucket_seconds(window_minutes))
 
 
 def fold(sessions: Iterable[Session], window_minutes: int) -> dict[int, Counts]:
@@ -146,7 +150,7 @@ def expired(buckets: Iterable[int], window_minutes: int) -> list[int]:
     starts = sorted(buckets)
     if not starts:
         return []
-    oldest_live = starts[-1] - (window_size(window_minutes) - 1) * bucket_seconds(window_minutes)
+    oldest_live = starts[-1] - window_reach(window_minutes)
     return [start for start in starts if start < oldest_live]
 
 
