@@ -89,6 +89,8 @@ class DeliveryStats:
     processing_failed: int = 0
     objects: int = 0
     rows_delivered: int = 0
+    # the rows as the transformation returned them: what dynamic partitioning processes
+    bytes_transformed: int = 0
 
 
 def _java_date(pattern: str, moment: datetime) -> str:
@@ -352,11 +354,12 @@ class DeliveryStream:
             if result != "Ok" or not needed <= set(keys):
                 failed.append(record)
                 continue
-            row = json.loads(base64.b64decode(answer["data"]))  # type: ignore[index]
+            data = base64.b64decode(answer["data"])  # type: ignore[index]
             key = tuple(sorted((name, str(keys[name])) for name in needed))
             partition = self._partitions.setdefault(key, _Partition(opened=self.clock.now))
-            partition.rows.append(row)
-            partition.size += len(answer["data"]) * 3 // 4  # type: ignore[index]
+            partition.rows.append(json.loads(data))
+            partition.size += len(data)
+            self.stats.bytes_transformed += len(data)
         if failed:
             self._fail(failed, "Lambda.ProcessingFailedStatus")
 

@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from feedback_loop.lake import decode_jsonl_gz
@@ -116,6 +117,21 @@ def test_the_archive_holds_every_accepted_record_once(day, tmp_path) -> None:
     assert archive.records == distinct == summary["probe_events"] - summary["rejected_records"]
     text = json.dumps(archive.con.execute("SELECT * FROM probes LIMIT 1000").fetchall())
     assert "+447700" not in text
+
+
+def test_the_archive_counts_the_bytes_of_the_rows_it_was_given(day) -> None:
+    # The cost model prices Firehose's dynamic partitioning on these bytes: the rows as
+    # Archive_probe_records returned them (JSON), which the Parquet rows reproduce.
+    summary = json.loads((day["out"] / "summary.json").read_text())
+    stats = summary["delivery_streams"]["probe_archive"]
+    objects = str(day["out"] / "lake" / "probes" / "*" / "*.parquet")
+    cursor = duckdb.connect().execute(
+        "SELECT * EXCLUDE (dt) FROM read_parquet(?, hive_partitioning = true)", [objects]
+    )
+    columns = [column[0] for column in cursor.description]
+    rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    assert len(rows) == stats["rows_delivered"] > 0
+    assert stats["bytes_transformed"] == sum(len(json.dumps(row)) for row in rows)
 
 
 def test_the_stricter_config_makes_fewer_calls(whatif) -> None:
