@@ -58,6 +58,8 @@ def tiny_inputs() -> dict[str, Any]:
             "call_patterns": {"3": 1},
             "lake_bytes_per_record": {"incidents": 100.0, "engagement": 50.0},
             "lake_bytes_per_record_single": {"incidents": 400.0, "engagement": 300.0},
+            # nine records in ten archived, as 300-byte rows
+            "archive": {"rows_per_record": 0.9, "row_bytes": 300.0},
             "log_bytes": {},
         },
         "dense": {
@@ -141,6 +143,14 @@ def tiny_inputs() -> dict[str, Any]:
             "kms_encrypted_resources": 0,
             "secrets": 1,
             "sqs_event_source_mappings": 0,
+            # the ingest handler and the archive's Firehose; a 1 MiB buffer or a day
+            "kinesis_consumers": 2,
+            "archive_buffer_mb": 1,
+            "archive_buffer_seconds": 86400,
         },
-        "config": {"lake_retention_days": 10, "log_retention_days": 30},
+        "config": {
+            "lake_retention_days": 10,
+            "log_retention_days": 30,
+            "probe_archive_retention_days": 5,
+        },
     }

@@ -6,14 +6,16 @@ Two measurements feed the model, both committed in ``simulator/cost_inputs.json`
   ``logs/functions.log``, and the scenario it ran): records per subscriber-day, the share
   rejected, incidents per record, decisions per incident, every candidate engagement
   (subscriber index, cell, KPI, minute; pseudonymous), the cells' populations, how each
-  call went (the answers at each prompt, from ``calls.jsonl``), lake bytes per record and
-  log bytes per function;
+  call went (the answers at each prompt, from ``calls.jsonl``), lake bytes per record,
+  log bytes per function, and the probe archive's rows per record and bytes per row as
+  its transformation returned them;
 * **the dense-load bench** (``dense.json``): what each function does per invocation at
   production density (AWS calls, DynamoDB units per table, SQS batches, billed
   duration), per unit of the volume that drives it.
 
 The template the run was wired from adds what is counted, not measured: memory per
-function, alarms, KMS-encrypted resources, retention settings.
+function, alarms, KMS-encrypted resources, the probe stream's consumers, the probe
+archive's buffering, retention settings.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from feedback_loop.lake import encode_jsonl_gz
 from feedback_loop.timeutil import parse_utc
 from simulator.cost.calls import pattern_of
 from simulator.scenario import Scenario
+from stacks.probe_archive import DELIVERY_STREAM
 
 # The decisions taken when an incident arrives; the other engagement/ records are the
 # steps of contacting (deferred, contacted, closed, failed).
@@ -144,6 +147,24 @@ def _template_counts(template: Mapping[str, Any]) -> dict[str, int]:
         logical = arn.get("Fn::GetAtt", [""])[0] if isinstance(arn, Mapping) else ""
         return str(resources.get(logical, {}).get("Type", ""))
 
+    archive: Mapping[str, int] = next(
+        (
+            resource["Properties"]["ExtendedS3DestinationConfiguration"]["BufferingHints"]
+            for resource in resources.values()
+            if resource["Type"] == "AWS::KinesisFirehose::DeliveryStream"
+            and resource["Properties"].get("DeliveryStreamName") == DELIVERY_STREAM
+        ),
+        {},
+    )
+    stream_readers = sum(
+        1
+        for resource in resources.values()
+        if (
+            resource["Type"] == "AWS::Lambda::EventSourceMapping"
+            and source_type(resource) == "AWS::Kinesis::Stream"
+        )
+        or "KinesisStreamSourceConfiguration" in resource.get("Properties", {})
+    )
     return {
         "alarms": types["AWS::CloudWatch::Alarm"],
         "dashboards": types["AWS::CloudWatch::Dashboard"],
@@ -156,6 +177,25 @@ def _template_counts(template: Mapping[str, Any]) -> dict[str, int]:
             if resource["Type"] == "AWS::Lambda::EventSourceMapping"
             and source_type(resource) == "AWS::SQS::Queue"
         ),
+        # every consumer reads every record: on-demand bills each one's retrievals
+        "kinesis_consumers": stream_readers,
+        "archive_buffer_mb": archive.get("SizeInMBs", 0),
+        "archive_buffer_seconds": archive.get("IntervalInSeconds", 0),
+    }
+
+
+def _archive(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The probe archive's rows per probe record and JSON bytes per row, as delivered."""
+    stats = summary.get("delivery_streams", {}).get(DELIVERY_STREAM, {})
+    if "bytes_transformed" not in stats:
+        raise MeasureError(
+            f"summary.json says nothing of the bytes {DELIVERY_STREAM} delivered: measure a "
+            "run of this version of the twin"
+        )
+    rows = stats["rows_delivered"]
+    return {
+        "rows_per_record": round(rows / max(summary["probe_events"], 1), 6),
+        "row_bytes": round(stats["bytes_transformed"] / max(rows, 1), 1),
     }
 
 
@@ -252,6 +292,7 @@ def measure(
                 for prefix, records in sorted(lake.items())
             },
             "log_bytes": _log_bytes(run_dir),
+            "archive": _archive(summary),
         },
         "dense": {
             key: dense[key]
@@ -271,7 +312,7 @@ def measure(
         "template": _template_counts(template),
         "config": {
             key: config[key]
-            for key in ("lake_retention_days", "log_retention_days")
+            for key in ("lake_retention_days", "log_retention_days", "probe_archive_retention_days")
             if key in config
         },
         "measured": datetime.now(UTC).strftime("%Y-%m-%d"),

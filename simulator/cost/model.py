@@ -19,8 +19,9 @@ holding the counters and the recent incidents, read and rewritten for every prob
 (so every record also wakes the stream consumer, unfiltered); one ``SendMessage`` per
 incident and per decision (two for an engagement: update and trigger queues); one S3
 object per lake record; no idempotency table; the feedback function reads the
-subscriber, updates it and writes two objects. Everything else (stream, call, logs,
-analytics) is priced the same way for both.
+subscriber, updates it and writes two objects; no probe archive (so no what-if), and one
+consumer of the stream. Everything else (stream, call, logs, analytics) is priced the
+same way for both.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ from simulator.units import STORAGE_OVERHEAD_BYTES, read_units, write_units
 HOURS_PER_MONTH = 730
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 GIB = 1024**3
+MIB = 1024**2
 SQS_CHUNK_BYTES = 64 * 1024
+# Firehose bills ingestion and format conversion per record rounded up to 5 KB.
+FIREHOSE_INCREMENT_BYTES = 5 * 1024
 # The volume each function's work grows with.
 DRIVER_OF = {
     "Ingest_probe_events": "records",
@@ -107,6 +111,10 @@ class Assumptions:
     sqs_idle_polls_per_mapping_minute: float = 15.0
     xray_reservoir_per_second: float = 1.0
     xray_rate: float = 0.05
+    # A probe archive row in Snappy Parquet, in objects of a busy day's size: measured over
+    # 1,011,039 rows (docs/DEPLOY.md, "Probe archive"); the twin's day writes objects too
+    # small to size a row by.
+    archive_parquet_bytes_per_row: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,9 @@ class Profile:
     lake_bytes_per_record: Mapping[str, float]
     table_item_bytes: Mapping[str, float]  # mean item size, per subscriber-item
     items_per_subscriber: Mapping[str, float]
+    # functions reading every probe record off the stream (the ingest handler, Firehose)
+    stream_consumers: int = 1
+    archives_probes: bool = False
 
 
 @dataclass(frozen=True)
@@ -338,6 +349,8 @@ def design_profile(inputs: Mapping[str, Any]) -> Profile:
             "Subscriber_table": 1.0,
             "Subscriber_counters": dense["seeded"]["counter_items_per_subscriber"],
         },
+        stream_consumers=inputs["template"]["kinesis_consumers"],
+        archives_probes=bool(inputs["template"]["archive_buffer_seconds"]),
     )
 
 
@@ -602,18 +615,63 @@ def _lake(
     ]  # fmt: skip
 
 
-def _kinesis(volumes: Volumes, inputs: Mapping[str, Any]) -> list[Usage]:
+def _kinesis(profile: Profile, volumes: Volumes, inputs: Mapping[str, Any]) -> list[Usage]:
     month = DAYS_PER_MONTH
     kinesis = inputs["dense"]["kinesis"]
+    consumers = profile.stream_consumers
     return [
         Usage("Amazon Kinesis Data Streams", "data in (each record billed as 1 KB or more)",
               volumes.records * kinesis["billed_kib_per_record"] * 1024 * month / GIB, "GB",
               "kinesis.on_demand_data_in_per_gb"),
-        Usage("Amazon Kinesis Data Streams", "data out (one consumer)",
-              volumes.records * kinesis["record_bytes"] * month / GIB, "GB",
+        Usage("Amazon Kinesis Data Streams",
+              f"data out ({consumers} consumer{'s' if consumers > 1 else ''})",
+              volumes.records * kinesis["record_bytes"] * consumers * month / GIB, "GB",
               "kinesis.on_demand_data_out_per_gb"),
         Usage("Amazon Kinesis Data Streams", "on-demand stream", HOURS_PER_MONTH, "stream-hours",
               "kinesis.on_demand_stream_hour"),
+    ]  # fmt: skip
+
+
+def _firehose_billed(size: float) -> float:
+    """Bytes Firehose bills for a record of ``size`` bytes (the mean record's rounding)."""
+    return math.ceil(size / FIREHOSE_INCREMENT_BYTES) * FIREHOSE_INCREMENT_BYTES
+
+
+def _probe_archive(
+    profile: Profile, volumes: Volumes, inputs: Mapping[str, Any], assumptions: Assumptions
+) -> list[Usage]:
+    """Firehose's delivery of the probe archive and what it leaves in S3 (its transformation
+    function is priced with the others). Every stream record is ingested; the rows the
+    function returns are converted and partitioned; one ``dt`` partition is open at a time,
+    delivered when its buffer fills or its interval ends."""
+    if not profile.archives_probes:
+        return []
+    month = DAYS_PER_MONTH
+    template = inputs["template"]
+    archive = inputs["day"]["archive"]
+    rows = volumes.records * archive["rows_per_record"]
+    row_bytes = archive["row_bytes"]
+    ingested = volumes.records * _firehose_billed(inputs["dense"]["kinesis"]["record_bytes"])
+    objects = max(
+        86400 / template["archive_buffer_seconds"],
+        rows * row_bytes / (template["archive_buffer_mb"] * MIB),
+    )
+    retention = inputs["config"]["probe_archive_retention_days"]
+    stored = rows * assumptions.archive_parquet_bytes_per_row * retention
+    return [
+        Usage("Amazon Data Firehose", "probe archive ingestion (each record billed as 5 KB or "
+              "more)", ingested * month / GIB, "GB", "firehose.ingestion_per_gb"),
+        Usage("Amazon Data Firehose", "probe archive Parquet conversion (each row billed as 5 KB "
+              "or more)", rows * _firehose_billed(row_bytes) * month / GIB, "GB",
+              "firehose.format_conversion_per_gb"),
+        Usage("Amazon Data Firehose", "probe archive dynamic partitioning (rows processed)",
+              rows * row_bytes * month / GIB, "GB", "firehose.dynamic_partitioning_per_gb"),
+        Usage("Amazon Data Firehose", "probe archive dynamic partitioning (objects delivered)",
+              objects * month, "objects", "firehose.dynamic_partitioning_objects_per_thousand"),
+        Usage("Amazon S3", "PUT requests (probe archive objects)", objects * month, "requests",
+              "s3.put_per_thousand"),
+        Usage("Amazon S3", f"probe archive storage ({retention} days kept)", stored / GIB,
+              "GB-months", "s3.standard_gb_month"),
     ]  # fmt: skip
 
 
@@ -690,7 +748,8 @@ def usage(
     compute, invocations = _lambda(profile, volumes, assumptions)
     return [
         *_connect(volumes, assumptions),
-        *_kinesis(volumes, inputs),
+        *_kinesis(profile, volumes, inputs),
+        *_probe_archive(profile, volumes, inputs, assumptions),
         *compute,
         *_dynamodb(profile, volumes, subscribers),
         *_sqs(profile, volumes, inputs, assumptions),

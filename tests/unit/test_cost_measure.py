@@ -54,6 +54,8 @@ def _write_run(run: Path) -> None:
         "rejected_records": 0,
         "engagements": 1,
         "invocations": {"Trigger_Connect": {"invocations": 1, "errors": 0}},
+        # three of the four records archived, 900 bytes of rows in all
+        "delivery_streams": {"probe_archive": {"rows_delivered": 3, "bytes_transformed": 900}},
     }
     (run / "logs").mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps(summary))
@@ -81,6 +83,7 @@ def _write_run(run: Path) -> None:
 
 TEMPLATE = {
     "Resources": {
+        "Stream": {"Type": "AWS::Kinesis::Stream"},
         "Queue": {"Type": "AWS::SQS::Queue"},
         "Table": {"Type": "AWS::DynamoDB::Table"},
         "Mapping": {
@@ -90,6 +93,22 @@ TEMPLATE = {
         "StreamMapping": {
             "Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]}},
+        },
+        "IngestMapping": {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Stream", "Arn"]}},
+        },
+        "Archive": {
+            "Type": "AWS::KinesisFirehose::DeliveryStream",
+            "Properties": {
+                "DeliveryStreamName": "probe_archive",
+                "KinesisStreamSourceConfiguration": {
+                    "KinesisStreamARN": {"Fn::GetAtt": ["Stream", "Arn"]}
+                },
+                "ExtendedS3DestinationConfiguration": {
+                    "BufferingHints": {"IntervalInSeconds": 900, "SizeInMBs": 128}
+                },
+            },
         },
         "Alarm": {"Type": "AWS::CloudWatch::Alarm"},
         "Key": {"Type": "AWS::KMS::Key"},
@@ -119,15 +138,29 @@ def test_measure_derives_the_funnel_calls_and_sizes_from_the_run(tmp_path: Path)
     assert day["call_patterns"] == {"none,3": 1}
     assert set(day["log_bytes"]) == {"Trigger_Connect"}  # EMF and non-JSON lines left out
     assert day["lake_bytes_per_record"]["incidents"] > 0
+    assert day["archive"] == {"rows_per_record": 0.75, "row_bytes": 300.0}
     assert inputs["template"] == {
         "alarms": 1,
         "dashboards": 0,
         "kms_keys": 1,
-        "kms_encrypted_resources": 2,
+        "kms_encrypted_resources": 3,  # queue, table, stream
         "secrets": 0,
         "sqs_event_source_mappings": 1,
+        # the Kinesis-sourced mapping and the delivery stream; not the DynamoDB stream's
+        "kinesis_consumers": 2,
+        "archive_buffer_mb": 128,
+        "archive_buffer_seconds": 900,
     }
     assert inputs["config"] == {"lake_retention_days": 400}
+
+
+def test_measure_refuses_a_run_whose_summary_lacks_the_archives_bytes(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    del summary["delivery_streams"]["probe_archive"]["bytes_transformed"]
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(MeasureError, match="bytes probe_archive delivered"):
+        measure(tmp_path, SCENARIO, _dense(), TEMPLATE, {})
 
 
 def test_measure_refuses_a_run_of_another_scenario(tmp_path: Path) -> None:

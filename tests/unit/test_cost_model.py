@@ -86,15 +86,58 @@ def test_dynamodb_write_units_per_record_and_per_incident() -> None:
     )
 
 
-def test_kinesis_bills_a_kib_per_record_in_and_the_bytes_out() -> None:
+def test_kinesis_bills_a_kib_per_record_in_and_the_bytes_out_per_consumer() -> None:
     bill = _bill()
     assert bill["Amazon Kinesis Data Streams: data in (each record billed as 1 KB or more)"] == (
         pytest.approx(10_000 * 1024 * MONTH / 1024**3)
     )
-    assert bill["Amazon Kinesis Data Streams: data out (one consumer)"] == pytest.approx(
-        10_000 * 200 * MONTH / 1024**3
+    # the ingest handler and the probe archive's Firehose each read every 200-byte record
+    assert bill["Amazon Kinesis Data Streams: data out (2 consumers)"] == pytest.approx(
+        2 * 10_000 * 200 * MONTH / 1024**3
     )
     assert bill["Amazon Kinesis Data Streams: on-demand stream"] == 730
+
+
+def test_the_probe_archive_bills_firehose_per_5_kb_record_and_s3_per_object() -> None:
+    bill = _bill()
+    firehose = "Amazon Data Firehose: probe archive"
+    # 10,000 records of 200 bytes are ingested as 5 KB each; 9,000 rows of 300 bytes
+    # come back from the transformation and are converted as 5 KB each
+    assert bill[f"{firehose} ingestion (each record billed as 5 KB or more)"] == pytest.approx(
+        10_000 * 5120 * MONTH / 1024**3
+    )
+    assert bill[
+        f"{firehose} Parquet conversion (each row billed as 5 KB or more)"
+    ] == pytest.approx(9_000 * 5120 * MONTH / 1024**3)
+    assert bill[f"{firehose} dynamic partitioning (rows processed)"] == pytest.approx(
+        9_000 * 300 * MONTH / 1024**3
+    )
+    # 2.7 MB of rows a day fill the 1 MiB buffer 2.57 times: more objects than the one
+    # the day-long interval would close
+    objects = 9_000 * 300 / 1024**2
+    assert bill[f"{firehose} dynamic partitioning (objects delivered)"] == pytest.approx(
+        objects * MONTH / 1e3
+    )
+    assert bill["Amazon S3: PUT requests (probe archive objects)"] == pytest.approx(
+        objects * MONTH / 1e3
+    )
+    # 30 bytes of Parquet per row, 5 days kept
+    assert bill["Amazon S3: probe archive storage (5 days kept)"] == pytest.approx(
+        9_000 * 30 * 5 / 1024**3
+    )
+
+
+def test_an_archive_buffer_that_never_fills_delivers_once_per_interval() -> None:
+    inputs = tiny_inputs()
+    inputs["template"]["archive_buffer_seconds"] = 900
+    volumes, _ = daily_volumes(
+        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
+    )
+    lines = price(
+        usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices()
+    )
+    bill = {f"{line.service}: {line.item}": line.quantity for line in lines}
+    assert bill["Amazon S3: PUT requests (probe archive objects)"] == pytest.approx(96 * MONTH)
 
 
 def test_lambda_gb_seconds_from_invocations_billed_time_and_memory() -> None:
@@ -151,6 +194,9 @@ def test_reference_pattern_rewrites_the_subscriber_item_per_record() -> None:
         (10_000 + 100) * 4 * MONTH / 1e6
     )
     assert "Amazon DynamoDB: write request units Subscriber_counters" not in bill
+    # no probe archive: one consumer of the stream, no Firehose
+    assert "Amazon Kinesis Data Streams: data out (1 consumer)" in bill
+    assert not [line for line in bill if "Firehose" in line or "probe archive" in line]
     # one object per lake record: 1,000 incident and 1,000 engagement objects a day
     assert bill["Amazon S3: lake storage (10 days kept)"] == pytest.approx(
         (1000 * 400 + 1000 * 300) * 10 / 1024**3
