@@ -26,12 +26,14 @@ def session() -> Iterator[boto3.session.Session]:
     worker's heap inside a timed call would be timed too."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    collecting = gc.isenabled()
     gc.disable()
     try:
         with mock_aws():
             yield boto3.session.Session(region_name=REGION)
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
 
 
 def _watched(timer: CallTimer, events: Any) -> CallTimes:
