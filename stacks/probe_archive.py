@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
+from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE, PROBE_ARCHIVE_DELIVERY_STREAM
 from stacks.analytics import DATABASE, PROJECTION_START, SQL_DIR, WHATIF_SQL
 from stacks.config import FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, NONCURRENT_VERSION_DAYS, DataLake
@@ -29,7 +29,6 @@ from stacks.functions import RETENTION, FunctionFactory
 from stacks.monitoring import ALARM_PREFIX, RUNBOOK, runbook_anchor
 from stacks.nag import acknowledge
 
-DELIVERY_STREAM = "probe_archive"
 TRANSFORM_FUNCTION = "Archive_probe_records"
 ERRORS_PREFIX = "probes-errors"
 WHATIF_WORKGROUP = "subscriber_feedback_loop_whatif"
@@ -97,7 +96,7 @@ class ProbeArchive(Construct):
         """Alarms on the delivery stream (its function's errors are watched with the others):
         records waiting too long for S3, and failed S3 deliveries (Firehose metrics, "Data
         delivery CloudWatch metrics"). Monitoring gives them the alarm topic."""
-        dimensions = {"DeliveryStreamName": DELIVERY_STREAM}
+        dimensions = {"DeliveryStreamName": PROBE_ARCHIVE_DELIVERY_STREAM}
         checks = (
             ("ArchiveFreshness", "DeliveryToS3.DataFreshness", "Maximum", FRESHNESS_ALARM_SECONDS,
              cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -108,7 +107,7 @@ class ProbeArchive(Construct):
         )  # fmt: skip
         alarms = []
         for name, metric, statistic, threshold, comparison, description in checks:
-            alarm_name = f"{ALARM_PREFIX}-{name}-{DELIVERY_STREAM}"
+            alarm_name = f"{ALARM_PREFIX}-{name}-{PROBE_ARCHIVE_DELIVERY_STREAM}"
             alarm = cloudwatch.Metric(
                 namespace="AWS/Firehose",
                 metric_name=metric,
@@ -191,7 +190,7 @@ class ProbeArchive(Construct):
         log_group = logs.LogGroup(
             self,
             "DeliveryLogs",
-            log_group_name=f"/aws/kinesisfirehose/{DELIVERY_STREAM}",
+            log_group_name=f"/aws/kinesisfirehose/{PROBE_ARCHIVE_DELIVERY_STREAM}",
             retention=RETENTION[config.log_retention_days],
             encryption_key=lake.key,
             removal_policy=RemovalPolicy.DESTROY,
@@ -267,7 +266,7 @@ class ProbeArchive(Construct):
         delivery = cfn(
             self,
             "DeliveryStream",
-            delivery_stream_name=DELIVERY_STREAM,
+            delivery_stream_name=PROBE_ARCHIVE_DELIVERY_STREAM,
             delivery_stream_type="KinesisStreamAsSource",
             kinesis_stream_source_configuration=cfn.KinesisStreamSourceConfigurationProperty(
                 kinesis_stream_arn=stream.stream_arn, role_arn=role.role_arn

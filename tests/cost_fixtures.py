@@ -58,8 +58,8 @@ def tiny_inputs() -> dict[str, Any]:
             "call_patterns": {"3": 1},
             "lake_bytes_per_record": {"incidents": 100.0, "engagement": 50.0},
             "lake_bytes_per_record_single": {"incidents": 400.0, "engagement": 300.0},
-            # nine records in ten archived, as 300-byte rows
-            "archive": {"rows_per_record": 0.9, "row_bytes": 300.0},
+            # nine records in ten archived, as 6,000-byte rows (two 5 KB increments)
+            "archive": {"rows_per_record": 0.9, "row_bytes": 6000.0},
             "log_bytes": {},
         },
         "dense": {

@@ -18,6 +18,7 @@ EVENT_TYPES = ("CALL_DROP", "CALL_QUALITY", "LOW_BITRATE", "VIDEO_STALLING")
 # --- resource names (fixed by the design; the stacks create them with these names) ---------
 
 PROBE_STREAM = "probe_events"
+PROBE_ARCHIVE_DELIVERY_STREAM = "probe_archive"  # Firehose: probe_events -> probes/
 SUBSCRIBER_TABLE = "Subscriber_table"
 COUNTERS_TABLE = "Subscriber_counters"
 IDEMPOTENCY_TABLE = "Idempotency_table"

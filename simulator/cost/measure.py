@@ -29,12 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedback_loop.contract import Verdict
+from feedback_loop.contract import PROBE_ARCHIVE_DELIVERY_STREAM, PROBE_STREAM, Verdict
 from feedback_loop.lake import encode_jsonl_gz
 from feedback_loop.timeutil import parse_utc
 from simulator.cost.calls import pattern_of
 from simulator.scenario import Scenario
-from stacks.probe_archive import DELIVERY_STREAM
 
 # The decisions taken when an incident arrives; the other engagement/ records are the
 # steps of contacting (deferred, contacted, closed, failed).
@@ -138,33 +137,73 @@ KMS_ENCRYPTED_TYPES = (
 )
 
 
-def _template_counts(template: Mapping[str, Any]) -> dict[str, int]:
+def _logical_id(arn: Any) -> str:
+    """The resource an ``Fn::GetAtt`` ARN names ("" for any other value)."""
+    return str(arn.get("Fn::GetAtt", [""])[0]) if isinstance(arn, Mapping) else ""
+
+
+def _probe_stream_readers(resources: Mapping[str, Any]) -> int:
+    """Lambda mappings and Firehose streams reading ``probe_events``: each reads every record."""
+    stream = next(
+        (
+            logical
+            for logical, resource in resources.items()
+            if resource["Type"] == "AWS::Kinesis::Stream"
+            and resource.get("Properties", {}).get("Name") == PROBE_STREAM
+        ),
+        None,
+    )
+
+    def reads_the_stream(resource: Mapping[str, Any]) -> bool:
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            arn = properties.get("EventSourceArn")
+        elif resource["Type"] == "AWS::KinesisFirehose::DeliveryStream":
+            arn = properties.get("KinesisStreamSourceConfiguration", {}).get("KinesisStreamARN")
+        else:
+            return False
+        return stream is not None and _logical_id(arn) == stream
+
+    readers = sum(1 for resource in resources.values() if reads_the_stream(resource))
+    if not readers:
+        raise MeasureError(f"the template has no reader of the Kinesis stream {PROBE_STREAM}")
+    return readers
+
+
+def _archive_buffering(resources: Mapping[str, Any]) -> dict[str, int]:
+    """The probe archive's buffering hints (zeros: no archive in the template)."""
+    archive = next(
+        (
+            resource["Properties"]
+            for resource in resources.values()
+            if resource["Type"] == "AWS::KinesisFirehose::DeliveryStream"
+            and resource["Properties"].get("DeliveryStreamName") == PROBE_ARCHIVE_DELIVERY_STREAM
+        ),
+        None,
+    )
+    if archive is None:
+        return {"archive_buffer_mb": 0, "archive_buffer_seconds": 0}
+    hints = archive.get("ExtendedS3DestinationConfiguration", {}).get("BufferingHints", {})
+    if not hints.get("SizeInMBs") or not hints.get("IntervalInSeconds"):
+        raise MeasureError(
+            f"the template's {PROBE_ARCHIVE_DELIVERY_STREAM} states no BufferingHints (SizeInMBs "
+            "and IntervalInSeconds): the cost model counts its objects by them"
+        )
+    return {
+        "archive_buffer_mb": int(hints["SizeInMBs"]),
+        "archive_buffer_seconds": int(hints["IntervalInSeconds"]),
+    }
+
+
+def template_counts(template: Mapping[str, Any]) -> dict[str, int]:
+    """What the cost model counts in the synthesized template (resources, readers, hints)."""
     resources = template.get("Resources", {})
     types = Counter(resource["Type"] for resource in resources.values())
 
     def source_type(mapping: Mapping[str, Any]) -> str:
-        arn = mapping["Properties"].get("EventSourceArn", {})
-        logical = arn.get("Fn::GetAtt", [""])[0] if isinstance(arn, Mapping) else ""
+        logical = _logical_id(mapping["Properties"].get("EventSourceArn"))
         return str(resources.get(logical, {}).get("Type", ""))
 
-    archive: Mapping[str, int] = next(
-        (
-            resource["Properties"]["ExtendedS3DestinationConfiguration"]["BufferingHints"]
-            for resource in resources.values()
-            if resource["Type"] == "AWS::KinesisFirehose::DeliveryStream"
-            and resource["Properties"].get("DeliveryStreamName") == DELIVERY_STREAM
-        ),
-        {},
-    )
-    stream_readers = sum(
-        1
-        for resource in resources.values()
-        if (
-            resource["Type"] == "AWS::Lambda::EventSourceMapping"
-            and source_type(resource) == "AWS::Kinesis::Stream"
-        )
-        or "KinesisStreamSourceConfiguration" in resource.get("Properties", {})
-    )
     return {
         "alarms": types["AWS::CloudWatch::Alarm"],
         "dashboards": types["AWS::CloudWatch::Dashboard"],
@@ -177,20 +216,19 @@ def _template_counts(template: Mapping[str, Any]) -> dict[str, int]:
             if resource["Type"] == "AWS::Lambda::EventSourceMapping"
             and source_type(resource) == "AWS::SQS::Queue"
         ),
-        # every consumer reads every record: on-demand bills each one's retrievals
-        "kinesis_consumers": stream_readers,
-        "archive_buffer_mb": archive.get("SizeInMBs", 0),
-        "archive_buffer_seconds": archive.get("IntervalInSeconds", 0),
+        # every reader gets every record: on-demand bills each one's retrievals
+        "kinesis_consumers": _probe_stream_readers(resources),
+        **_archive_buffering(resources),
     }
 
 
 def _archive(summary: Mapping[str, Any]) -> dict[str, float]:
     """The probe archive's rows per probe record and JSON bytes per row, as delivered."""
-    stats = summary.get("delivery_streams", {}).get(DELIVERY_STREAM, {})
+    stats = summary.get("delivery_streams", {}).get(PROBE_ARCHIVE_DELIVERY_STREAM, {})
     if "bytes_transformed" not in stats:
         raise MeasureError(
-            f"summary.json says nothing of the bytes {DELIVERY_STREAM} delivered: measure a "
-            "run of this version of the twin"
+            f"summary.json says nothing of the bytes {PROBE_ARCHIVE_DELIVERY_STREAM} delivered: "
+            "measure a run of this version of the twin"
         )
     rows = stats["rows_delivered"]
     return {
@@ -309,7 +347,7 @@ def measure(
             )
         }
         | {key: dense[key] for key in ("lake_records_per_object_steady",) if key in dense},
-        "template": _template_counts(template),
+        "template": template_counts(template),
         "config": {
             key: config[key]
             for key in ("lake_retention_days", "log_retention_days", "probe_archive_retention_days")

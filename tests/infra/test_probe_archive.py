@@ -5,6 +5,7 @@ from infra_lookup import find_one, function_id, of_type, referenced_id
 from test_iam import granted
 
 from feedback_loop.contract import LAKE_TABLES, PROBE_ARCHIVE
+from simulator.cost.measure import template_counts
 from stacks.analytics import SQL_DIR
 
 pytestmark = pytest.mark.xdist_group("synth")
@@ -42,6 +43,19 @@ def test_firehose_reads_the_probe_stream_and_transforms_with_the_archive_functio
     }
     # well under the 6 MB a Lambda response may carry, rows being larger than records
     assert float(parameters["BufferSizeInMBs"]) <= 2
+
+
+def test_the_cost_model_counts_the_archives_buffering_and_the_streams_two_readers(
+    default,
+) -> None:
+    counts = template_counts(default.json)
+    assert counts["kinesis_consumers"] == 2  # Ingest_probe_events' mapping and this Firehose
+    hints = _delivery(default.resources)["ExtendedS3DestinationConfiguration"]["BufferingHints"]
+    assert (counts["archive_buffer_mb"], counts["archive_buffer_seconds"]) == (
+        hints["SizeInMBs"],
+        hints["IntervalInSeconds"],
+    )
+    assert hints == {"SizeInMBs": 128, "IntervalInSeconds": 900}
 
 
 def test_rows_become_parquet_per_business_day_with_the_contract_schema(default) -> None:

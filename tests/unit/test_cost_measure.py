@@ -83,7 +83,8 @@ def _write_run(run: Path) -> None:
 
 TEMPLATE = {
     "Resources": {
-        "Stream": {"Type": "AWS::Kinesis::Stream"},
+        "Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"Name": "probe_events"}},
+        "OtherStream": {"Type": "AWS::Kinesis::Stream", "Properties": {"Name": "other"}},
         "Queue": {"Type": "AWS::SQS::Queue"},
         "Table": {"Type": "AWS::DynamoDB::Table"},
         "Mapping": {
@@ -97,6 +98,10 @@ TEMPLATE = {
         "IngestMapping": {
             "Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Stream", "Arn"]}},
+        },
+        "OtherMapping": {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["OtherStream", "Arn"]}},
         },
         "Archive": {
             "Type": "AWS::KinesisFirehose::DeliveryStream",
@@ -122,7 +127,8 @@ def _dense() -> dict[str, Any]:
 
 def test_measure_derives_the_funnel_calls_and_sizes_from_the_run(tmp_path: Path) -> None:
     _write_run(tmp_path)
-    inputs = measure(tmp_path, SCENARIO, _dense(), TEMPLATE, {"lake_retention_days": 400})
+    config = {"lake_retention_days": 400, "probe_archive_retention_days": 35, "other": 1}
+    inputs = measure(tmp_path, SCENARIO, _dense(), TEMPLATE, config)
     day = inputs["day"]
     assert day["subscribers"] == 2
     assert day["days"] == 1
@@ -143,15 +149,16 @@ def test_measure_derives_the_funnel_calls_and_sizes_from_the_run(tmp_path: Path)
         "alarms": 1,
         "dashboards": 0,
         "kms_keys": 1,
-        "kms_encrypted_resources": 3,  # queue, table, stream
+        "kms_encrypted_resources": 4,  # queue, table, two streams
         "secrets": 0,
         "sqs_event_source_mappings": 1,
-        # the Kinesis-sourced mapping and the delivery stream; not the DynamoDB stream's
+        # the probe stream's mapping and the delivery stream; not the other stream's, not
+        # the DynamoDB stream's
         "kinesis_consumers": 2,
         "archive_buffer_mb": 128,
         "archive_buffer_seconds": 900,
     }
-    assert inputs["config"] == {"lake_retention_days": 400}
+    assert inputs["config"] == {"lake_retention_days": 400, "probe_archive_retention_days": 35}
 
 
 def test_measure_refuses_a_run_whose_summary_lacks_the_archives_bytes(tmp_path: Path) -> None:
@@ -161,6 +168,14 @@ def test_measure_refuses_a_run_whose_summary_lacks_the_archives_bytes(tmp_path: 
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(MeasureError, match="bytes probe_archive delivered"):
         measure(tmp_path, SCENARIO, _dense(), TEMPLATE, {})
+
+
+def test_measure_refuses_a_template_whose_archive_states_no_buffering(tmp_path: Path) -> None:
+    _write_run(tmp_path)
+    template = json.loads(json.dumps(TEMPLATE))
+    del template["Resources"]["Archive"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    with pytest.raises(MeasureError, match="probe_archive states no BufferingHints"):
+        measure(tmp_path, SCENARIO, _dense(), template, {})
 
 
 def test_measure_refuses_a_run_of_another_scenario(tmp_path: Path) -> None:

@@ -101,20 +101,20 @@ def test_kinesis_bills_a_kib_per_record_in_and_the_bytes_out_per_consumer() -> N
 def test_the_probe_archive_bills_firehose_per_5_kb_record_and_s3_per_object() -> None:
     bill = _bill()
     firehose = "Amazon Data Firehose: probe archive"
-    # 10,000 records of 200 bytes are ingested as 5 KB each; 9,000 rows of 300 bytes
-    # come back from the transformation and are converted as 5 KB each
+    # 10,000 records of 200 bytes are ingested as 5 KB each; 9,000 rows of 6,000 bytes
+    # come back from the transformation and are converted as 10 KB each
     assert bill[f"{firehose} ingestion (each record billed as 5 KB or more)"] == pytest.approx(
         10_000 * 5120 * MONTH / 1024**3
     )
     assert bill[
         f"{firehose} Parquet conversion (each row billed as 5 KB or more)"
-    ] == pytest.approx(9_000 * 5120 * MONTH / 1024**3)
+    ] == pytest.approx(9_000 * 10_240 * MONTH / 1024**3)
     assert bill[f"{firehose} dynamic partitioning (rows processed)"] == pytest.approx(
-        9_000 * 300 * MONTH / 1024**3
+        9_000 * 6_000 * MONTH / 1024**3
     )
-    # 2.7 MB of rows a day fill the 1 MiB buffer 2.57 times: more objects than the one
+    # 54 MB of rows a day fill the 1 MiB buffer 51.5 times: more objects than the one
     # the day-long interval would close
-    objects = 9_000 * 300 / 1024**2
+    objects = 9_000 * 6_000 / 1024**2
     assert bill[f"{firehose} dynamic partitioning (objects delivered)"] == pytest.approx(
         objects * MONTH / 1e3
     )
