@@ -81,28 +81,24 @@ def _write_run(run: Path) -> None:
     (run / "logs" / "functions.log").write_text(f"{line}\n{emf}\nnot json\n")
 
 
+def _mapping(source: str, attribute: str = "Arn") -> dict[str, Any]:
+    """A Lambda event source mapping reading ``source``."""
+    return {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {"EventSourceArn": {"Fn::GetAtt": [source, attribute]}},
+    }
+
+
 TEMPLATE = {
     "Resources": {
         "Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"Name": "probe_events"}},
         "OtherStream": {"Type": "AWS::Kinesis::Stream", "Properties": {"Name": "other"}},
         "Queue": {"Type": "AWS::SQS::Queue"},
         "Table": {"Type": "AWS::DynamoDB::Table"},
-        "Mapping": {
-            "Type": "AWS::Lambda::EventSourceMapping",
-            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]}},
-        },
-        "StreamMapping": {
-            "Type": "AWS::Lambda::EventSourceMapping",
-            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]}},
-        },
-        "IngestMapping": {
-            "Type": "AWS::Lambda::EventSourceMapping",
-            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Stream", "Arn"]}},
-        },
-        "OtherMapping": {
-            "Type": "AWS::Lambda::EventSourceMapping",
-            "Properties": {"EventSourceArn": {"Fn::GetAtt": ["OtherStream", "Arn"]}},
-        },
+        "Mapping": _mapping("Queue"),
+        "StreamMapping": _mapping("Table", "StreamArn"),
+        "IngestMapping": _mapping("Stream"),
+        "OtherMapping": _mapping("OtherStream"),
         "Archive": {
             "Type": "AWS::KinesisFirehose::DeliveryStream",
             "Properties": {
