@@ -76,7 +76,8 @@ LAKE_DRIVERS = {
     "sentiment": "ratings",
     "rejected": "rejected",
 }
-# Tables sql/*.sql read, each query in full (the queries have no dt filter).
+# Tables sql/*.sql read (all four, for every query: an upper bound), for the days of the
+# query's period only: ``dt BETWEEN ? AND ?`` is their one predicate on the partition column.
 ANALYTICS_PREFIXES = ("incidents", "engagement", "feedback", "sentiment")
 
 
@@ -100,9 +101,10 @@ class Assumptions:
     # RejectedRecords reasons, 3 engagement, 4 lake-writer, 3 call, 6 feedback metrics).
     custom_metrics: int = 28
     cold_start_share: float = 0.001
-    # Named queries (or QuickSight direct queries) run per day; each scans every table it
-    # reads in full, because sql/*.sql filters on no partition.
+    # Named queries (or QuickSight direct queries) run per day, each over the dashboard's
+    # default period: the last seven days (stacks/analytics.py, ROLLING_DEFAULTS).
     athena_queries_per_day: int = 24
+    query_period_days: int = 7
     kms_requests_per_resource_hour: float = 12.0
     access_log_bytes_per_request: int = 400
     # Lambda's SQS poller: ReceiveMessage and DeleteMessageBatch take 10 messages each;
@@ -594,22 +596,23 @@ def _lake(
         for prefix, driver in LAKE_DRIVERS.items()
     }
     puts = sum(_sum(profile.demands, volumes, "s3_puts").values())
-    scanned_bytes = sum(daily_bytes[p] for p in ANALYTICS_PREFIXES) * retention
-    scanned_objects = sum(daily_objects[p] for p in ANALYTICS_PREFIXES) * retention
+    days_read = min(assumptions.query_period_days, retention)
+    scanned_bytes = sum(daily_bytes[p] for p in ANALYTICS_PREFIXES) * days_read
+    scanned_objects = sum(daily_objects[p] for p in ANALYTICS_PREFIXES) * days_read
     queries = assumptions.athena_queries_per_day
     gets = scanned_objects * queries
     min_scan = 10 * 1024**2
     return [
         Usage("Amazon S3", "PUT requests (lake objects)", puts * month, "requests",
               "s3.put_per_thousand"),
-        Usage("Amazon S3", "GET requests (Athena reading every lake object)", gets * month,
+        Usage("Amazon S3", "GET requests (Athena reading the period's lake objects)", gets * month,
               "requests", "s3.get_per_thousand"),
         Usage("Amazon S3", f"lake storage ({retention} days kept)",
               sum(daily_bytes.values()) * retention / GIB, "GB-months", "s3.standard_gb_month"),
         Usage("Amazon S3", "server access logs of the lake",
               (puts + gets) * assumptions.access_log_bytes_per_request * retention / GIB,
               "GB-months", "s3.standard_gb_month"),
-        Usage("Amazon Athena", "data scanned (every query reads whole tables)",
+        Usage("Amazon Athena", "data scanned (each query reads its period's days)",
               max(scanned_bytes, min_scan) * queries * month / 1024**4, "TB",
               "athena.per_tb_scanned"),
     ]  # fmt: skip

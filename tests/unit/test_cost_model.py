@@ -167,11 +167,25 @@ def test_sqs_and_lake_requests() -> None:
     assert bill["Amazon S3: lake storage (10 days kept)"] == pytest.approx(
         (1000 * 100 + 1000 * 50) * 10 / 1024**3
     )
-    # Athena reads every object of the tables once per query: 100 incident, 200 engagement,
-    # 100 feedback and 100 sentiment objects a day (one per call) x 10 days
-    assert bill["Amazon S3: GET requests (Athena reading every lake object)"] == pytest.approx(
-        5000 * MONTH / 1e3
+    # Athena reads every object of the tables once per query, for the period's days:
+    # 100 incident, 200 engagement, 100 feedback and 100 sentiment objects a day (one per
+    # call) x the dashboard's 7 days
+    assert bill["Amazon S3: GET requests (Athena reading the period's lake objects)"] == (
+        pytest.approx(500 * 7 * MONTH / 1e3)
     )
+
+
+def test_a_query_period_longer_than_the_lake_reads_what_the_lake_keeps() -> None:
+    inputs = tiny_inputs()
+    month_long = replace(ASSUMPTIONS, query_period_days=30)
+    volumes, _ = daily_volumes(
+        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), month_long, flow=tiny_flow()
+    )
+    lines = usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, month_long)
+    gets = {line.item: line.quantity for line in lines}[
+        "GET requests (Athena reading the period's lake objects)"
+    ]
+    assert gets == pytest.approx(500 * 10 * MONTH)  # the fixture's lake keeps 10 days
 
 
 def test_total_is_the_sum_of_the_lines_and_lines_come_largest_first() -> None:
