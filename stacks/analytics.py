@@ -24,7 +24,6 @@ DATABASE = "sentimentdb"
 WORKGROUP = "subscriber_feedback_loop"
 SQL_DIR = REPO_ROOT / "sql"
 WHATIF_SQL = "detect_incidents.sql"
-BYTES_SCANNED_CUTOFF = 10 * 1024**3
 PROJECTION_START = "2025-01-01"
 
 # The Glue tables: one per analytics prefix, columns generated from the contract.
@@ -197,7 +196,7 @@ class Analytics(Construct):
             name: self._build_table(name, columns) for name, columns in LAKE_TABLES.items()
         }
         self.tables[REMEDIATION_TABLE] = self._build_remediation_table()
-        self.workgroup = self._build_workgroup()
+        self.workgroup = self._build_workgroup(config.athena_scan_cutoff_gib * 1024**3)
         self.named_queries = [self._build_named_query(path) for path in sql_files(sql_dir)]
         if config.quicksight_principal_arn:
             self._build_quicksight(config.quicksight_principal_arn, sql_dir)
@@ -282,7 +281,7 @@ class Analytics(Construct):
             ),
         )
 
-    def _build_workgroup(self) -> athena.CfnWorkGroup:
+    def _build_workgroup(self, bytes_scanned_cutoff: int) -> athena.CfnWorkGroup:
         return athena.CfnWorkGroup(
             self,
             "WorkGroup",
@@ -292,7 +291,7 @@ class Analytics(Construct):
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=BYTES_SCANNED_CUTOFF,
+                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{self._lake.bucket.bucket_name}/{ATHENA_RESULTS_PREFIX}",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(

@@ -33,6 +33,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "lake_retention_days": 400,
     "probe_archive_retention_days": 35,
     "log_retention_days": 30,
+    "athena_scan_cutoff_gib": 100,
     "counters_capacity": None,
 }
 KNOWN_KEYS = (*POLICY_KEYS, *DEPLOYMENT_DEFAULTS)
@@ -119,6 +120,7 @@ class FeedbackLoopConfig:
     lake_retention_days: int
     probe_archive_retention_days: int
     log_retention_days: int
+    athena_scan_cutoff_gib: int
     counters_capacity: "CountersCapacity | None"
 
     @property
@@ -260,6 +262,7 @@ def load_config(raw: Mapping[str, Any] | None = None) -> FeedbackLoopConfig:
         lake_retention_days=lake_retention,
         probe_archive_retention_days=archive_retention,
         log_retention_days=log_retention,
+        athena_scan_cutoff_gib=_whole(merged, "athena_scan_cutoff_gib", 1, 100_000),
         counters_capacity=_counters_capacity(merged.get("counters_capacity")),
     )
 

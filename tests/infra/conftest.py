@@ -31,6 +31,7 @@ CONFIGURED = {
     "min_sessions": 4,
     "lake_retention_days": 90,
     "log_retention_days": 14,
+    "athena_scan_cutoff_gib": 25,
     "counters_capacity": {"min_write_units": 50, "max_write_units": 5000},
 }
 

@@ -111,11 +111,13 @@ def _named_queries(resources: dict) -> list[dict]:
     ]
 
 
-def test_workgroup_encrypts_results_caps_scans_and_is_enforced(default) -> None:
-    workgroup = default.resources[_analytics_workgroup(default.resources)]
+def test_workgroup_encrypts_results_caps_scans_and_is_enforced(variant) -> None:
+    workgroup = variant.resources[_analytics_workgroup(variant.resources)]
     configuration = workgroup["Properties"]["WorkGroupConfiguration"]
     assert configuration["EnforceWorkGroupConfiguration"] is True
-    assert configuration["BytesScannedCutoffPerQuery"] > 0
+    # the configured cut-off, in bytes (100 GiB by default, 25 in the configured variant)
+    cutoff = variant.config.athena_scan_cutoff_gib * 1024**3
+    assert configuration["BytesScannedCutoffPerQuery"] == cutoff
     results = configuration["ResultConfiguration"]
     assert results["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"
     assert "athena-results/" in json.dumps(results["OutputLocation"])

@@ -81,6 +81,8 @@ def test_overrides_win_over_command_line() -> None:
         ("probe_archive_retention_days", 0),
         ("probe_archive_retention_days", 401),  # beyond the lake's own 400 days
         ("log_retention_days", 31),
+        ("athena_scan_cutoff_gib", 0),
+        ("athena_scan_cutoff_gib", 100_001),
         ("connect_instance_arn", "my-instance"),
         ("connect_instance_alias", "bad alias!"),
         ("source_phone_number", "07700900123"),
