@@ -30,12 +30,14 @@ from simulator.cost.model import (
     daily_volumes,
     design_profile,
     price,
+    query_bytes,
     reference_profile,
     total,
     usage,
 )
 from simulator.cost.prices import PRICES, PriceTable, load_prices
 from simulator.scenario import CDK_JSON
+from stacks.config import load_config
 
 DEFAULT_RECORDS_PER_SUBSCRIBER_DAY = 50.0
 
@@ -62,11 +64,29 @@ def load_inputs(path: Path | str = INPUTS) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def _deployed_config() -> dict[str, Any]:
+    """The ``feedback_loop`` context of ``cdk.json``."""
+    return dict(json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"])
+
+
 def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
     """The contact policy of ``cdk.json`` (or of ``config``, a ``feedback_loop`` mapping)."""
-    if config is None:
-        config = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
-    return ContactPolicy(rules=load_policy(config))
+    return ContactPolicy(rules=load_policy(config if config is not None else _deployed_config()))
+
+
+def dashboard_query(
+    inputs: Mapping[str, Any], volumes: Volumes, assumptions: Assumptions
+) -> dict[str, Any]:
+    """What one dashboard query reads at this size against the workgroup's cut-off, which
+    cancels a query that scans more (``athena_scan_cutoff_gib``, docs/DEPLOY.md)."""
+    read = query_bytes(design_profile(inputs), volumes, inputs, assumptions) / 1024**3
+    cutoff = load_config(_deployed_config()).athena_scan_cutoff_gib
+    return {
+        "period_days": assumptions.query_period_days,
+        "gib_read_once": round(read, 2),
+        "workgroup_cutoff_gib": cutoff,
+        "within_cutoff": read <= cutoff,
+    }
 
 
 def estimate(
@@ -268,6 +288,7 @@ def report(
         "capacity_options": scale.capacity_options(
             volumes.records, counter_units, result.lines, prices
         ),
+        "dashboard_query": dashboard_query(inputs, volumes, assumptions),
         "assumptions": asdict(assumptions),
         "assumed_prices": prices.assumed,
         "measured": {
@@ -345,6 +366,17 @@ def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> Non
         f"{_usd(counters['on_demand_monthly_usd'])}); probe stream {probe['shards']} shards "
         f"{_usd(probe['monthly_usd'])} (on-demand {_usd(probe['on_demand_monthly_usd'])})",
     ]
+    query = document["dashboard_query"]
+    out.append(
+        f"Dashboard query over {query['period_days']} days: {query['gib_read_once']:,.1f} GiB "
+        f"if Athena reads each table once; the workgroup cancels a query past "
+        f"{query['workgroup_cutoff_gib']:,} GiB (athena_scan_cutoff_gib)"
+    )
+    if not query["within_cutoff"]:
+        out.append(
+            "WARNING: at this size the dashboard's queries would be cancelled: raise "
+            "athena_scan_cutoff_gib or shorten the dashboard's period (docs/DEPLOY.md)"
+        )
     measured = document["measured"]["records_per_subscriber_day"]
     if abs(measured - document["records_per_subscriber_day"]) > 0.25 * measured:
         out += [

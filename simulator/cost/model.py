@@ -587,18 +587,16 @@ def _lake(
 ) -> list[Usage]:
     month = DAYS_PER_MONTH
     retention = inputs["config"].get("lake_retention_days", 400)
-    daily_bytes = {
-        prefix: volumes.of(driver) * profile.lake_bytes_per_record.get(prefix, 0.0)
-        for prefix, driver in LAKE_DRIVERS.items()
-    }
+    daily_bytes = _lake_bytes_per_day(profile, volumes)
     daily_objects = {
         prefix: volumes.of(driver) / max(profile.lake_records_per_object.get(prefix, 1.0), 1.0)
         for prefix, driver in LAKE_DRIVERS.items()
     }
     puts = sum(_sum(profile.demands, volumes, "s3_puts").values())
-    days_read = min(assumptions.query_period_days, retention)
-    scanned_bytes = sum(daily_bytes[p] for p in ANALYTICS_PREFIXES) * days_read
-    scanned_objects = sum(daily_objects[p] for p in ANALYTICS_PREFIXES) * days_read
+    scanned_bytes = query_bytes(profile, volumes, inputs, assumptions)
+    scanned_objects = sum(daily_objects[p] for p in ANALYTICS_PREFIXES) * _days_read(
+        inputs, assumptions
+    )
     queries = assumptions.athena_queries_per_day
     gets = scanned_objects * queries
     min_scan = 10 * 1024**2
@@ -616,6 +614,27 @@ def _lake(
               max(scanned_bytes, min_scan) * queries * month / 1024**4, "TB",
               "athena.per_tb_scanned"),
     ]  # fmt: skip
+
+
+def _lake_bytes_per_day(profile: Profile, volumes: Volumes) -> dict[str, float]:
+    return {
+        prefix: volumes.of(driver) * profile.lake_bytes_per_record.get(prefix, 0.0)
+        for prefix, driver in LAKE_DRIVERS.items()
+    }
+
+
+def _days_read(inputs: Mapping[str, Any], assumptions: Assumptions) -> int:
+    """The days a lake query reads: its period, as much of it as the lake keeps."""
+    return min(assumptions.query_period_days, inputs["config"].get("lake_retention_days", 400))
+
+
+def query_bytes(
+    profile: Profile, volumes: Volumes, inputs: Mapping[str, Any], assumptions: Assumptions
+) -> float:
+    """Bytes one lake query reads if Athena reads each table once: the four tables over the
+    query's period."""
+    daily = _lake_bytes_per_day(profile, volumes)
+    return sum(daily[p] for p in ANALYTICS_PREFIXES) * _days_read(inputs, assumptions)
 
 
 def _kinesis(profile: Profile, volumes: Volumes, inputs: Mapping[str, Any]) -> list[Usage]:
@@ -789,6 +808,7 @@ __all__ = [
     "daily_volumes",
     "design_profile",
     "price",
+    "query_bytes",
     "reference_profile",
     "total",
     "usage",

@@ -38,6 +38,20 @@ def test_cost_writes_the_total_and_lines_largest_first(
     assert "TOTAL $" in printed and "reference pattern" in printed
 
 
+def test_cost_warns_when_a_dashboard_query_would_pass_the_workgroups_cutoff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, million = _run_cost(tmp_path, "--subscribers", "1000000")
+    assert "WARNING" not in capsys.readouterr().out
+    _, hundred_million = _run_cost(tmp_path, "--subscribers", "100000000")
+    assert "athena_scan_cutoff_gib" in capsys.readouterr().out.split("WARNING")[1]
+    small, large = million["dashboard_query"], hundred_million["dashboard_query"]
+    assert small["workgroup_cutoff_gib"] == large["workgroup_cutoff_gib"] == 100  # cdk.json
+    assert small["gib_read_once"] < 100 < large["gib_read_once"]
+    assert large["gib_read_once"] == pytest.approx(100 * small["gib_read_once"], rel=0.01)
+    assert (small["within_cutoff"], large["within_cutoff"]) == (True, False)
+
+
 def test_more_records_per_subscriber_cost_more(tmp_path: Path) -> None:
     _, fifty = _run_cost(tmp_path, "--subscribers", "100000")
     _, hundred = _run_cost(
