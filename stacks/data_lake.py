@@ -40,7 +40,7 @@ class DataLake(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         stack = Stack.of(self)
-        # CloudWatch Logs (Lambda and Glue crawler log groups) encrypt with the key. No
+        # CloudWatch Logs (the Lambda and Firehose log groups) encrypt with the key. No
         # kms:DescribeKey here: it carries no encryption context, so under this condition it
         # could never be allowed (the IAM catalogue check, tests/infra/test_iam_catalogue.py).
         key.add_to_resource_policy(

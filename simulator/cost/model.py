@@ -102,7 +102,8 @@ class Assumptions:
     custom_metrics: int = 28
     cold_start_share: float = 0.001
     # Named queries (or QuickSight direct queries) run per day, each over the dashboard's
-    # default period: the last seven days (stacks/analytics.py, ROLLING_DEFAULTS).
+    # default period: the last seven days (stacks/analytics.py, ROLLING_DEFAULTS). The
+    # dashboard's seven visuals make 24 about three openings a day.
     athena_queries_per_day: int = 24
     query_period_days: int = 7
     kms_requests_per_resource_hour: float = 12.0

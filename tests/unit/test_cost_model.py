@@ -13,6 +13,7 @@ from simulator.cost.model import (
     daily_volumes,
     design_profile,
     price,
+    query_bytes,
     reference_profile,
     total,
     usage,
@@ -173,6 +174,23 @@ def test_sqs_and_lake_requests() -> None:
     assert bill["Amazon S3: GET requests (Athena reading the period's lake objects)"] == (
         pytest.approx(500 * 7 * MONTH / 1e3)
     )
+
+
+def test_athena_bills_the_periods_bytes_per_query_and_at_least_10_mb() -> None:
+    athena = "Amazon Athena: data scanned (each query reads its period's days)"
+    # 1,000 subscribers: 150 KB of incident and engagement records a day, 1.05 MB in the
+    # 7 days one query reads: billed as the 10 MB minimum
+    assert _bill()[athena] == pytest.approx(10 * 1024**2 * MONTH / 1024**4)
+    # 100,000 subscribers: 15 MB a day, 105 MB a query
+    inputs = tiny_inputs()
+    volumes, _ = daily_volumes(
+        100_000, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
+    )
+    profile = design_profile(inputs)
+    assert query_bytes(profile, volumes, inputs, ASSUMPTIONS) == pytest.approx(15e6 * 7)
+    lines = price(usage(profile, volumes, 100_000, inputs, ASSUMPTIONS), _unit_prices())
+    bill = {f"{line.service}: {line.item}": line.monthly_usd for line in lines}
+    assert bill[athena] == pytest.approx(15e6 * 7 * MONTH / 1024**4)
 
 
 def test_a_query_period_longer_than_the_lake_reads_what_the_lake_keeps() -> None:
