@@ -1,6 +1,7 @@
 """The cost model's arithmetic on a small input whose bill can be worked out by hand."""
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,8 @@ from simulator.cost.calls import ContactPolicy
 from simulator.cost.model import (
     DAYS_PER_MONTH,
     Assumptions,
+    Line,
+    Volumes,
     daily_volumes,
     design_profile,
     price,
@@ -42,22 +45,38 @@ ASSUMPTIONS = Assumptions(
 )
 
 
-def _bill(reference: bool = False) -> dict[str, float]:
-    inputs = tiny_inputs()
+def _priced(
+    reference: bool = False,
+    *,
+    inputs: dict[str, Any] | None = None,
+    subscribers: int = SUBSCRIBERS,
+    assumptions: Assumptions = ASSUMPTIONS,
+) -> tuple[list[Line], Volumes]:
+    """The tiny day's lines at unit prices (a line's amount is its quantity per price unit)."""
+    inputs = inputs if inputs is not None else tiny_inputs()
     volumes, _ = daily_volumes(
-        SUBSCRIBERS,
+        subscribers,
         RECORDS_PER_DAY,
         inputs,
         ContactPolicy(rules=load_policy({"quiet_hours": None})),
-        ASSUMPTIONS,
+        assumptions,
         flow=tiny_flow(),
     )
     profile = reference_profile(inputs, volumes) if reference else design_profile(inputs)
-    lines = price(usage(profile, volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices())
+    return price(usage(profile, volumes, subscribers, inputs, assumptions), _unit_prices()), volumes
+
+
+def _bill(reference: bool = False, **sized: Any) -> dict[str, float]:
+    lines, volumes = _priced(reference, **sized)
     return {f"{line.service}: {line.item}": line.monthly_usd for line in lines} | {
         "TOTAL": total(lines),
         "calls_per_day": volumes.engagements,
     }
+
+
+def _quantities(**sized: Any) -> dict[str, float]:
+    lines, _ = _priced(**sized)
+    return {f"{line.service}: {line.item}": line.quantity for line in lines}
 
 
 def test_month_is_730_hours() -> None:
@@ -131,13 +150,7 @@ def test_the_probe_archive_bills_firehose_per_5_kb_record_and_s3_per_object() ->
 def test_an_archive_buffer_that_never_fills_delivers_once_per_interval() -> None:
     inputs = tiny_inputs()
     inputs["template"]["archive_buffer_seconds"] = 900
-    volumes, _ = daily_volumes(
-        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
-    )
-    lines = price(
-        usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices()
-    )
-    bill = {f"{line.service}: {line.item}": line.quantity for line in lines}
+    bill = _quantities(inputs=inputs)
     assert bill["Amazon S3: PUT requests (probe archive objects)"] == pytest.approx(96 * MONTH)
 
 
@@ -183,37 +196,22 @@ def test_athena_bills_the_periods_bytes_per_query_and_at_least_10_mb() -> None:
     assert _bill()[athena] == pytest.approx(10 * 1024**2 * MONTH / 1024**4)
     # 100,000 subscribers: 15 MB a day, 105 MB a query
     inputs = tiny_inputs()
-    volumes, _ = daily_volumes(
-        100_000, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
-    )
+    _, volumes = _priced(inputs=inputs, subscribers=100_000)
     profile = design_profile(inputs)
     assert query_bytes(profile, volumes, inputs, ASSUMPTIONS) == pytest.approx(15e6 * 7)
-    lines = price(usage(profile, volumes, 100_000, inputs, ASSUMPTIONS), _unit_prices())
-    bill = {f"{line.service}: {line.item}": line.monthly_usd for line in lines}
-    assert bill[athena] == pytest.approx(15e6 * 7 * MONTH / 1024**4)
+    assert _bill(subscribers=100_000)[athena] == pytest.approx(15e6 * 7 * MONTH / 1024**4)
 
 
 def test_a_query_period_longer_than_the_lake_reads_what_the_lake_keeps() -> None:
-    inputs = tiny_inputs()
     month_long = replace(ASSUMPTIONS, query_period_days=30)
-    volumes, _ = daily_volumes(
-        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), month_long, flow=tiny_flow()
-    )
-    lines = usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, month_long)
-    gets = {line.item: line.quantity for line in lines}[
-        "GET requests (Athena reading the period's lake objects)"
+    gets = _quantities(assumptions=month_long)[
+        "Amazon S3: GET requests (Athena reading the period's lake objects)"
     ]
     assert gets == pytest.approx(500 * 10 * MONTH)  # the fixture's lake keeps 10 days
 
 
 def test_total_is_the_sum_of_the_lines_and_lines_come_largest_first() -> None:
-    inputs = tiny_inputs()
-    volumes, _ = daily_volumes(
-        SUBSCRIBERS, RECORDS_PER_DAY, inputs, ContactPolicy(), ASSUMPTIONS, flow=tiny_flow()
-    )
-    lines = price(
-        usage(design_profile(inputs), volumes, SUBSCRIBERS, inputs, ASSUMPTIONS), _unit_prices()
-    )
+    lines, _ = _priced()
     amounts = [line.monthly_usd for line in lines]
     assert amounts == sorted(amounts, reverse=True)
     assert total(lines) == pytest.approx(sum(amounts))
