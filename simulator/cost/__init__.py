@@ -75,12 +75,11 @@ def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
 
 
 def dashboard_query(
-    inputs: Mapping[str, Any], volumes: Volumes, assumptions: Assumptions
+    inputs: Mapping[str, Any], volumes: Volumes, assumptions: Assumptions, cutoff: int
 ) -> dict[str, Any]:
-    """What one dashboard query reads at this size against the workgroup's cut-off, which
-    cancels a query that scans more (``athena_scan_cutoff_gib``, docs/DEPLOY.md)."""
+    """What one dashboard query reads at this size against the workgroup's cut-off in GiB,
+    which cancels a query that scans more (``athena_scan_cutoff_gib``, docs/DEPLOY.md)."""
     read = query_bytes(design_profile(inputs), volumes, inputs, assumptions) / 1024**3
-    cutoff = load_config(_deployed_config()).athena_scan_cutoff_gib
     return {
         "period_days": assumptions.query_period_days,
         "gib_read_once": round(read, 2),
@@ -220,7 +219,8 @@ def report(
     """Estimate, compare, print, and write ``out_dir/cost.json``; returns its content."""
     inputs = load_inputs(inputs_path)
     prices = load_prices(prices_path)
-    policy = deployed_policy()
+    config = load_config(_deployed_config())
+    policy = ContactPolicy(rules=config.policy)
     assumptions = Assumptions()
     priced = partial(estimate, inputs=inputs, prices=prices, assumptions=assumptions)
     result = priced(subscribers, records_per_subscriber_day, policy=policy)
@@ -288,7 +288,9 @@ def report(
         "capacity_options": scale.capacity_options(
             volumes.records, counter_units, result.lines, prices
         ),
-        "dashboard_query": dashboard_query(inputs, volumes, assumptions),
+        "dashboard_query": dashboard_query(
+            inputs, volumes, assumptions, config.athena_scan_cutoff_gib
+        ),
         "assumptions": asdict(assumptions),
         "assumed_prices": prices.assumed,
         "measured": {
