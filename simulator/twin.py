@@ -75,18 +75,17 @@ _FAKE_CREDENTIALS = {
 class TwinResult:
     """Where the outputs are, the summary written to ``summary.json``, and what the run cost.
 
-    ``phases`` is wall seconds per phase (synth, provisioning, replay, analytics_report);
-    ``emulator_calls`` counts the twin's own AWS calls (polling, putting the probe records,
-    copying the lake), which ``summary["api_calls"]`` leaves out. ``handler_call_time`` and
-    ``emulator_call_time`` are, per operation, the calls timed and the wall seconds
-    answering them took (:class:`~simulator.api_calls.CallTimer`).
+    ``phases`` is wall seconds per phase (synth, provisioning, replay, analytics_report).
+    ``handler_call_time`` and ``emulator_call_time`` are, per operation, the calls timed and
+    the wall seconds answering them took (:class:`~simulator.api_calls.CallTimer`): the
+    handlers' calls, and the twin's own (polling, putting the probe records, copying the
+    lake), which ``summary["api_calls"]`` leaves out.
     """
 
     out_dir: Path
     summary: dict[str, Any]
     report: Path
     phases: dict[str, float] = field(default_factory=dict)
-    emulator_calls: dict[str, int] = field(default_factory=dict)
     handler_call_time: dict[str, tuple[int, float]] = field(default_factory=dict)
     emulator_call_time: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -452,7 +451,6 @@ def run_twin(
         summary,
         report,
         phases,
-        dict(sorted(twin.emulator_call_time.calls.items())),
         twin.handler_call_time.by_operation(),
         twin.emulator_call_time.by_operation(),
     )
