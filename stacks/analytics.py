@@ -196,6 +196,9 @@ class Analytics(Construct):
             name: self._build_table(name, columns) for name, columns in LAKE_TABLES.items()
         }
         self.tables[REMEDIATION_TABLE] = self._build_remediation_table()
+        # Athena cancels a query of the workgroup once it has scanned this many bytes (Athena
+        # API reference, WorkGroupConfiguration.BytesScannedCutoffPerQuery, at least
+        # 10,000,000); a cancelled query is billed for what it scanned (Athena pricing).
         self.workgroup = self._build_workgroup(config.athena_scan_cutoff_gib * 1024**3)
         self.named_queries = [self._build_named_query(path) for path in sql_files(sql_dir)]
         if config.quicksight_principal_arn:
