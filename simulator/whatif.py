@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
-from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE, Verdict
+from feedback_loop.contract import EVENT_TYPES, LAKE_TABLES, PROBE_ARCHIVE, WHATIF_SQL, Verdict
 from feedback_loop.decision import above_threshold
 from feedback_loop.errors import ConfigError
 from feedback_loop.ids import incident_id
@@ -54,7 +54,7 @@ from simulator.cost import connect_usd_per_episode
 from simulator.cost.model import DAYS_PER_MONTH
 from stacks.config import CONTEXT_KEY, cdk_json_context, load_config, merge_overrides
 
-SQL_FILE = Path(__file__).resolve().parent.parent / "sql" / "detect_incidents.sql"
+SQL_FILE = Path(__file__).resolve().parent.parent / "sql" / WHATIF_SQL
 DEFAULTS_NAME = "deployed defaults"
 TOP_CELLS = 10
 # How far back a window can reach: the policy allows windows up to 7 days.

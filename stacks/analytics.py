@@ -15,7 +15,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_quicksight as quicksight
 from constructs import Construct
 
-from feedback_loop.contract import ANALYTICS_TABLES, REMEDIATION_TABLE
+from feedback_loop.contract import ANALYTICS_TABLES, REMEDIATION_TABLE, WHATIF_SQL
 from feedback_loop.contract import LAKE_TABLES as CONTRACT_TABLES
 from stacks.config import REPO_ROOT, FeedbackLoopConfig
 from stacks.data_lake import ATHENA_RESULTS_PREFIX, DataLake
@@ -23,7 +23,6 @@ from stacks.data_lake import ATHENA_RESULTS_PREFIX, DataLake
 DATABASE = "sentimentdb"
 WORKGROUP = "subscriber_feedback_loop"
 SQL_DIR = REPO_ROOT / "sql"
-WHATIF_SQL = "detect_incidents.sql"
 PROJECTION_START = "2025-01-01"
 
 # The Glue tables: one per analytics prefix, columns generated from the contract.

@@ -282,6 +282,9 @@ ANALYTICS_TABLES = (
     "decision_counts",
 )
 REMEDIATION_TABLE = "remediation"
+# The one ``sql/`` file the what-if runs over ``probes/``; every other one is a named query
+# of the dashboard's workgroup.
+WHATIF_SQL = "detect_incidents.sql"
 # Prefixes the handlers write (JSON Lines, which ops.erase_subscriber rewrites);
 # ``remediation/`` holds operators' uploads only; the Parquet archive ``probes/`` expires
 # instead (``probe_archive_retention_days``).

@@ -23,19 +23,23 @@ from simulator.cost import scale
 from simulator.cost.calls import CallsPerDay, ContactPolicy
 from simulator.cost.measure import INPUTS
 from simulator.cost.model import (
+    ATHENA_MIN_SCAN_BYTES,
     DAYS_PER_MONTH,
+    GIB,
     Assumptions,
     Line,
+    Usage,
     Volumes,
     daily_volumes,
     design_profile,
+    lake_bytes_read,
     price,
-    query_bytes,
     reference_profile,
     total,
     usage,
 )
 from simulator.cost.prices import PRICES, PriceTable, load_prices
+from simulator.cost.queries import dashboard_table_reads
 from simulator.scenario import CDK_JSON
 from stacks.config import load_config
 
@@ -75,16 +79,52 @@ def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
 
 
 def dashboard_query(
-    inputs: Mapping[str, Any], volumes: Volumes, assumptions: Assumptions, cutoff: int
+    inputs: Mapping[str, Any],
+    volumes: Volumes,
+    assumptions: Assumptions,
+    cutoff: int,
+    prices: PriceTable,
 ) -> dict[str, Any]:
-    """What one dashboard query reads at this size against the workgroup's cut-off in GiB,
-    which cancels a query that scans more (``athena_scan_cutoff_gib``, docs/DEPLOY.md)."""
-    read = query_bytes(design_profile(inputs), volumes, inputs, assumptions) / 1024**3
+    """What each dashboard query reads at this size, against the workgroup's cut-off in GiB,
+    which cancels a query that scans more (``athena_scan_cutoff_gib``, docs/DEPLOY.md).
+
+    Two readings per query: each table read once, and each read again wherever the query
+    refers to a ``WITH`` step that reads it, as Trino inlines them (``queries.py``); Athena
+    reads between the two. The largest query decides both verdicts."""
+    profile = design_profile(inputs)
+
+    def gib(reads: Mapping[str, int]) -> float:
+        return lake_bytes_read(reads, profile, volumes, inputs, assumptions) / GIB
+
+    reads = dashboard_table_reads()
+    once = {sql: gib(dict.fromkeys(tables, 1)) for sql, tables in reads.items()}
+    at_most = {sql: gib(tables) for sql, tables in reads.items()}
+    largest_once, largest = max(once.values()), max(at_most.values())
+    athena_at_most = Usage(
+        "Amazon Athena",
+        "data scanned, every query reading as much as the largest at most",
+        max(largest * GIB, ATHENA_MIN_SCAN_BYTES) * assumptions.athena_queries_per_day
+        * DAYS_PER_MONTH / 1024**4,
+        "TB",
+        "athena.per_tb_scanned",
+    )  # fmt: skip
     return {
         "period_days": assumptions.query_period_days,
-        "gib_read_once": round(read, 2),
+        "queries": [
+            {
+                "sql": sql,
+                "table_reads": dict(sorted(tables.items())),
+                "gib_read_once": round(once[sql], 2),
+                "gib_at_most": round(at_most[sql], 2),
+            }
+            for sql, tables in reads.items()
+        ],
+        "gib_read_once": round(largest_once, 2),
+        "gib_at_most": round(largest, 2),
         "workgroup_cutoff_gib": cutoff,
-        "within_cutoff": read <= cutoff,
+        "within_cutoff": largest_once <= cutoff,
+        "within_cutoff_at_most": largest <= cutoff,
+        "athena_monthly_usd_at_most": round(price([athena_at_most], prices)[0].monthly_usd, 2),
     }
 
 
@@ -289,7 +329,7 @@ def report(
             volumes.records, counter_units, result.lines, prices
         ),
         "dashboard_query": dashboard_query(
-            inputs, volumes, assumptions, config.athena_scan_cutoff_gib
+            inputs, volumes, assumptions, config.athena_scan_cutoff_gib, prices
         ),
         "assumptions": asdict(assumptions),
         "assumed_prices": prices.assumed,
@@ -369,15 +409,25 @@ def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> Non
         f"{_usd(probe['monthly_usd'])} (on-demand {_usd(probe['on_demand_monthly_usd'])})",
     ]
     query = document["dashboard_query"]
+    largest = max(query["queries"], key=lambda q: q["gib_at_most"])
     out.append(
-        f"Dashboard query over {query['period_days']} days: {query['gib_read_once']:,.1f} GiB "
-        f"if Athena reads each table once; the workgroup cancels a query past "
-        f"{query['workgroup_cutoff_gib']:,} GiB (athena_scan_cutoff_gib)"
+        f"Dashboard queries over {query['period_days']} days: the largest reads "
+        f"{query['gib_read_once']:,.1f} GiB if Athena reads each table once, at most "
+        f"{query['gib_at_most']:,.1f} GiB ({largest['sql']}) if it reads a table again for "
+        f"every reference to a WITH step that reads it (Athena at most "
+        f"{_usd(query['athena_monthly_usd_at_most'])} a month); the workgroup cancels a query "
+        f"past {query['workgroup_cutoff_gib']:,} GiB (athena_scan_cutoff_gib)"
     )
     if not query["within_cutoff"]:
         out.append(
             "WARNING: at this size the dashboard's queries would be cancelled: raise "
             "athena_scan_cutoff_gib or shorten the dashboard's period (docs/DEPLOY.md)"
+        )
+    elif not query["within_cutoff_at_most"]:
+        out.append(
+            "WARNING: at this size the dashboard's queries may be cancelled: check the data "
+            "scanned by its first queries and size athena_scan_cutoff_gib to it "
+            "(docs/DEPLOY.md)"
         )
     measured = document["measured"]["records_per_subscriber_day"]
     if abs(measured - document["records_per_subscriber_day"]) > 0.25 * measured:

@@ -52,6 +52,8 @@ HOURS_PER_MONTH = 730
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 GIB = 1024**3
 MIB = 1024**2
+# Athena bills at least 10 MB per query.
+ATHENA_MIN_SCAN_BYTES = 10 * MIB
 SQS_CHUNK_BYTES = 64 * 1024
 # Firehose bills ingestion and format conversion per record rounded up to 5 KB.
 FIREHOSE_INCREMENT_BYTES = 5 * 1024
@@ -600,7 +602,6 @@ def _lake(
     )
     queries = assumptions.athena_queries_per_day
     gets = scanned_objects * queries
-    min_scan = 10 * 1024**2
     return [
         Usage("Amazon S3", "PUT requests (lake objects)", puts * month, "requests",
               "s3.put_per_thousand"),
@@ -612,7 +613,7 @@ def _lake(
               (puts + gets) * assumptions.access_log_bytes_per_request * retention / GIB,
               "GB-months", "s3.standard_gb_month"),
         Usage("Amazon Athena", "data scanned (each query reads its period's days)",
-              max(scanned_bytes, min_scan) * queries * month / 1024**4, "TB",
+              max(scanned_bytes, ATHENA_MIN_SCAN_BYTES) * queries * month / 1024**4, "TB",
               "athena.per_tb_scanned"),
     ]  # fmt: skip
 
@@ -634,8 +635,24 @@ def query_bytes(
 ) -> float:
     """Bytes one lake query reads if Athena reads each table once: the four tables over the
     query's period."""
+    return lake_bytes_read(
+        dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions
+    )
+
+
+def lake_bytes_read(
+    reads: Mapping[str, int],
+    profile: Profile,
+    volumes: Volumes,
+    inputs: Mapping[str, Any],
+    assumptions: Assumptions,
+) -> float:
+    """Bytes a query reads that reads each lake table ``reads[table]`` times over its period;
+    a table the model does not size (``remediation``, operators' uploads) counts 0."""
     daily = _lake_bytes_per_day(profile, volumes)
-    return sum(daily[p] for p in ANALYTICS_PREFIXES) * _days_read(inputs, assumptions)
+    return sum(n * daily.get(table, 0.0) for table, n in reads.items()) * _days_read(
+        inputs, assumptions
+    )
 
 
 def _kinesis(profile: Profile, volumes: Volumes, inputs: Mapping[str, Any]) -> list[Usage]:
@@ -808,6 +825,7 @@ __all__ = [
     "Volumes",
     "daily_volumes",
     "design_profile",
+    "lake_bytes_read",
     "price",
     "query_bytes",
     "reference_profile",

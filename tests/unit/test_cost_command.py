@@ -41,15 +41,27 @@ def test_cost_writes_the_total_and_lines_largest_first(
 def test_cost_warns_when_a_dashboard_query_would_pass_the_workgroups_cutoff(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, million = _run_cost(tmp_path, "--subscribers", "1000000")
+    # the tiny day's lake: a query reads 0.49 GiB per 100,000 subscribers if it reads each
+    # table once
+    _, small = _run_cost(tmp_path, "--subscribers", "100000")
     assert "WARNING" not in capsys.readouterr().out
-    _, hundred_million = _run_cost(tmp_path, "--subscribers", "100000000")
-    assert "athena_scan_cutoff_gib" in capsys.readouterr().out.split("WARNING")[1]
-    small, large = million["dashboard_query"], hundred_million["dashboard_query"]
-    assert small["workgroup_cutoff_gib"] == large["workgroup_cutoff_gib"] == 100  # cdk.json
-    assert small["gib_read_once"] < 100 < large["gib_read_once"]
-    assert large["gib_read_once"] == pytest.approx(100 * small["gib_read_once"], rel=0.01)
-    assert (small["within_cutoff"], large["within_cutoff"]) == (True, False)
+    _, medium = _run_cost(tmp_path, "--subscribers", "1000000")
+    assert "may be cancelled" in capsys.readouterr().out.split("WARNING")[1]
+    _, large = _run_cost(tmp_path, "--subscribers", "100000000")
+    assert "would be cancelled" in capsys.readouterr().out.split("WARNING")[1]
+    small, medium, large = (document["dashboard_query"] for document in (small, medium, large))
+    assert {query["workgroup_cutoff_gib"] for query in (small, medium, large)} == {100}  # cdk.json
+    # read once, 1M fits and 100M does not; read for every WITH reference, 1M may not
+    assert small["gib_read_once"] < medium["gib_read_once"] < 100 < large["gib_read_once"]
+    assert small["gib_at_most"] < 100 < medium["gib_at_most"]
+    assert large["gib_read_once"] == pytest.approx(1000 * small["gib_read_once"], rel=0.01)
+    assert [(q["within_cutoff"], q["within_cutoff_at_most"]) for q in (small, medium, large)] == [
+        (True, True),
+        (True, False),
+        (False, False),
+    ]
+    # the largest query decides
+    assert small["gib_at_most"] == max(q["gib_at_most"] for q in small["queries"])
 
 
 def test_more_records_per_subscriber_cost_more(tmp_path: Path) -> None:

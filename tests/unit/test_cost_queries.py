@@ -1,0 +1,104 @@
+"""How often a dashboard query reads each lake table, and what that means at a size."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import simulator.cost as cost
+from feedback_loop.policy import load_policy
+from simulator.cost.calls import ContactPolicy
+from simulator.cost.model import Assumptions, daily_volumes
+from simulator.cost.prices import load_prices
+from simulator.cost.queries import SQL_DIR, dashboard_table_reads, table_reads
+from tests.cost_fixtures import tiny_flow, tiny_inputs
+
+
+def test_a_step_is_read_again_wherever_it_is_referenced() -> None:
+    sql = """
+        WITH a AS (SELECT * FROM t WHERE dt BETWEEN ? AND ?),
+        b AS (SELECT * FROM a UNION ALL SELECT * FROM a)
+        SELECT * FROM b JOIN u ON b.k = u.k WHERE b.x IN (SELECT x FROM a)
+    """
+    # b holds a twice, and the filter's subquery reads a once more
+    assert table_reads(sql) == {"t": 3, "u": 1}
+
+
+def test_a_step_nobody_references_reads_nothing() -> None:
+    assert table_reads("WITH a AS (SELECT * FROM t) SELECT 1 FROM u") == {"u": 1}
+
+
+def test_a_step_named_like_a_table_reads_the_table_in_its_own_body() -> None:
+    sql = "WITH incidents AS (SELECT * FROM incidents) SELECT * FROM incidents, incidents AS i"
+    assert table_reads(sql) == {"incidents": 2}
+
+
+def test_a_query_that_does_not_parse_is_refused_with_its_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.sql").write_text("SELEC cell FROM incidents", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken\.sql: cannot parse"):
+        dashboard_table_reads(tmp_path)
+
+
+def test_the_dashboards_queries_are_every_sql_file_but_the_what_ifs() -> None:
+    reads = dashboard_table_reads()
+    assert set(reads) == {p.name for p in SQL_DIR.glob("*.sql")} - {"detect_incidents.sql"}
+    # priority.sql unions its three tables in one step, so every reference reads all three;
+    # it refers to that step through others many times over
+    priority = reads["priority.sql"]
+    assert set(priority) == {"incidents", "engagement", "sentiment"}
+    assert len(set(priority.values())) == 1 and priority["incidents"] > 10
+
+
+def _tiny_dashboard(
+    monkeypatch: pytest.MonkeyPatch, subscribers: int, cutoff: int
+) -> dict[str, object]:
+    monkeypatch.setattr(
+        cost,
+        "dashboard_table_reads",
+        lambda: {
+            "cells.sql": {"incidents": 3, "engagement": 3},
+            "fixes.sql": {"incidents": 1, "remediation": 2},
+        },
+    )
+    inputs = tiny_inputs()
+    assumptions = replace(Assumptions(), athena_queries_per_day=10)
+    volumes, _ = daily_volumes(
+        subscribers,
+        10,
+        inputs,
+        ContactPolicy(rules=load_policy({"quiet_hours": None})),
+        assumptions,
+        flow=tiny_flow(),
+    )
+    return cost.dashboard_query(inputs, volumes, assumptions, cutoff, load_prices())
+
+
+def test_each_query_is_sized_once_per_table_and_at_most_per_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 10M subscribers of the tiny day: 100M records, 10M incidents of 100 B (1 GB) and 10M
+    # decisions of 50 B (0.5 GB) a day; the queries read 7 days
+    query = _tiny_dashboard(monkeypatch, 10_000_000, cutoff=20)
+    gib = 1024**3
+    cells, fixes = query["queries"]
+    assert cells == {
+        "sql": "cells.sql",
+        "table_reads": {"engagement": 3, "incidents": 3},
+        "gib_read_once": round(1.5e9 * 7 / gib, 2),
+        "gib_at_most": round(3 * 1.5e9 * 7 / gib, 2),
+    }
+    # remediation (operators' uploads) is not sized
+    assert (fixes["gib_read_once"], fixes["gib_at_most"]) == (round(1e9 * 7 / gib, 2),) * 2
+    assert (query["gib_read_once"], query["gib_at_most"]) == (9.78, 29.34)
+    assert (query["within_cutoff"], query["within_cutoff_at_most"]) == (True, False)
+    # 10 queries a day, each as the largest at most, at $5 a TB
+    assert query["athena_monthly_usd_at_most"] == pytest.approx(
+        3 * 1.5e9 * 7 * 10 * 730 / 24 / 1024**4 * 5.0, abs=0.01
+    )
+
+
+def test_a_query_past_the_cutoff_even_read_once_fails_both_verdicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query = _tiny_dashboard(monkeypatch, 10_000_000, cutoff=5)
+    assert (query["within_cutoff"], query["within_cutoff_at_most"]) == (False, False)
