@@ -32,7 +32,7 @@ from simulator.cost.model import (
     Volumes,
     daily_volumes,
     design_profile,
-    lake_bytes_read,
+    lake_read,
     price,
     reference_profile,
     total,
@@ -94,20 +94,21 @@ def dashboard_query(
     profile = design_profile(inputs)
 
     def gib(reads: Mapping[str, int]) -> float:
-        return lake_bytes_read(reads, profile, volumes, inputs, assumptions) / GIB
+        return lake_read(reads, profile, volumes, inputs, assumptions).bytes / GIB
 
     reads = dashboard_table_reads()
     once = {sql: gib(dict.fromkeys(tables, 1)) for sql, tables in reads.items()}
     at_most = {sql: gib(tables) for sql, tables in reads.items()}
-    largest_once, largest = max(once.values()), max(at_most.values())
-    athena_at_most = Usage(
-        "Amazon Athena",
-        "data scanned, every query reading as much as the largest at most",
-        max(largest * GIB, ATHENA_MIN_SCAN_BYTES) * assumptions.athena_queries_per_day
-        * DAYS_PER_MONTH / 1024**4,
-        "TB",
-        "athena.per_tb_scanned",
-    )  # fmt: skip
+    largest_once = max(once, key=once.__getitem__)
+    largest = max(at_most, key=at_most.__getitem__)
+    month = assumptions.athena_queries_per_day * DAYS_PER_MONTH
+    objects = lake_read(reads[largest], profile, volumes, inputs, assumptions).objects
+    reading_at_most = [
+        Usage("Amazon Athena", "data scanned",
+              max(at_most[largest] * GIB, ATHENA_MIN_SCAN_BYTES) * month / 1024**4, "TB",
+              "athena.per_tb_scanned"),
+        Usage("Amazon S3", "GET requests", objects * month, "requests", "s3.get_per_thousand"),
+    ]  # fmt: skip
     return {
         "period_days": assumptions.query_period_days,
         "queries": [
@@ -119,12 +120,15 @@ def dashboard_query(
             }
             for sql, tables in reads.items()
         ],
-        "gib_read_once": round(largest_once, 2),
-        "gib_at_most": round(largest, 2),
+        "largest_read_once": largest_once,
+        "gib_read_once": round(once[largest_once], 2),
+        "largest_at_most": largest,
+        "gib_at_most": round(at_most[largest], 2),
         "workgroup_cutoff_gib": cutoff,
-        "within_cutoff": largest_once <= cutoff,
-        "within_cutoff_at_most": largest <= cutoff,
-        "athena_monthly_usd_at_most": round(price([athena_at_most], prices)[0].monthly_usd, 2),
+        "within_cutoff": once[largest_once] <= cutoff,
+        "within_cutoff_at_most": at_most[largest] <= cutoff,
+        # every query of the day reading as much as the largest does at most
+        "monthly_usd_at_most": round(total(price(reading_at_most, prices)), 2),
     }
 
 
@@ -409,14 +413,14 @@ def _print(document: Mapping[str, Any], result: Estimate, stream: TextIO) -> Non
         f"{_usd(probe['monthly_usd'])} (on-demand {_usd(probe['on_demand_monthly_usd'])})",
     ]
     query = document["dashboard_query"]
-    largest = max(query["queries"], key=lambda q: q["gib_at_most"])
     out.append(
         f"Dashboard queries over {query['period_days']} days: the largest reads "
-        f"{query['gib_read_once']:,.1f} GiB if Athena reads each table once, at most "
-        f"{query['gib_at_most']:,.1f} GiB ({largest['sql']}) if it reads a table again for "
-        f"every reference to a WITH step that reads it (Athena at most "
-        f"{_usd(query['athena_monthly_usd_at_most'])} a month); the workgroup cancels a query "
-        f"past {query['workgroup_cutoff_gib']:,} GiB (athena_scan_cutoff_gib)"
+        f"{query['gib_read_once']:,.1f} GiB if Athena reads each table once "
+        f"({query['largest_read_once']}), at most {query['gib_at_most']:,.1f} GiB "
+        f"({query['largest_at_most']}) if it reads a table again for every reference to a "
+        f"WITH step that reads it (Athena and its S3 GETs at most "
+        f"{_usd(query['monthly_usd_at_most'])} a month); the workgroup cancels a query past "
+        f"{query['workgroup_cutoff_gib']:,} GiB (athena_scan_cutoff_gib)"
     )
     if not query["within_cutoff"]:
         out.append(

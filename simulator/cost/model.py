@@ -31,7 +31,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from simulator.contact_centre import NO_INPUT, CallTiming
 from simulator.cost.calls import (
@@ -591,14 +591,9 @@ def _lake(
     month = DAYS_PER_MONTH
     retention = inputs["config"].get("lake_retention_days", 400)
     daily_bytes = _lake_bytes_per_day(profile, volumes)
-    daily_objects = {
-        prefix: volumes.of(driver) / max(profile.lake_records_per_object.get(prefix, 1.0), 1.0)
-        for prefix, driver in LAKE_DRIVERS.items()
-    }
     puts = sum(_sum(profile.demands, volumes, "s3_puts").values())
-    scanned_bytes = query_bytes(profile, volumes, inputs, assumptions)
-    scanned_objects = sum(daily_objects[p] for p in ANALYTICS_PREFIXES) * _days_read(
-        inputs, assumptions
+    scanned_bytes, scanned_objects = lake_read(
+        dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions
     )
     queries = assumptions.athena_queries_per_day
     gets = scanned_objects * queries
@@ -625,6 +620,13 @@ def _lake_bytes_per_day(profile: Profile, volumes: Volumes) -> dict[str, float]:
     }
 
 
+def _lake_objects_per_day(profile: Profile, volumes: Volumes) -> dict[str, float]:
+    return {
+        prefix: volumes.of(driver) / max(profile.lake_records_per_object.get(prefix, 1.0), 1.0)
+        for prefix, driver in LAKE_DRIVERS.items()
+    }
+
+
 def _days_read(inputs: Mapping[str, Any], assumptions: Assumptions) -> int:
     """The days a lake query reads: its period, as much of it as the lake keeps."""
     return min(assumptions.query_period_days, inputs["config"].get("lake_retention_days", 400))
@@ -635,23 +637,35 @@ def query_bytes(
 ) -> float:
     """Bytes one lake query reads if Athena reads each table once: the four tables over the
     query's period."""
-    return lake_bytes_read(
+    return lake_read(
         dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions
-    )
+    ).bytes
 
 
-def lake_bytes_read(
+class LakeRead(NamedTuple):
+    """What one query reads of the lake: bytes scanned and objects opened (S3 GETs)."""
+
+    bytes: float
+    objects: float
+
+
+def lake_read(
     reads: Mapping[str, int],
     profile: Profile,
     volumes: Volumes,
     inputs: Mapping[str, Any],
     assumptions: Assumptions,
-) -> float:
-    """Bytes a query reads that reads each lake table ``reads[table]`` times over its period;
+) -> LakeRead:
+    """What a query reads that reads each lake table ``reads[table]`` times over its period;
     a table the model does not size (``remediation``, operators' uploads) counts 0."""
-    daily = _lake_bytes_per_day(profile, volumes)
-    return sum(n * daily.get(table, 0.0) for table, n in reads.items()) * _days_read(
-        inputs, assumptions
+    days = _days_read(inputs, assumptions)
+
+    def per_period(daily: Mapping[str, float]) -> float:
+        return sum(n * daily.get(table, 0.0) for table, n in reads.items()) * days
+
+    return LakeRead(
+        per_period(_lake_bytes_per_day(profile, volumes)),
+        per_period(_lake_objects_per_day(profile, volumes)),
     )
 
 
@@ -819,13 +833,14 @@ def total(lines: Sequence[Line]) -> float:
 
 __all__ = [
     "Assumptions",
+    "LakeRead",
     "Line",
     "Profile",
     "Usage",
     "Volumes",
     "daily_volumes",
     "design_profile",
-    "lake_bytes_read",
+    "lake_read",
     "price",
     "query_bytes",
     "reference_profile",

@@ -1,16 +1,19 @@
 """How many times each dashboard query reads each lake table.
 
-Athena's engine version 3 is built on Trino, whose ``SELECT`` reference says the SQL of a
-``WITH`` clause "will be inlined anywhere the named relation is used" (trino.io, "SELECT",
-warning under "WITH clause"): a step referenced three times is evaluated three times, and
-its tables are read three times. :func:`table_reads` inlines every reference in the same
-way and counts the tables it reaches, so its count is the most a query can read. The
-optimizer can drop some of those reads (a union branch a filter rules out), so a query
-reads between once per table and this count; on an account, the queries' data scanned
-(``DataScannedInBytes`` of ``GetQueryExecution``) tells which.
+Athena's engine version 3 is built on Trino, whose ``SELECT`` reference warns that
+"Currently, the SQL for the ``WITH`` clause will be inlined anywhere the named relation
+is used" (trino.io, "SELECT", "WITH clause"). If Athena does the same, a step referenced
+three times is evaluated three times, and its tables are read three times.
+:func:`table_reads` inlines every reference in that way and counts the tables it
+reaches: the most a query can read. The optimizer can drop some of those reads (a union
+branch a filter rules out), so a query reads between once per table and this count; on
+an account, the queries' data scanned (``DataScannedInBytes`` of ``GetQueryExecution``)
+tells which.
 
 The SQL is parsed by DuckDB (``json_serialize_sql``), the engine the twin runs the same
-files in.
+files in. Two forms are not counted as Trino would run them, and the dashboard's SQL uses
+neither: ``WITH RECURSIVE`` (a step's reference to itself counts as a table) and a simple
+``CASE (subquery) WHEN ...`` (DuckDB repeats the operand in every ``WHEN``).
 """
 
 from __future__ import annotations

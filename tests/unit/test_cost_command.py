@@ -48,7 +48,10 @@ def test_cost_warns_when_a_dashboard_query_would_pass_the_workgroups_cutoff(
     _, medium = _run_cost(tmp_path, "--subscribers", "1000000")
     assert "may be cancelled" in capsys.readouterr().out.split("WARNING")[1]
     _, large = _run_cost(tmp_path, "--subscribers", "100000000")
-    assert "would be cancelled" in capsys.readouterr().out.split("WARNING")[1]
+    printed = capsys.readouterr().out
+    assert "would be cancelled" in printed.split("WARNING")[1]
+    assert printed.count("WARNING") == 1 and "may be cancelled" not in printed
+    assert "at most 15,157.3 GiB (priority.sql)" in printed
     small, medium, large = (document["dashboard_query"] for document in (small, medium, large))
     assert {query["workgroup_cutoff_gib"] for query in (small, medium, large)} == {100}  # cdk.json
     # read once, 1M fits and 100M does not; read for every WITH reference, 1M may not

@@ -33,6 +33,25 @@ def test_a_step_named_like_a_table_reads_the_table_in_its_own_body() -> None:
     assert table_reads(sql) == {"incidents": 2}
 
 
+def test_a_step_sees_only_the_steps_before_it() -> None:
+    # a refers to b before b is defined: that b is a table
+    sql = "WITH a AS (SELECT * FROM b), b AS (SELECT * FROM t) SELECT * FROM a, b"
+    assert table_reads(sql) == {"b": 1, "t": 1}
+
+
+def test_a_step_inside_a_step_does_not_leak_out() -> None:
+    sql = """
+        WITH a AS (WITH t AS (SELECT * FROM u) SELECT * FROM t)
+        SELECT * FROM a JOIN t ON true
+    """
+    assert table_reads(sql) == {"u": 1, "t": 1}
+
+
+def test_names_match_steps_whatever_their_case_but_not_across_a_schema() -> None:
+    sql = "WITH Recent AS (SELECT * FROM t) SELECT * FROM recent, sentimentdb.recent"
+    assert table_reads(sql) == {"t": 1, "recent": 1}
+
+
 def test_a_query_that_does_not_parse_is_refused_with_its_file(tmp_path: Path) -> None:
     (tmp_path / "broken.sql").write_text("SELEC cell FROM incidents", encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken\.sql: cannot parse"):
@@ -89,11 +108,15 @@ def test_each_query_is_sized_once_per_table_and_at_most_per_read(
     }
     # remediation (operators' uploads) is not sized
     assert (fixes["gib_read_once"], fixes["gib_at_most"]) == (round(1e9 * 7 / gib, 2),) * 2
-    assert (query["gib_read_once"], query["gib_at_most"]) == (9.78, 29.34)
+    assert (query["largest_read_once"], query["gib_read_once"]) == ("cells.sql", 9.78)
+    assert (query["largest_at_most"], query["gib_at_most"]) == ("cells.sql", 29.34)
     assert (query["within_cutoff"], query["within_cutoff_at_most"]) == (True, False)
-    # 10 queries a day, each as the largest at most, at $5 a TB
-    assert query["athena_monthly_usd_at_most"] == pytest.approx(
-        3 * 1.5e9 * 7 * 10 * 730 / 24 / 1024**4 * 5.0, abs=0.01
+    # 10 queries a day, each reading as much as the largest at most: $5 a TB scanned, and
+    # $0.00042 a GET for 3 x 7 days of objects (10 incidents or 5 decisions an object)
+    objects = 3 * 7 * (10e6 / 10 + 10e6 / 5)
+    month = 10 * 730 / 24
+    assert query["monthly_usd_at_most"] == pytest.approx(
+        3 * 1.5e9 * 7 * month / 1024**4 * 5.0 + objects * month * 0.00042 / 1000, abs=0.01
     )
 
 
@@ -102,3 +125,13 @@ def test_a_query_past_the_cutoff_even_read_once_fails_both_verdicts(
 ) -> None:
     query = _tiny_dashboard(monkeypatch, 10_000_000, cutoff=5)
     assert (query["within_cutoff"], query["within_cutoff_at_most"]) == (False, False)
+
+
+def test_a_small_query_is_billed_the_athena_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 100 subscribers: 10 KB of incidents a day, far below Athena's 10 MB a query
+    query = _tiny_dashboard(monkeypatch, 100, cutoff=20)
+    month = 10 * 730 / 24
+    objects = 3 * 7 * (100 / 10 + 100 / 5)
+    assert query["monthly_usd_at_most"] == pytest.approx(
+        10 * 1024**2 * month / 1024**4 * 5.0 + objects * month * 0.00042 / 1000, abs=0.01
+    )
