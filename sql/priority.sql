@@ -204,7 +204,7 @@ observed AS (
 -- Every item and measure, with or without answers (then the estimate is the prior).
 estimates AS (
     SELECT
-        c.breakdown, c.item, c.kpi, m.measure,
+        c.breakdown, c.item, c.kpi, c.subscribers, c.incidents, c.engagements, m.measure,
         COALESCE(o.n, 0) AS n,
         o.mean AS observed_mean,
         (COALESCE(o.total, 0) + s.prior_answers * COALESCE(p.prior_mean, 0))
@@ -223,30 +223,41 @@ estimates AS (
         ON o.breakdown = c.breakdown AND o.item = c.item AND o.kpi = c.kpi
         AND o.measure = m.measure
 ),
+-- Both measures of an item side by side, from one reference to estimates: Athena (Trino)
+-- inlines a WITH step wherever it is referenced, reading its tables again each time.
+both_measures AS (
+    SELECT
+        breakdown, item, kpi, subscribers, incidents, engagements,
+        MAX(CASE WHEN measure = 'gross' THEN n END) AS gross_n,
+        MAX(CASE WHEN measure = 'gross' THEN observed_mean END) AS gross_observed_mean,
+        MAX(CASE WHEN measure = 'gross' THEN estimate END) AS gross_estimate,
+        MAX(CASE WHEN measure = 'gross' THEN std_error END) AS gross_std_error,
+        MAX(CASE WHEN measure = 'net' THEN n END) AS net_n,
+        MAX(CASE WHEN measure = 'net' THEN estimate END) AS net_estimate,
+        MAX(CASE WHEN measure = 'net' THEN std_error END) AS net_std_error
+    FROM estimates
+    GROUP BY breakdown, item, kpi, subscribers, incidents, engagements
+),
 item_rows AS (
     SELECT
-        c.breakdown, c.item, NULLIF(c.kpi, '') AS kpi,
-        c.subscribers, c.incidents, c.engagements,
-        g.n AS answers,
-        g.observed_mean AS observed_change,
-        g.estimate AS change_sentiment,
-        g.estimate - s.z * g.std_error AS change_low,
-        g.estimate + s.z * g.std_error AS change_high,
-        CASE WHEN c.breakdown IN ('device', 'vendor') THEN n.n END AS compared,
-        CASE WHEN c.breakdown IN ('device', 'vendor') AND n.n > 0 THEN n.estimate END
+        m.breakdown, m.item, NULLIF(m.kpi, '') AS kpi,
+        m.subscribers, m.incidents, m.engagements,
+        m.gross_n AS answers,
+        m.gross_observed_mean AS observed_change,
+        m.gross_estimate AS change_sentiment,
+        m.gross_estimate - s.z * m.gross_std_error AS change_low,
+        m.gross_estimate + s.z * m.gross_std_error AS change_high,
+        CASE WHEN m.breakdown IN ('device', 'vendor') THEN m.net_n END AS compared,
+        CASE WHEN m.breakdown IN ('device', 'vendor') AND m.net_n > 0 THEN m.net_estimate END
             AS net_change,
-        CASE WHEN c.breakdown IN ('device', 'vendor') AND n.n > 0
-            THEN n.estimate - s.z * n.std_error END AS net_change_low,
-        CASE WHEN c.breakdown IN ('device', 'vendor') AND n.n > 0
-            THEN n.estimate + s.z * n.std_error END AS net_change_high,
-        CASE WHEN c.breakdown IN ('device', 'vendor') THEN n.n ELSE g.n END >= s.min_answers
-            AS ranked
-    FROM counts AS c
+        CASE WHEN m.breakdown IN ('device', 'vendor') AND m.net_n > 0
+            THEN m.net_estimate - s.z * m.net_std_error END AS net_change_low,
+        CASE WHEN m.breakdown IN ('device', 'vendor') AND m.net_n > 0
+            THEN m.net_estimate + s.z * m.net_std_error END AS net_change_high,
+        CASE WHEN m.breakdown IN ('device', 'vendor') THEN m.net_n ELSE m.gross_n END
+            >= s.min_answers AS ranked
+    FROM both_measures AS m
     CROSS JOIN settings AS s
-    JOIN estimates AS g
-        ON g.breakdown = c.breakdown AND g.item = c.item AND g.kpi = c.kpi AND g.measure = 'gross'
-    JOIN estimates AS n
-        ON n.breakdown = c.breakdown AND n.item = c.item AND n.kpi = c.kpi AND n.measure = 'net'
 ),
 losses AS (
     SELECT

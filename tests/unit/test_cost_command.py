@@ -45,16 +45,16 @@ def test_cost_warns_when_a_dashboard_query_would_pass_the_workgroups_cutoff(
     # table once
     _, small = _run_cost(tmp_path, "--subscribers", "100000")
     assert "WARNING" not in capsys.readouterr().out
-    _, medium = _run_cost(tmp_path, "--subscribers", "1000000")
+    _, medium = _run_cost(tmp_path, "--subscribers", "10000000")
     assert "may be cancelled" in capsys.readouterr().out.split("WARNING")[1]
     _, large = _run_cost(tmp_path, "--subscribers", "100000000")
     printed = capsys.readouterr().out
     assert "would be cancelled" in printed.split("WARNING")[1]
     assert printed.count("WARNING") == 1 and "may be cancelled" not in printed
-    assert "at most 15,157.3 GiB (priority.sql)" in printed
+    assert "at most 7,334.2 GiB (priority.sql)" in printed
     small, medium, large = (document["dashboard_query"] for document in (small, medium, large))
     assert {query["workgroup_cutoff_gib"] for query in (small, medium, large)} == {100}  # cdk.json
-    # read once, 1M fits and 100M does not; read for every WITH reference, 1M may not
+    # read once, 10M fits and 100M does not; read for every WITH reference, 10M may not
     assert small["gib_read_once"] < medium["gib_read_once"] < 100 < large["gib_read_once"]
     assert small["gib_at_most"] < 100 < medium["gib_at_most"]
     assert large["gib_read_once"] == pytest.approx(1000 * small["gib_read_once"], rel=0.01)
