@@ -223,8 +223,8 @@ estimates AS (
         ON o.breakdown = c.breakdown AND o.item = c.item AND o.kpi = c.kpi
         AND o.measure = m.measure
 ),
--- Both measures of an item side by side, from one reference to estimates: Athena (Trino)
--- inlines a WITH step wherever it is referenced, reading its tables again each time.
+-- Both measures of an item side by side, from one reference to estimates: Trino inlines a
+-- WITH step wherever it is referenced, reading its tables again each time (Athena may too).
 both_measures AS (
     SELECT
         breakdown, item, kpi, subscribers, incidents, engagements,
@@ -236,6 +236,7 @@ both_measures AS (
         MAX(CASE WHEN measure = 'net' THEN estimate END) AS net_estimate,
         MAX(CASE WHEN measure = 'net' THEN std_error END) AS net_std_error
     FROM estimates
+    WHERE kpi IS NOT NULL  -- only records written outside the handlers lack a KPI
     GROUP BY breakdown, item, kpi, subscribers, incidents, engagements
 ),
 item_rows AS (

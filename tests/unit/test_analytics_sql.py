@@ -320,6 +320,17 @@ def test_cell_by_kpi_estimates_each_kpi_on_its_own(lake: Lake) -> None:
     assert rows[0]["subscribers"] == rows[1]["subscribers"] == 3
 
 
+def test_a_record_without_a_kpi_counts_for_its_cell_but_has_no_cell_kpi_row(lake: Lake) -> None:
+    lake.incidents("s1", "LDN-A")
+    lake.incidents("s2", "LDN-A")
+    lake.objects["incidents", DAY][-1]["event_type"] = None  # written outside the handlers
+
+    results = run_analytics(lake.write())
+
+    assert results["cell"][0]["subscribers"] == 2
+    assert [(r["cell"], r["kpi"]) for r in results["cell_kpi"]] == [("LDN-A", "CALL_DROP")]
+
+
 # --- device and vendor net of cell ------------------------------------------------------------
 
 
