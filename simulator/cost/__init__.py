@@ -40,8 +40,7 @@ from simulator.cost.model import (
 )
 from simulator.cost.prices import PRICES, PriceTable, load_prices
 from simulator.cost.queries import dashboard_table_reads
-from simulator.scenario import CDK_JSON
-from stacks.config import load_config
+from stacks.config import CONTEXT_KEY, cdk_json_context, load_config
 
 DEFAULT_RECORDS_PER_SUBSCRIBER_DAY = 50.0
 
@@ -68,14 +67,11 @@ def load_inputs(path: Path | str = INPUTS) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _deployed_config() -> dict[str, Any]:
-    """The ``feedback_loop`` context of ``cdk.json``."""
-    return dict(json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"])
-
-
 def deployed_policy(config: Mapping[str, Any] | None = None) -> ContactPolicy:
     """The contact policy of ``cdk.json`` (or of ``config``, a ``feedback_loop`` mapping)."""
-    return ContactPolicy(rules=load_policy(config if config is not None else _deployed_config()))
+    return ContactPolicy(
+        rules=load_policy(config if config is not None else cdk_json_context()[CONTEXT_KEY])
+    )
 
 
 def dashboard_query(
@@ -263,7 +259,7 @@ def report(
     """Estimate, compare, print, and write ``out_dir/cost.json``; returns its content."""
     inputs = load_inputs(inputs_path)
     prices = load_prices(prices_path)
-    config = load_config(_deployed_config())
+    config = load_config(cdk_json_context()[CONTEXT_KEY])
     policy = ContactPolicy(rules=config.policy)
     assumptions = Assumptions()
     priced = partial(estimate, inputs=inputs, prices=prices, assumptions=assumptions)
