@@ -26,10 +26,7 @@ from typing import Any
 
 import duckdb
 
-from feedback_loop.contract import WHATIF_SQL
-from stacks.config import REPO_ROOT
-
-SQL_DIR = REPO_ROOT / "sql"
+from simulator.analytics import QUERIES, SQL_DIR
 
 # A relation in scope: a WITH step's query and the steps its own body can see.
 _Scope = Mapping[str, tuple[Any, "_Scope"]]
@@ -66,14 +63,13 @@ def _reads(node: Any, scope: _Scope) -> Counter[str]:
 
 
 def dashboard_table_reads(sql_dir: Path = SQL_DIR) -> dict[str, Counter[str]]:
-    """Per named query of the dashboard's workgroup (every ``sql/`` file but the
-    what-if's), the reads of :func:`table_reads`."""
+    """Per dashboard query (the files the twin runs as Athena does, ``QUERIES``), the reads
+    of :func:`table_reads`."""
     reads = {}
-    for path in sorted(sql_dir.glob("*.sql")):
-        if path.name == WHATIF_SQL:
-            continue
+    for name in sorted(set(QUERIES.values())):
+        path = sql_dir / name
         try:
-            reads[path.name] = table_reads(path.read_text(encoding="utf-8"))
+            reads[name] = table_reads(path.read_text(encoding="utf-8"))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
     return reads

@@ -53,8 +53,10 @@ def test_names_match_steps_whatever_their_case_but_not_across_a_schema() -> None
 
 
 def test_a_query_that_does_not_parse_is_refused_with_its_file(tmp_path: Path) -> None:
-    (tmp_path / "broken.sql").write_text("SELEC cell FROM incidents", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"broken\.sql: cannot parse"):
+    for path in SQL_DIR.glob("*.sql"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "priority.sql").write_text("SELEC cell FROM incidents", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"priority\.sql: cannot parse"):
         dashboard_table_reads(tmp_path)
 
 
