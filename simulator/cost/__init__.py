@@ -23,15 +23,14 @@ from simulator.cost import scale
 from simulator.cost.calls import CallsPerDay, ContactPolicy
 from simulator.cost.measure import INPUTS
 from simulator.cost.model import (
-    ATHENA_MIN_SCAN_BYTES,
     DAYS_PER_MONTH,
     GIB,
     Assumptions,
     Line,
-    Usage,
     Volumes,
     daily_volumes,
     design_profile,
+    lake_queries,
     lake_read,
     price,
     reference_profile,
@@ -97,14 +96,9 @@ def dashboard_query(
     at_most = {sql: gib(tables) for sql, tables in reads.items()}
     largest_once = max(once, key=once.__getitem__)
     largest = max(at_most, key=at_most.__getitem__)
-    month = assumptions.athena_queries_per_day * DAYS_PER_MONTH
-    objects = lake_read(reads[largest], profile, volumes, inputs, assumptions).objects
-    reading_at_most = [
-        Usage("Amazon Athena", "data scanned",
-              max(at_most[largest] * GIB, ATHENA_MIN_SCAN_BYTES) * month / 1024**4, "TB",
-              "athena.per_tb_scanned"),
-        Usage("Amazon S3", "GET requests", objects * month, "requests", "s3.get_per_thousand"),
-    ]  # fmt: skip
+    reading_at_most = lake_queries(
+        lake_read(reads[largest], profile, volumes, inputs, assumptions), assumptions
+    )
     return {
         "period_days": assumptions.query_period_days,
         "queries": [

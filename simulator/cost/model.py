@@ -78,8 +78,9 @@ LAKE_DRIVERS = {
     "sentiment": "ratings",
     "rejected": "rejected",
 }
-# Tables sql/*.sql read (all four, for every query: an upper bound), for the days of the
-# query's period only: ``dt BETWEEN ? AND ?`` is their one predicate on the partition column.
+# Tables sql/*.sql read, for the days of the query's period only (``dt BETWEEN ? AND ?`` is
+# their one predicate on the partition column). The Athena line prices every query as
+# reading all four, each once; ``dashboard_query`` sizes what each query reads.
 ANALYTICS_PREFIXES = ("incidents", "engagement", "feedback", "sentiment")
 
 
@@ -592,24 +593,17 @@ def _lake(
     retention = inputs["config"].get("lake_retention_days", 400)
     daily_bytes = _lake_bytes_per_day(profile, volumes)
     puts = sum(_sum(profile.demands, volumes, "s3_puts").values())
-    scanned_bytes, scanned_objects = lake_read(
-        dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions
-    )
-    queries = assumptions.athena_queries_per_day
-    gets = scanned_objects * queries
+    read = lake_read(dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions)
+    gets = read.objects * assumptions.athena_queries_per_day
     return [
         Usage("Amazon S3", "PUT requests (lake objects)", puts * month, "requests",
               "s3.put_per_thousand"),
-        Usage("Amazon S3", "GET requests (Athena reading the period's lake objects)", gets * month,
-              "requests", "s3.get_per_thousand"),
         Usage("Amazon S3", f"lake storage ({retention} days kept)",
               sum(daily_bytes.values()) * retention / GIB, "GB-months", "s3.standard_gb_month"),
         Usage("Amazon S3", "server access logs of the lake",
               (puts + gets) * assumptions.access_log_bytes_per_request * retention / GIB,
               "GB-months", "s3.standard_gb_month"),
-        Usage("Amazon Athena", "data scanned (each query reads its period's days)",
-              max(scanned_bytes, ATHENA_MIN_SCAN_BYTES) * queries * month / 1024**4, "TB",
-              "athena.per_tb_scanned"),
+        *lake_queries(read, assumptions),
     ]  # fmt: skip
 
 
@@ -630,16 +624,6 @@ def _lake_objects_per_day(profile: Profile, volumes: Volumes) -> dict[str, float
 def _days_read(inputs: Mapping[str, Any], assumptions: Assumptions) -> int:
     """The days a lake query reads: its period, as much of it as the lake keeps."""
     return min(assumptions.query_period_days, inputs["config"].get("lake_retention_days", 400))
-
-
-def query_bytes(
-    profile: Profile, volumes: Volumes, inputs: Mapping[str, Any], assumptions: Assumptions
-) -> float:
-    """Bytes one lake query reads if Athena reads each table once: the four tables over the
-    query's period."""
-    return lake_read(
-        dict.fromkeys(ANALYTICS_PREFIXES, 1), profile, volumes, inputs, assumptions
-    ).bytes
 
 
 class LakeRead(NamedTuple):
@@ -667,6 +651,19 @@ def lake_read(
         per_period(_lake_bytes_per_day(profile, volumes)),
         per_period(_lake_objects_per_day(profile, volumes)),
     )
+
+
+def lake_queries(read: LakeRead, assumptions: Assumptions) -> list[Usage]:
+    """A month of the day's lake queries, each reading ``read``: Athena's scan (at least
+    10 MB a query) and the S3 GETs of the objects it opens."""
+    queries = assumptions.athena_queries_per_day
+    return [
+        Usage("Amazon S3", "GET requests (Athena reading the period's lake objects)",
+              read.objects * queries * DAYS_PER_MONTH, "requests", "s3.get_per_thousand"),
+        Usage("Amazon Athena", "data scanned (each query reads its period's days)",
+              max(read.bytes, ATHENA_MIN_SCAN_BYTES) * queries * DAYS_PER_MONTH / 1024**4, "TB",
+              "athena.per_tb_scanned"),
+    ]  # fmt: skip
 
 
 def _kinesis(profile: Profile, volumes: Volumes, inputs: Mapping[str, Any]) -> list[Usage]:
@@ -840,9 +837,9 @@ __all__ = [
     "Volumes",
     "daily_volumes",
     "design_profile",
+    "lake_queries",
     "lake_read",
     "price",
-    "query_bytes",
     "reference_profile",
     "total",
     "usage",

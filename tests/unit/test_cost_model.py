@@ -9,14 +9,15 @@ from feedback_loop.policy import load_policy
 from simulator.contact_centre import CallTiming
 from simulator.cost.calls import ContactPolicy
 from simulator.cost.model import (
+    ANALYTICS_PREFIXES,
     DAYS_PER_MONTH,
     Assumptions,
     Line,
     Volumes,
     daily_volumes,
     design_profile,
+    lake_read,
     price,
-    query_bytes,
     reference_profile,
     total,
     usage,
@@ -198,7 +199,8 @@ def test_athena_bills_the_periods_bytes_per_query_and_at_least_10_mb() -> None:
     inputs = tiny_inputs()
     _, volumes = _priced(inputs=inputs, subscribers=100_000)
     profile = design_profile(inputs)
-    assert query_bytes(profile, volumes, inputs, ASSUMPTIONS) == pytest.approx(15e6 * 7)
+    once = dict.fromkeys(ANALYTICS_PREFIXES, 1)
+    assert lake_read(once, profile, volumes, inputs, ASSUMPTIONS).bytes == pytest.approx(15e6 * 7)
     assert _bill(subscribers=100_000)[athena] == pytest.approx(15e6 * 7 * MONTH / 1024**4)
 
 
