@@ -1,6 +1,13 @@
 """Small hand-made inputs of the cost model: a four-action flow and a round-figure day."""
 
+from collections.abc import Mapping
 from typing import Any
+
+from feedback_loop.policy import load_policy
+from simulator.cost.calls import ContactPolicy
+from simulator.cost.model import Assumptions, Volumes, daily_volumes
+
+RECORDS_PER_DAY = 10  # per subscriber
 
 
 def tiny_flow() -> dict[str, Any]:
@@ -154,3 +161,16 @@ def tiny_inputs() -> dict[str, Any]:
             "probe_archive_retention_days": 5,
         },
     }
+
+
+def tiny_volumes(subscribers: int, inputs: Mapping[str, Any], assumptions: Assumptions) -> Volumes:
+    """A day of ``subscribers`` on the tiny inputs and flow, every call allowed at any hour."""
+    volumes, _ = daily_volumes(
+        subscribers,
+        RECORDS_PER_DAY,
+        inputs,
+        ContactPolicy(rules=load_policy({"quiet_hours": None})),
+        assumptions,
+        flow=tiny_flow(),
+    )
+    return volumes

@@ -5,16 +5,13 @@ from typing import Any
 
 import pytest
 
-from feedback_loop.policy import load_policy
 from simulator.contact_centre import CallTiming
-from simulator.cost.calls import ContactPolicy
 from simulator.cost.model import (
     ANALYTICS_PREFIXES,
     DAYS_PER_MONTH,
     Assumptions,
     Line,
     Volumes,
-    daily_volumes,
     design_profile,
     lake_read,
     price,
@@ -24,11 +21,10 @@ from simulator.cost.model import (
 )
 from simulator.cost.prices import PriceTable, load_prices
 from simulator.cost.scale import capacity_options
-from tests.cost_fixtures import tiny_flow, tiny_inputs
+from tests.cost_fixtures import tiny_inputs, tiny_volumes
 
 MONTH = 730 / 24
-SUBSCRIBERS = 1000
-RECORDS_PER_DAY = 10  # per subscriber: 10,000 records a day
+SUBSCRIBERS = 1000  # 10,000 records a day (RECORDS_PER_DAY in tests/cost_fixtures.py)
 
 
 def _unit_prices() -> PriceTable:
@@ -55,14 +51,7 @@ def _priced(
 ) -> tuple[list[Line], Volumes]:
     """The tiny day's lines at unit prices (a line's amount is its quantity per price unit)."""
     inputs = inputs if inputs is not None else tiny_inputs()
-    volumes, _ = daily_volumes(
-        subscribers,
-        RECORDS_PER_DAY,
-        inputs,
-        ContactPolicy(rules=load_policy({"quiet_hours": None})),
-        assumptions,
-        flow=tiny_flow(),
-    )
+    volumes = tiny_volumes(subscribers, inputs, assumptions)
     profile = reference_profile(inputs, volumes) if reference else design_profile(inputs)
     return price(usage(profile, volumes, subscribers, inputs, assumptions), _unit_prices()), volumes
 

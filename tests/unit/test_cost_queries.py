@@ -6,12 +6,10 @@ from pathlib import Path
 import pytest
 
 import simulator.cost as cost
-from feedback_loop.policy import load_policy
-from simulator.cost.calls import ContactPolicy
-from simulator.cost.model import Assumptions, daily_volumes
+from simulator.cost.model import Assumptions
 from simulator.cost.prices import load_prices
 from simulator.cost.queries import SQL_DIR, dashboard_table_reads, table_reads
-from tests.cost_fixtures import tiny_flow, tiny_inputs
+from tests.cost_fixtures import tiny_inputs, tiny_volumes
 
 
 def test_a_step_is_read_again_wherever_it_is_referenced() -> None:
@@ -82,14 +80,7 @@ def _tiny_dashboard(
     )
     inputs = tiny_inputs()
     assumptions = replace(Assumptions(), athena_queries_per_day=10)
-    volumes, _ = daily_volumes(
-        subscribers,
-        10,
-        inputs,
-        ContactPolicy(rules=load_policy({"quiet_hours": None})),
-        assumptions,
-        flow=tiny_flow(),
-    )
+    volumes = tiny_volumes(subscribers, inputs, assumptions)
     return cost.dashboard_query(inputs, volumes, assumptions, cutoff, load_prices())
 
 
