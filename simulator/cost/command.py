@@ -13,6 +13,7 @@ from pathlib import Path
 
 from simulator.cost.measure import INPUTS, MeasureError, measure
 from simulator.cost.prices import PRICES, PriceError
+from stacks.config import CONTEXT_KEY, cdk_json_context
 
 EXIT_USAGE = 2
 DENSE = Path("out") / "dense" / "dense.json"
@@ -48,15 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from simulator.scenario import CDK_JSON, ScenarioError, default_scenario, load_scenario
+    from simulator.scenario import ScenarioError, default_scenario, load_scenario
     from simulator.template import synthesize
 
     try:
         scenario = load_scenario(args.scenario) if args.scenario else default_scenario(args.seed)
         dense = json.loads(args.dense.read_text(encoding="utf-8"))
         template = synthesize(scenario.config)
-        deployed = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
-        config = deployed | dict(scenario.config)
+        config = cdk_json_context()[CONTEXT_KEY] | dict(scenario.config)
         inputs = measure(args.measure, scenario, dense, template, config)
     except (ScenarioError, MeasureError, OSError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
