@@ -24,8 +24,8 @@ from feedback_loop.errors import ConfigError, FeedbackLoopError
 from feedback_loop.policy import POLICY_KEYS, load_policy
 from feedback_loop.timeutil import format_utc, parse_utc
 from simulator.producer import ArrivalError, arrival_times
+from stacks.config import CONTEXT_KEY, cdk_json_context
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ANSWERS = ("1", "2", "3", "4", "5", "9", "none", "no_answer")
 TOP_LEVEL_KEYS = (
     "description",
@@ -153,12 +153,11 @@ def _iso(epoch: float) -> str:
 def _deployment_keys() -> set[str]:
     """Keys of the ``feedback_loop`` object in cdk.json: the names a scenario may override."""
     try:
-        context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["feedback_loop"]
+        return set(cdk_json_context()[CONTEXT_KEY])
     except (OSError, KeyError, json.JSONDecodeError) as error:
         raise ScenarioError(
-            f"cannot read the feedback_loop config from {CDK_JSON}: {error}"
+            f"cannot read the {CONTEXT_KEY} config from cdk.json: {error}"
         ) from error
-    return set(context)
 
 
 def _show(value: Any) -> str:
