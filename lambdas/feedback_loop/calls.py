@@ -37,6 +37,14 @@ PERMANENT_ERRORS = frozenset(
 )
 """Connect error codes no later attempt can overcome: the engagement fails for good."""
 
+UNKNOWN_OUTCOME_ERRORS = frozenset(
+    {"ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError", "HTTPClientError"}
+)
+"""Failures after the request may have reached the service (botocore's names, as
+``AwsError.code``): no answer came back, so the call (or text) may have been placed.
+A connection never made (``ConnectTimeoutError``, ``EndpointConnectionError``) or an error
+the service answered with (a ``ClientError`` code) means it was not."""
+
 
 @dataclass(frozen=True)
 class CallCentre:
@@ -99,3 +107,8 @@ def outbound_call_request(
 def is_permanent(error_code: str) -> bool:
     """True when Connect refused the call for good; anything else may succeed later."""
     return error_code in PERMANENT_ERRORS
+
+
+def may_have_been_placed(error_code: str) -> bool:
+    """True when a failed contact request may still have rung (or texted) the subscriber."""
+    return error_code in UNKNOWN_OUTCOME_ERRORS

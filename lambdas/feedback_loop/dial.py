@@ -27,7 +27,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from feedback_loop.calls import CallCentre, check_engagement, is_permanent, outbound_call_request
+from feedback_loop.calls import (
+    CallCentre,
+    check_engagement,
+    is_permanent,
+    may_have_been_placed,
+    outbound_call_request,
+)
 from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
 from feedback_loop.contract import Verdict
 from feedback_loop.decision import CELL_MEASURED
@@ -269,6 +275,13 @@ class _Step:
         try:
             self._request(episode, channel, attempt)
         except AwsError as error:
+            if may_have_been_placed(error.code):
+                # The request may have rung the phone and only its answer was lost: taken as
+                # made, like a run that ended after the mark. Dialling again could ring the
+                # subscriber twice: a repeated ClientToken returns the first contact only while
+                # it is connected; "if the contact is disconnected, a new contact is started"
+                # (Amazon Connect API Reference, StartOutboundVoiceContact).
+                return self._contacted(state)
             # Not placed: the episode goes back to how it was before the mark, so a retry
             # of this step dials again rather than taking the refused call as made.
             reverted = replace(self.view.contact, version=state.version)

@@ -375,3 +375,40 @@ def test_a_run_that_ended_between_the_call_and_its_record_does_not_ring_again():
     assert len(world.calls) == 1
     assert (world.episode().status, world.episode().attempts) == ("contacted", 1)
     assert len(world.contacts.views[PHONE].contact.history) == 1
+
+
+@pytest.mark.parametrize("lost", ["ReadTimeoutError", "ConnectionClosedError"])
+def test_a_call_whose_answer_was_lost_is_taken_as_made_and_not_rung_again(lost):
+    """Connect placed the call but its response never came back: the attempt counts, the
+    subscriber who answered it is not rung a second time about the same engagement."""
+    world = World()
+
+    def place_then_lose_the_answer(request):
+        world.calls.append(request)
+        raise AwsError("connect.StartOutboundVoiceContact", lost)
+
+    world.place = place_then_lose_the_answer
+    at = FIRST + timedelta(minutes=10)
+    held = world.dial(at)
+
+    assert held == Hold(
+        world.message.engagement_id, "awaiting_answer", 15 * 60, recorded=("contacted", "voice")
+    )
+    assert (world.episode().status, world.episode().attempts) == ("contacted", 1)
+    assert len(world.contacts.views[PHONE].contact.history) == 1
+    world.answer()
+    assert world.dial(at + timedelta(seconds=held.seconds), delivery=2).reason == "answered"
+    assert len(world.calls) == 1
+
+
+@pytest.mark.parametrize("never_sent", ["ConnectTimeoutError", "EndpointConnectionError"])
+def test_a_call_request_that_never_reached_connect_is_tried_again(never_sent):
+    world = World()
+    world.refuse_call = never_sent
+    held = world.dial(FIRST + timedelta(minutes=10))
+
+    assert (held.reason, held.throttled) == (never_sent, True)
+    assert (world.episode().status, world.episode().attempts) == ("open", 0)
+    world.refuse_call = None
+    world.dial(FIRST + timedelta(minutes=10, seconds=held.seconds), delivery=2)
+    assert len(world.calls) == 1
