@@ -56,9 +56,11 @@ BACKOFF_BASE_SECONDS = 30
 # frees a call slot within minutes.
 BACKOFF_MAX_SECONDS = 900
 BACKOFF_JITTER = 0.2
-# SQS hides a received message for at most 12 hours (Amazon SQS Developer Guide, "Amazon SQS
-# visibility timeout"); a longer wait is taken in steps.
-MAX_HOLD_SECONDS = 12 * 60 * 60
+# SQS hides a received message for at most 12 hours in all, counted from when it was received,
+# and rejects a ChangeMessageVisibility beyond that (Amazon SQS API Reference,
+# ChangeMessageVisibility). A hold leaves an hour for the time between the receive and the
+# request; a longer wait is taken in steps, one receive each.
+MAX_HOLD_SECONDS = 11 * 60 * 60
 MAX_ATTEMPTS = 3
 
 
@@ -216,6 +218,10 @@ class _Step:
         answered = self.view.answered_engagement
         if answered is not None and short_id(answered) == short_id(episode.engagement_id):
             return self._close(episode, Verdict.CLOSED, "answered")
+        if episode.last_attempt_at is not None:
+            awaited_until = parse_utc(episode.last_attempt_at) + self._answer_wait(episode.channel)
+            if self.now < awaited_until:
+                return self._hold("awaiting_answer", awaited_until)
         if episode.channel == SMS:
             return self._close(episode, Verdict.CLOSED, "no_reply")
         rules = self.policy.contact_rules
@@ -315,12 +321,18 @@ class _Step:
         self._record(Verdict.CONTACTED, channel)
         if not self._save(state.with_episode(replace(state.episode, status=CONTACTED))):
             return None
-        wait_minutes = (
-            self.policy.answer_wait_minutes
-            if channel == VOICE
-            else self.policy.sms.reply_wait_hours * 60
-        )
-        return Hold(self.message.engagement_id, "awaiting_answer", wait_minutes * 60)
+        return self._hold("awaiting_answer", self.now + self._answer_wait(channel))
+
+    def _answer_wait(self, channel: str | None) -> timedelta:
+        """How long after a contact on ``channel`` its answer is awaited."""
+        if channel == SMS:
+            return timedelta(hours=self.policy.sms.reply_wait_hours)
+        return timedelta(minutes=self.policy.answer_wait_minutes)
+
+    def _hold(self, reason: str, until: datetime) -> Hold:
+        """Hand the message back until ``until``, or for the longest hold SQS allows."""
+        seconds = max(1, int((until - self.now).total_seconds()))
+        return Hold(self.message.engagement_id, reason, min(seconds, MAX_HOLD_SECONDS))
 
     def _defer(self, episode: Episode, until: datetime, reason: str) -> DialOutcome | None:
         stamp = format_utc(until)
@@ -330,8 +342,7 @@ class _Step:
                 self.view.contact.with_episode(replace(episode, deferred_until=stamp))
             ):
                 return None
-        seconds = max(1, int((until - self.now).total_seconds()))
-        return Hold(self.message.engagement_id, reason, min(seconds, MAX_HOLD_SECONDS))
+        return self._hold(reason, until)
 
     def _close(
         self, episode: Episode, verdict: str, reason: str, state: ContactState | None = None

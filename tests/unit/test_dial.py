@@ -181,13 +181,19 @@ def test_no_answer_is_called_once_more_later_then_texted_then_closed():
     assert [c["ClientToken"][-2:] for c in world.calls] == ["-1", "-2"]
 
     # Not answered again: the text
-    world.dial(start + timedelta(hours=2, minutes=15))
+    texted_at = start + timedelta(hours=2, minutes=15)
+    texted = world.dial(texted_at)
     [(phone, text, key)] = world.texts
     assert phone == PHONE and "calls were cut off" in text and key.endswith("-sms")
     assert world.episode().channel == "sms"
 
+    # The reply is awaited 24 hours, in the holds SQS allows (11 hours at most each)
+    assert texted.seconds == 11 * 3600
+    assert world.dial(texted_at + timedelta(hours=11)).seconds == 11 * 3600
+    assert world.dial(texted_at + timedelta(hours=22)).seconds == 2 * 3600
+
     # No reply within the wait: closed
-    closed = world.dial(start + timedelta(hours=26))
+    closed = world.dial(texted_at + timedelta(hours=24))
     assert closed == Done(world.message.engagement_id, "no_reply", ("closed", "no_reply"))
     assert [step for step in world.lake.steps() if step[0] != "deferred"] == [
         ("contacted", "voice"),
@@ -346,7 +352,7 @@ def test_a_repeated_delivery_of_a_placed_call_is_safe(delivery):
     again = world.dial(FIRST + timedelta(minutes=10), delivery=delivery)
 
     # The episode is contacted: the repeat waits for the answer, it does not call again
-    assert again.reason == "retry"
+    assert again == Hold(world.message.engagement_id, "awaiting_answer", 15 * 60)
     assert len(world.calls) == 1
 
 
