@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.api_calls import ApiError
 from simulator.clock import SimClock
 from simulator.event_filter import json_or_raw, passes_filters
 from simulator.event_sources import Poller, failed_item_ids
@@ -26,6 +27,11 @@ from simulator.provision import EventSourceSpec, QueueInfo
 from simulator.runtime import Runtime
 
 IN_FLIGHT_SECONDS = 43000  # just under SQS's 12-hour maximum visibility timeout
+# A received message stays hidden at most 12 hours in all, counted from the receive; SQS
+# rejects a ChangeMessageVisibility that would go beyond (Amazon SQS API Reference,
+# ChangeMessageVisibility: "If you try to extend the visibility timeout beyond the maximum,
+# your request is rejected").
+MAX_VISIBILITY_SECONDS = 43200
 
 
 def _sqs_record(message: Mapping[str, Any], queue: QueueInfo, region: str) -> dict[str, Any]:
@@ -77,17 +83,51 @@ class VisibilityChanges:
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
         self.visible_at: dict[str, float] = {}
+        self._received_at: dict[str, float] = {}
+
+    def received(self, receipt_handle: str) -> None:
+        """Note when a message was received: its 12 hours of visibility count from then."""
+        self._received_at[receipt_handle] = self._now()
 
     def change(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Answer ``ChangeMessageVisibility``."""
-        self.visible_at[params["ReceiptHandle"]] = self._now() + int(params["VisibilityTimeout"])
-        return {}
+        """Answer ``ChangeMessageVisibility``, refusing a timeout SQS would refuse."""
+        handle = params["ReceiptHandle"]
+        timeout = int(params["VisibilityTimeout"])
+        now = self._now()
+        if not 0 <= timeout <= MAX_VISIBILITY_SECONDS:
+            reason = f"Must be between 0 and {MAX_VISIBILITY_SECONDS}"
+        elif now - self._received_at.get(handle, now) + timeout > MAX_VISIBILITY_SECONDS:
+            reason = (
+                "Total VisibilityTimeout for the message is beyond the limit "
+                f"[{MAX_VISIBILITY_SECONDS} seconds]"
+            )
+        else:
+            self.visible_at[handle] = now + timeout
+            return {}
+        raise ApiError(
+            "InvalidParameterValue",
+            f"Value {timeout} for parameter VisibilityTimeout is invalid. Reason: {reason}.",
+        )
 
     def change_batch(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Answer ``ChangeMessageVisibilityBatch``."""
+        """Answer ``ChangeMessageVisibilityBatch``: each entry succeeds or fails on its own."""
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
         for entry in params.get("Entries", []):
-            self.change(entry)
-        return {"Successful": [{"Id": e["Id"]} for e in params.get("Entries", [])], "Failed": []}
+            try:
+                self.change(entry)
+            except ApiError as error:
+                failed.append(
+                    {
+                        "Id": entry["Id"],
+                        "SenderFault": True,
+                        "Code": error.code,
+                        "Message": error.message,
+                    }
+                )
+            else:
+                successful.append({"Id": entry["Id"]})
+        return {"Successful": successful, "Failed": failed}
 
 
 class SqsPoller(Poller):
@@ -166,6 +206,8 @@ class SqsPoller(Poller):
                 MessageAttributeNames=["All"],
             )
             received = response.get("Messages", [])
+            for message in received:
+                self._visibility.received(message["ReceiptHandle"])
             messages.extend(received)
             if len(received) < asked:  # moto returns every receivable message up to the max
                 break

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from simulator.api_calls import ApiError
 from simulator.clock import SimClock
 from simulator.event_filter import FilterError, matches
 from simulator.moto_internals import moto_kinesis_latest, moto_kinesis_trim, moto_queue_depth
@@ -233,6 +234,59 @@ def test_a_message_whose_handler_extended_its_visibility_comes_back_when_it_aske
     assert len(runtime.events) == 2
     assert clock.now == 1_600
     assert moto_queue_depth(queue) == 0
+
+
+def test_a_hold_beyond_twelve_hours_from_the_receive_is_refused_as_sqs_refuses_it(
+    aws: None,
+) -> None:
+    """SQS counts a message's 12 hours of visibility from its receive: a handler asking for
+    more gets InvalidParameterValue (and the message comes back on the queue's timeout)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = _queue(sqs, "held")
+    sqs.send_message(QueueUrl=queue.url, MessageBody="waiting")
+    clock = SimClock(1_000)
+    visibility = VisibilityChanges(lambda: clock.now)
+    answers: list[Any] = []
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        (record,) = event["Records"]
+        if answers:
+            return {"batchItemFailures": []}
+        clock.advance_to(clock.now + 60)  # the handler asks a minute after the receive
+        handle = record["receiptHandle"]
+        for seconds in (43_200 - 60 + 1, 43_201, -1, 43_200 - 60):
+            try:
+                answers.append(
+                    visibility.change({"ReceiptHandle": handle, "VisibilityTimeout": seconds})
+                )
+            except ApiError as error:
+                answers.append((error.code, error.message))
+        answers.append(
+            visibility.change_batch(
+                {"Entries": [{"Id": "a", "ReceiptHandle": handle, "VisibilityTimeout": 43_200}]}
+            )
+        )
+        return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+
+    runtime = StandInRuntime(handler)
+    poller = SqsPoller(
+        _spec(queue.arn), queue, runtime, clock, sqs, moto_queue_depth, visibility=visibility
+    )
+    _drain(poller, clock, until=100_000)
+
+    beyond = "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]."
+    assert answers[0] == (
+        "InvalidParameterValue",
+        f"Value 43141 for parameter VisibilityTimeout is invalid. Reason: {beyond}",
+    )
+    assert answers[1][0] == answers[2][0] == "InvalidParameterValue"
+    assert "Must be between 0 and 43200" in answers[1][1]
+    assert answers[3] == {}  # exactly the 12 hours: accepted
+    assert answers[4]["Successful"] == []
+    assert [(f["Id"], f["Code"]) for f in answers[4]["Failed"]] == [("a", "InvalidParameterValue")]
+    # Back when the accepted hold asked: 12 hours after the receive.
+    assert len(runtime.events) == 2
+    assert clock.now == 1_000 + 43_200
 
 
 def test_sqs_event_records_have_the_lambda_shape(aws: None) -> None:
