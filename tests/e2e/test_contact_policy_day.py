@@ -166,6 +166,9 @@ def test_nobody_answering_gets_a_second_attempt_then_a_text(out: Path) -> None:
         if r["engagement_id"] == first["engagement_id"] and r["decision"] == "closed"
     ]
     assert {r["reason"] for r in closed} == {"no_reply"}
+    # The reply is awaited for the whole wait, across the holds SQS allows (11 hours each)
+    awaited = min(parse_utc(r["decided_at"]) for r in closed) - parse_utc(text["time"])
+    assert awaited >= timedelta(hours=POLICY.sms.reply_wait_hours)
 
 
 def test_a_subscriber_who_prefers_texts_is_texted_and_the_reply_counts(out: Path) -> None:
