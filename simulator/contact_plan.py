@@ -14,7 +14,7 @@ What it cannot know it assumes, and says so: an incident arrives when it happene
 episode's first contact reaches the subscriber (no retry, no text) and the answer closes
 it after ``answer_wait_minutes``; nobody opts out; the pacing budget (``calls_per_minute``)
 only moves contacts by minutes, so it is not modelled; profiles give no time zone, so a
-subscriber's zone is the number's (``phonenumbers``) or the deployment's.
+subscriber's zones are the number's (``phonenumbers``) or the deployment's.
 """
 
 from __future__ import annotations
@@ -25,9 +25,14 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from feedback_loop.contact_policy import RatingTally, is_stale, next_contact, subscriber_zone
+from feedback_loop.contact_policy import (
+    RatingTally,
+    Zones,
+    is_stale,
+    next_contact,
+    subscriber_zones,
+)
 from feedback_loop.contract import Verdict
 from feedback_loop.decision import CELL_MEASURED, Decision, decide
 from feedback_loop.episodes import CLOSED, CONTACTED, Episode, SubscriberView
@@ -51,17 +56,12 @@ class PlannedContact:
     incident_types: tuple[str, ...]
     first_incident: datetime
     at: datetime
-    zone: ZoneInfo
+    zones: Zones
 
     @property
     def deferred(self) -> bool:
         """True when the contact waited for more than the gathering delay."""
         return self.at > self.first_incident
-
-    @property
-    def local_time(self) -> datetime:
-        """The contact time in the subscriber's own zone."""
-        return self.at.astimezone(self.zone)
 
 
 @dataclass
@@ -148,8 +148,8 @@ def plan_contacts(
         if episode.status == CONTACTED:
             close(phone, episode)
             return
-        zone = subscriber_zone(view.time_zone, phone, policy.timezone)
-        earliest = next_contact(moment, episode.first_incident, view.contact.history, rules, zone)
+        zones = subscriber_zones(view.time_zone, phone, policy.timezone, rules.hours)
+        earliest = next_contact(moment, episode.first_incident, view.contact.history, rules, zones)
         if is_stale(episode.first_incident, earliest.at, rules):
             plan.dropped["stale"] += 1
             close(phone, episode)
@@ -181,7 +181,7 @@ def plan_contacts(
             episode.incident_types,
             episode.first_incident,
             moment,
-            zone,
+            zones,
         )
         plan.contacts.append(contact)
         change = None if rating_of is None else rating_of(contact)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from feedback_loop.calls import client_token
-from feedback_loop.contact_policy import subscriber_zone
+from feedback_loop.contact_policy import subscriber_zones
 from feedback_loop.decision import own_engagement_id
 from feedback_loop.episodes import SubscriberView
 from feedback_loop.errors import InvalidRecord
@@ -192,8 +192,8 @@ def calls_in_local_quiet_hours(
     count = 0
     for call in calls:
         phone = str(call.get("phone_number"))
-        zone = subscriber_zone(zones.get(phone), phone, policy.timezone)
-        count += not hours.allows(parse_utc(str(call["time"])), zone)
+        where = subscriber_zones(zones.get(phone), phone, policy.timezone, hours)
+        count += not hours.allows(parse_utc(str(call["time"])), where)
     return count
 
 

@@ -538,7 +538,7 @@ def figures(
         "calls": len(calls),
         "distinct_subscribers_called": len({c.phone_number for c in calls}),
         "calls_in_local_quiet_hours": sum(
-            1 for c in calls if not policy.contact_rules.hours.allows(c.at, c.zone)
+            1 for c in calls if not policy.contact_rules.hours.allows(c.at, c.zones)
         ),
         "calls_per_day": dict(sorted(per_day.items())),
         "busiest_hour": {"hour": busiest[0], "calls": busiest[1], "timezone": policy.timezone},

@@ -12,8 +12,12 @@ meanwhile, the night falling, the incident growing stale).
 * **Per subscriber, across all KPIs:** at least ``cooldown_minutes`` between two
   contacts (episodes), and at most ``max_contacts`` contacts in ``max_contacts_days``.
 * **The subscriber's own hours:** quiet hours and blocked week days in the subscriber's
-  time zone: the profile's ``TimeZone`` when the operator supplied one, else the zone of
+  time zone: the profile's ``TimeZone`` when the operator supplied one, else the zones of
   the number's area (the ``phonenumbers`` library), else the deployment's ``timezone``.
+  A number whose area spans several zones (a UK mobile: London, Jersey, Guernsey, the
+  Isle of Man; an Australian mobile: Perth to Lord Howe) is contacted only when every one
+  of them allows it, unless they are more hours apart than the calling hours last: then
+  no moment suits them all and the deployment's ``timezone`` applies.
   Zone arithmetic goes through ``zoneinfo``, so daylight-saving changes are honoured.
 * **Deferred, not dropped:** a contact that may not happen now is scheduled for the next
   allowed moment; it is dropped as ``stale`` only when its first incident would by then
@@ -39,11 +43,16 @@ from phonenumbers import timezone as number_zones
 from feedback_loop.outages import window_start
 from feedback_loop.timeutil import parse_utc
 
+Zones = tuple[ZoneInfo, ...]
+"""The time zones a subscriber may be in: calling hours must allow a moment in each."""
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 UNKNOWN_ZONE = "Etc/Unknown"
 # How many local days ahead the next allowed moment is looked for (a week of blocked
 # days is refused by the config, so a week and a day always finds one).
 _SEARCH_DAYS = 8
+# Where the zones of a number's area are compared from.
+_SPREAD_FROM = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
 
 
 @dataclass(frozen=True)
@@ -67,25 +76,49 @@ class CallingHours:
             return self.quiet_start <= hhmm < self.quiet_end
         return hhmm >= self.quiet_start or hhmm < self.quiet_end
 
-    def allows(self, moment: datetime, zone: ZoneInfo) -> bool:
-        """True when ``moment`` (aware) falls in the subscriber's calling hours."""
+    def daily_hours(self) -> timedelta:
+        """How long the calling hours last in a day that is not blocked."""
+        if self.quiet_start == self.quiet_end:
+            return timedelta(hours=24)
+        start, end = (_minutes(hhmm) for hhmm in (self.quiet_start, self.quiet_end))
+        return timedelta(minutes=(start - end) % (24 * 60))
+
+    def allows(self, moment: datetime, zones: Zones) -> bool:
+        """True when ``moment`` (aware) falls in the calling hours in each of ``zones``."""
+        return all(self._allows_in(moment, zone) for zone in zones)
+
+    def next_allowed(self, moment: datetime, zones: Zones) -> datetime:
+        """The first moment at or after ``moment`` that the calling hours allow in each of
+        ``zones`` (each step moves to the latest zone's next allowed moment)."""
+        at = moment
+        while not self.allows(at, zones):
+            at = max(self._next_allowed_in(at, zone) for zone in zones)
+            if at - moment > timedelta(days=_SEARCH_DAYS):
+                raise ValueError("calling hours allow no moment in a week in every zone")
+        return at
+
+    def _allows_in(self, moment: datetime, zone: ZoneInfo) -> bool:
         local = moment.astimezone(zone)
         return WEEKDAYS[local.weekday()] not in self.blocked_days and not self._quiet(local)
 
-    def next_allowed(self, moment: datetime, zone: ZoneInfo) -> datetime:
-        """The first moment at or after ``moment`` that the calling hours allow (aware UTC)."""
-        if self.allows(moment, zone):
+    def _next_allowed_in(self, moment: datetime, zone: ZoneInfo) -> datetime:
+        if self._allows_in(moment, zone):
             return moment
         local_day = moment.astimezone(zone).date()
         for offset in range(_SEARCH_DAYS):
             candidate = _local_moment(local_day + timedelta(days=offset), self.quiet_end, zone)
-            if candidate > moment and self.allows(candidate, zone):
+            if candidate > moment and self._allows_in(candidate, zone):
                 return candidate
             # A blocked day ends at local midnight; quiet hours ending at midnight too.
             midnight = _local_moment(local_day + timedelta(days=offset + 1), "00:00", zone)
-            if midnight > moment and self.allows(midnight, zone):
+            if midnight > moment and self._allows_in(midnight, zone):
                 return midnight
         raise ValueError("calling hours allow no moment in a week")
+
+
+def _minutes(hhmm: str) -> int:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return hour * 60 + minute
 
 
 def _local_moment(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
@@ -100,25 +133,47 @@ def _local_moment(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
 
 
 @lru_cache(maxsize=4096)
-def zone_of_number(phone_number: str) -> str | None:
-    """The time zone of the number's area when the numbering plan pins it to one."""
+def zones_of_number(phone_number: str) -> tuple[str, ...]:
+    """The time zones of the number's area in the numbering plan (none where unknown)."""
     try:
         parsed = phonenumbers.parse(phone_number, None)
     except phonenumbers.NumberParseException:
-        return None
-    zones = [z for z in number_zones.time_zones_for_number(parsed) if z != UNKNOWN_ZONE]
-    return zones[0] if len(zones) == 1 else None
+        return ()
+    return tuple(z for z in number_zones.time_zones_for_number(parsed) if z != UNKNOWN_ZONE)
 
 
-def subscriber_zone(profile_zone: str | None, phone_number: str, default: str) -> ZoneInfo:
-    """The zone whose hours apply: the profile's, else the number's, else ``default``."""
-    for candidate in (profile_zone, zone_of_number(phone_number)):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo(default)
+@lru_cache(maxsize=256)
+def _widest_apart(zones: Zones) -> timedelta:
+    """How far apart the zones' clocks are at most, over two years of their rules (every
+    6 hours: zones that change their clocks on different days differ for days, which the
+    samples see; a change on the same day at other hours, never longer than a night)."""
+    widest = timedelta(0)
+    for step in range(2 * 366 * 4):
+        moment = _SPREAD_FROM + timedelta(hours=6 * step)
+        offsets = [zone.utcoffset(moment.astimezone(zone)) or timedelta(0) for zone in zones]
+        widest = max(widest, max(offsets) - min(offsets))
+    return widest
+
+
+def subscriber_zones(
+    profile_zone: str | None, phone_number: str, default: str, hours: CallingHours
+) -> Zones:
+    """The zones whose calling hours apply: the profile's, else the number's area's (when
+    the calling hours leave a moment that suits them all), else ``default``."""
+    if profile_zone:
+        try:
+            return (ZoneInfo(profile_zone),)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    zones = []
+    for key in zones_of_number(phone_number):
+        try:
+            zones.append(ZoneInfo(key))
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    if zones and _widest_apart(tuple(zones)) < hours.daily_hours():
+        return tuple(zones)
+    return (ZoneInfo(default),)
 
 
 @dataclass(frozen=True)
@@ -151,7 +206,7 @@ def next_contact(
     first_incident: datetime,
     history: Sequence[str],
     rules: ContactRules,
-    zone: ZoneInfo,
+    zones: Zones,
 ) -> NextContact:
     """The earliest moment an episode that started at ``first_incident`` may be contacted.
 
@@ -169,7 +224,7 @@ def next_contact(
                 (recent[-rules.max_contacts] + rules.max_contacts_window, "contact_cap")
             )
     at, reason = max(candidates, key=lambda pair: pair[0])
-    allowed = rules.hours.next_allowed(at, zone)
+    allowed = rules.hours.next_allowed(at, zones)
     if allowed > at:
         return NextContact(allowed, "quiet_hours")
     return NextContact(at, reason)

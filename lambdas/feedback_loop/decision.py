@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
 
-from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
+from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zones
 from feedback_loop.contract import Verdict
 from feedback_loop.episodes import Episode, SubscriberView
 from feedback_loop.ids import engagement_id, short_id
@@ -163,8 +163,8 @@ def decide(
         )
         return decision, after
     happened = parse_utc(incident.timestamp)
-    zone = subscriber_zone(view.time_zone, phone, policy.timezone)
-    earliest = next_contact(now, happened, view.contact.history, rules, zone)
+    zones = subscriber_zones(view.time_zone, phone, policy.timezone, rules.hours)
+    earliest = next_contact(now, happened, view.contact.history, rules, zones)
     if is_stale(happened, earliest.at, rules):
         # The rule that pushes the first possible contact past the incident's age limit.
         reason = earliest.reason or "stale"

@@ -34,7 +34,7 @@ from feedback_loop.calls import (
     may_have_been_placed,
     outbound_call_request,
 )
-from feedback_loop.contact_policy import is_stale, next_contact, subscriber_zone
+from feedback_loop.contact_policy import Zones, is_stale, next_contact, subscriber_zones
 from feedback_loop.contract import Verdict
 from feedback_loop.decision import CELL_MEASURED
 from feedback_loop.episodes import CLOSED, CONTACTED, DIALLING, SMS, VOICE, ContactState, Episode
@@ -178,13 +178,18 @@ class _Step:
     # --- the policy, again -------------------------------------------------------------------
 
     @property
-    def _zone(self) -> Any:
-        return subscriber_zone(self.view.time_zone, self.message.phone_number, self.policy.timezone)
+    def _zones(self) -> Zones:
+        return subscriber_zones(
+            self.view.time_zone,
+            self.message.phone_number,
+            self.policy.timezone,
+            self.policy.contact_rules.hours,
+        )
 
     def _first_contact(self, episode: Episode) -> DialOutcome | None:
         rules = self.policy.contact_rules
         earliest = next_contact(
-            self.now, episode.first_incident, self.view.contact.history, rules, self._zone
+            self.now, episode.first_incident, self.view.contact.history, rules, self._zones
         )
         if is_stale(episode.first_incident, earliest.at, rules):
             return self._close(episode, Verdict.SUPPRESS, "stale")
@@ -230,13 +235,13 @@ class _Step:
             retry_at = max(
                 self.now, parse_utc(last) + timedelta(minutes=self.policy.retry_after_minutes)
             )
-            at = rules.hours.next_allowed(retry_at, self._zone)
+            at = rules.hours.next_allowed(retry_at, self._zones)
             if not is_stale(episode.first_incident, at, rules):
                 if at > self.now:
                     return self._defer(episode, at, "retry")
                 return self._contact(episode, VOICE)
         if self._texts_enabled:
-            at = rules.hours.next_allowed(self.now, self._zone)
+            at = rules.hours.next_allowed(self.now, self._zones)
             if not is_stale(episode.first_incident, at, rules):
                 if at > self.now:
                     return self._defer(episode, at, "quiet_hours")

@@ -37,8 +37,8 @@ import sys, zoneinfo
 sys.path[:0] = [{str(_layer_directory(default) / "python")!r}, {str(REPO_ROOT / "lambdas")!r}]
 zoneinfo.reset_tzpath(to=[])
 from datetime import datetime, UTC
-from feedback_loop.contact_policy import subscriber_zone
-zone = subscriber_zone(None, "+12125550123", "Europe/London")
+from feedback_loop.contact_policy import CallingHours, subscriber_zones
+(zone,) = subscriber_zones(None, "+12125550123", "Europe/London", CallingHours())
 import phonenumbers
 assert phonenumbers.__file__.startswith(sys.path[0]), phonenumbers.__file__
 print(zone.key, datetime(2026, 12, 1, 12, tzinfo=UTC).astimezone(zone).hour)

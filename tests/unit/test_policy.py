@@ -75,9 +75,9 @@ def test_null_quiet_hours_disable_them():
     policy = load_policy({"quiet_hours": None})
 
     hours = policy.contact_rules.hours
-    zone = ZoneInfo("UTC")
+    zones = (ZoneInfo("UTC"),)
     day = datetime(2026, 11, 25, tzinfo=UTC)
-    assert all(hours.allows(day + timedelta(hours=h), zone) for h in range(24))
+    assert all(hours.allows(day + timedelta(hours=h), zones) for h in range(24))
     assert json.loads(policy.to_json())["quiet_hours"] == {"start": "00:00", "end": "00:00"}
 
 
