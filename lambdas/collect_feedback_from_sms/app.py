@@ -5,9 +5,13 @@ document (``originationNumber``, ``messageBody``, ``inboundMessageId``, ...; "Ex
 of a two-way SMS message payload for Amazon SNS topics", End User Messaging SMS user
 guide). The reply is bound to the subscriber's episode that was contacted by text and
 recorded exactly like an answer to the voice flow (``record_feedback``: once per inbound
-message id, the lake through the table's stream). A reply that answers no text is
-logged and counted, not retried; a failure to record raises, so Lambda retries the
-asynchronous invocation and then keeps it in ``sms_replies_dlq``.
+message id, the lake through the table's stream). An opt-out (an opt-out word anywhere
+in the reply, ``texts.reply_digits``) from a number with a profile is recorded whatever
+the subscriber's episode (``feedback.text_reply_request``), so it sets ``OptedOut`` as
+the voice menu's 9 does and nobody calls or texts them again. Any other reply that
+answers no text, or a number with no profile, is logged and counted, not retried; a
+failure to record raises, so Lambda retries the asynchronous invocation and then keeps
+it in ``sms_replies_dlq``.
 """
 
 import json

@@ -103,6 +103,9 @@ class Feedback:
     write unit: the engagement and its incident's KPI, time and cell when the answer is
     for the item's ``Episode`` (the write is conditional on that episode), and the change
     (new - previous, exactly, from the stored floats).
+
+    An opt-out texted by a subscriber with no episode at all is about no engagement: its
+    engagement fields are empty (``""``), left out of the map and null in the lake.
     """
 
     contact_id: str
@@ -128,7 +131,7 @@ class Feedback:
         """The ``LastFeedback`` map for a profile whose episode is ``episode`` (empty
         fields, and what the profile holds already, left out)."""
         values = asdict(self)
-        if self.answers(episode):
+        if self.answers(episode) or not self.engagement_id:
             values.update(dict.fromkeys(EPISODE_FIELDS))
         if (
             self.change_sentiment is not None
@@ -156,15 +159,18 @@ class Feedback:
         if values["engagement_id"] is None and episode is not None:
             for name in EPISODE_FIELDS:
                 values[name] = values[name] or getattr(episode, name)
-        texts: tuple[str, ...] = ("contact_id", "engagement_id", "incident_type")
-        texts += ("incident_time", "cell", "outcome", "received_at")
+        texts: tuple[str, ...] = ("contact_id", "outcome", "received_at")
+        no_engagement = all(values[name] is None for name in EPISODE_FIELDS)
+        if not (no_engagement and values["outcome"] == OPTED_OUT):
+            texts += EPISODE_FIELDS
         try:
             for name in texts:
                 if not isinstance(values[name], str) or not values[name]:
                     raise ValueError(f"LastFeedback without {FEEDBACK_ATTRIBUTES[name]}")
             parse_utc(str(values["received_at"]))
             numbers = ("previous_sentiment", "sentiment", "change_sentiment")
-            fields: dict[str, Any] = {name: str(values[name]) for name in texts}
+            fields: dict[str, Any] = dict.fromkeys(EPISODE_FIELDS, "")
+            fields.update({name: str(values[name]) for name in texts})
             fields["incident_id"] = ""  # not kept on the profile (contract.FEEDBACK_ATTRIBUTES)
             fields["rating"] = None if values["rating"] is None else int(values["rating"])
             for name in numbers:
@@ -305,11 +311,17 @@ def text_reply_request(
 
     A text carries no attributes: the subscriber's last episode that was contacted by text
     says what it answers (even after it closed: a late reply still counts). An opt-out
-    word is the voice menu's 9. Raises :class:`InvalidRecord` for a reply that answers
-    no text.
+    (``texts.reply_digits``) is the voice menu's 9 and is recorded whatever the episode,
+    so it is honoured on every channel: about the subscriber's episode even when that was
+    not contacted by text (the one it stops: a STOP to an earlier text while a call is
+    due), about no engagement when there is no episode at all. Raises
+    :class:`InvalidRecord` for any other reply that answers no text.
     """
-    if episode is None or episode.channel != SMS:
+    digits = reply_digits(body)
+    if digits != OPT_OUT_KEY and (episode is None or episode.channel != SMS):
         raise InvalidRecord(Reason.NOT_AN_ENGAGEMENT, "no text was sent to this subscriber")
+    if episode is None:
+        return FeedbackRequest(message_id, phone_number, "", "", "", "", "", digits)
     return FeedbackRequest(
         contact_id=message_id,
         phone_number=phone_number,
@@ -318,7 +330,7 @@ def text_reply_request(
         incident_time=episode.incident_time,
         incident_id=episode.incident_id,
         cell=episode.cell,
-        digits=reply_digits(body),
+        digits=digits,
     )
 
 
@@ -347,11 +359,12 @@ def feedback_records(image: Any, key: bytes) -> LakeRecords:
             LAKE_TABLES["feedback"].record(
                 {
                     "contact_id": feedback.contact_id,
-                    "engagement_id": feedback.engagement_id,
+                    # Null for an opt-out about no engagement (``Feedback``).
+                    "engagement_id": _text(feedback.engagement_id),
                     "subscriber_id": subscriber_id,
-                    "incident_type": feedback.incident_type,
-                    "incident_time": feedback.incident_time,
-                    "cell": feedback.cell,
+                    "incident_type": _text(feedback.incident_type),
+                    "incident_time": _text(feedback.incident_time),
+                    "cell": _text(feedback.cell),
                     "outcome": feedback.outcome,
                     "rating": rating,
                     "score": None if rating is None else score(rating),

@@ -5,7 +5,10 @@ its own sentence; a text does the same in fewer words and asks for the same answ
 digit from 1 to 5, or STOP.
 """
 
+import re
+import unicodedata
 from collections.abc import Sequence
+from itertools import pairwise
 
 PROBLEMS = {
     "CALL_DROP": "some of your calls were cut off",
@@ -14,6 +17,10 @@ PROBLEMS = {
     "VIDEO_STALLING": "videos kept pausing to load",
 }
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+# A run of letters: a reply's words, whatever punctuation, digits or spaces are between them.
+_WORD = re.compile(r"[^\W\d_]+")
+# Punctuation and whitespace around a reply ("4." is the rating 4).
+_AROUND = re.compile(r"^[\W_]+|[\W_]+$")
 
 
 def rating_request(incident_types: Sequence[str]) -> str:
@@ -31,10 +38,24 @@ def rating_request(incident_types: Sequence[str]) -> str:
     )
 
 
+def is_opt_out(body: str) -> bool:
+    """True when an opt-out word is one of the reply's words, in any case, with anything
+    around it: ``Stop.``, ``stop!``, ``STOP please``, ``Please stop``, ``opt-out``.
+
+    Two adjacent words count as one too (``opt out``, ``stop all``), and compatibility
+    forms read as their plain letters (a full-width STOP). A reply is not read for
+    what it means otherwise: when in doubt the opt-out is honoured ("don't stop" opts
+    out), since a missed opt-out is far worse than a lost rating.
+    """
+    words = _WORD.findall(unicodedata.normalize("NFKC", body).upper())
+    pairs = (first + second for first, second in pairwise(words))
+    return any(word in OPT_OUT_WORDS for word in (*words, *pairs))
+
+
 def reply_digits(body: str) -> str:
-    """A text reply as the digits the feedback use case reads: ``9`` for an opt-out word,
-    the reply itself (trimmed) otherwise."""
-    text = body.strip()
-    if text.upper().replace(" ", "") in OPT_OUT_WORDS:
+    """A text reply as the digits the feedback use case reads: ``9`` for an opt-out
+    (:func:`is_opt_out`), otherwise the reply without the whitespace and punctuation
+    around it (``4.`` is ``4``)."""
+    if is_opt_out(body):
         return "9"
-    return text
+    return _AROUND.sub("", body)

@@ -9,6 +9,7 @@ import pytest
 
 from feedback_loop import pseudonym
 from feedback_loop.contract import LEGACY_FEEDBACK_ATTRIBUTES
+from feedback_loop.episodes import SMS, VOICE, Episode
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import (
     INVALID,
@@ -21,6 +22,7 @@ from feedback_loop.feedback import (
     feedback_records,
     parse_request,
     record_feedback,
+    text_reply_request,
 )
 from feedback_loop.ports import RecordedAnswer
 from feedback_loop.sentiment import incident_weight, score, update_sentiment
@@ -269,3 +271,82 @@ def test_flow_response_is_a_flat_map_of_strings(request_):
     assert all(isinstance(value, str) for value in response.values())
     float(response["sentiment"])
     float(response["change_sentiment"])
+
+
+def _episode(channel, status="open"):
+    params = EVENT["Details"]["Parameters"]
+    return Episode(
+        engagement_id=params["engagement_id"],
+        incident_id=params["incident_id"],
+        incident_type=params["incident_type"],
+        incident_time=params["incident_time"],
+        cell=params["cell"],
+        incident_types=(params["incident_type"],),
+        incident_keys=(),
+        status=status,
+        channel=channel,
+    )
+
+
+def test_a_text_reply_answers_the_episode_contacted_by_text():
+    request = text_reply_request("inbound-1", PHONE, "4.", _episode(SMS, "closed"))
+
+    assert (request.contact_id, request.digits) == ("inbound-1", "4")
+    assert request.engagement_id == EVENT["Details"]["Parameters"]["engagement_id"]
+
+
+@pytest.mark.parametrize("episode", [None, _episode(VOICE, "contacted"), _episode(None)])
+def test_a_rating_texted_with_no_episode_contacted_by_text_is_rejected(episode):
+    with pytest.raises(InvalidRecord) as raised:
+        text_reply_request("inbound-1", PHONE, "4", episode)
+
+    assert raised.value.reason == "not_an_engagement"
+
+
+@pytest.mark.parametrize(
+    "episode", [_episode(VOICE, "contacted"), _episode(None), _episode(None, "closed")]
+)
+def test_an_opt_out_texted_during_an_episode_not_contacted_by_text_opts_out_of_it(episode):
+    store = MemoryStore(sentiment=0.3)
+
+    request = text_reply_request("inbound-1", PHONE, "Stop please", episode)
+    result = _record(request, store)
+
+    assert (request.engagement_id, request.digits) == (episode.engagement_id, "9")
+    assert (result.result, store.item["OptedOut"], store.sentiment) == ("opted_out", True, 0.3)
+    [feedback] = store.lake("feedback")
+    assert (feedback["outcome"], feedback["engagement_id"]) == (OPTED_OUT, episode.engagement_id)
+
+
+def test_an_opt_out_texted_with_no_episode_at_all_is_recorded_without_an_engagement():
+    store = MemoryStore(sentiment=0.3)
+
+    request = text_reply_request("inbound-1", PHONE, "STOP", None)
+    result = _record(request, store)
+    replayed = _record(request, store)
+
+    assert (result.result, store.item["OptedOut"], store.sentiment) == ("opted_out", True, 0.3)
+    assert replayed.replayed and len(store.changes) == 1
+    item = store.item["LastFeedback"]
+    assert Feedback.from_item(item).to_item() == item
+    [feedback] = store.lake("feedback")
+    assert feedback["outcome"] == OPTED_OUT and feedback["contact_id"] == "inbound-1"
+    assert feedback["engagement_id"] is feedback["incident_type"] is None
+    assert feedback["incident_time"] is feedback["cell"] is None
+    assert feedback["received_at"] == "2026-11-25T10:31:07Z"
+    assert store.lake("sentiment") == []
+
+
+def test_only_an_opt_out_may_leave_its_engagement_out(request_):
+    store = MemoryStore()
+    _record(request_, store)
+    rated = {
+        k: v
+        for k, v in store.item["LastFeedback"].items()
+        if k not in ("Eng", "Kpi", "Time", "Cell")
+    }
+    partial = {k: v for k, v in store.item["LastFeedback"].items() if k != "Cell"}
+
+    for broken in (rated, {**partial, "Out": OPTED_OUT}):
+        with pytest.raises(InvalidRecord):
+            Feedback.from_item(broken)

@@ -96,15 +96,16 @@ class DynamoSubscriberStore:
             f"{FEEDBACK_CONTACTS} = :contacts",
             f"{LAST_FEEDBACK} = :feedback",
             f"{LAST_CHANGE} = :change",
-            f"{ANSWERED} = :engagement",
         ]
         values: dict[str, Any] = {
             ":contacts": to_attribute([*entries, entry][-MAX_FEEDBACK_CONTACTS:]),
             ":feedback": to_attribute(feedback.to_item(episode)),
             ":change": {"S": LastChange.FEEDBACK},
-            # Tells the dialler the episode's contact was answered (its short id suffices).
-            ":engagement": {"S": short_id(feedback.engagement_id)},
         }
+        if feedback.engagement_id:  # none for an opt-out texted with no episode at all
+            # Tells the dialler the episode's contact was answered (its short id suffices).
+            sets.append(f"{ANSWERED} = :engagement")
+            values[":engagement"] = {"S": short_id(feedback.engagement_id)}
         if feedback.sentiment is not None:
             sets.append("Sentiment = :sentiment")
             values[":sentiment"] = to_attribute(feedback.sentiment)
