@@ -9,8 +9,9 @@ meanwhile, the night falling, the incident growing stale).
   open join it: one contact per episode, explaining each problem. Dialling waits
   ``gather_minutes`` after the first incident, so problems that come together are asked
   about together.
-* **Per subscriber, across all KPIs:** at least ``cooldown_minutes`` between two
-  contacts (episodes), and at most ``max_contacts`` contacts in ``max_contacts_days``.
+* **Per subscriber, across all KPIs:** at least ``cooldown_minutes`` from the latest
+  contact (any attempt of an episode: a second call, a text) to the next episode's first,
+  and at most ``max_contacts`` episodes contacted in ``max_contacts_days``.
 * **The subscriber's own hours:** quiet hours and blocked week days in the subscriber's
   time zone: the profile's ``TimeZone`` when the operator supplied one, else the zones of
   the number's area (the ``phonenumbers`` library), else the deployment's ``timezone``.

@@ -276,7 +276,9 @@ class _Step:
             deferred_until=None,
         )
         state = self.view.contact.with_episode(dialling)
-        if episode.status != CONTACTED:  # the episode's first contact counts for gap and cap
+        if episode.status == CONTACTED:  # the gap runs from the latest attempt
+            state = state.contacted_again(self.now)
+        else:  # an episode counts once for the cap
             state = state.contacted(self.now, self.policy.contact_rules.max_contacts_window)
         # The durable mark first: if this run ends between the request and the record, the
         # next delivery finds it and does not ring the subscriber a second time.

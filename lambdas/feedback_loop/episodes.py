@@ -246,6 +246,12 @@ class ContactState:
         kept = [made for made in self.history if parse_utc(made) > at - window]
         return replace(self, history=(*kept, format_utc(at)))
 
+    def contacted_again(self, at: datetime) -> "ContactState":
+        """The state after a later attempt of the current episode at ``at`` (a second call,
+        a text): the episode's entry moves to it, so the gap runs from the subscriber's
+        latest contact while the cap still counts episodes."""
+        return replace(self, history=(*self.history[:-1], format_utc(at)))
+
     def with_episode(self, episode: Episode | None) -> "ContactState":
         """The state with ``episode`` as the current one."""
         return replace(self, episode=episode)

@@ -2,10 +2,12 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from feedback_loop.calls import CallCentre
+from feedback_loop.contact_policy import next_contact
 from feedback_loop.decision import decide
 from feedback_loop.dial import DialPorts, Done, Hold, backoff_seconds, dial
 from feedback_loop.episodes import ContactState, SubscriberView
@@ -16,11 +18,13 @@ from feedback_loop.messages import EngagementMessage, decode, encode
 from feedback_loop.outages import SAMPLE_FRACTION, eligible_for_sample, subscriber_key
 from feedback_loop.policy import load_policy
 from feedback_loop.ports import NotSent
+from feedback_loop.timeutil import format_utc
 
 PHONE = "+447700900123"
 CENTRE = CallCentre("instance-1", "flow-1", "+442079460000")
 FIRST = datetime(2026, 11, 25, 10, 15, 3, tzinfo=UTC)
 DEFERRED_GATHERING = ("deferred", "gathering")
+LONDON = ZoneInfo("Europe/London")
 POLICY = load_policy({"timezone": "Europe/London", "sms": {"enabled": True}})
 
 
@@ -201,8 +205,24 @@ def test_no_answer_is_called_once_more_later_then_texted_then_closed():
         ("contacted", "sms"),
         ("closed", "no_reply"),
     ]
-    # The retries are one episode: one contact for the gap and the cap
-    assert len(world.contacts.views[PHONE].contact.history) == 1
+    # The retries are one episode: one contact for the cap, and the gap runs from the text
+    assert world.contacts.views[PHONE].contact.history == (format_utc(texted_at),)
+
+
+def test_the_gap_to_the_next_episode_runs_from_the_last_attempt_of_the_one_before():
+    """A first call, then its retry two hours later: the episode is still one contact for
+    the cap, and the next episode's first contact waits a whole gap after the retry."""
+    world = World()
+    start = FIRST + timedelta(minutes=10)
+    world.dial(start)
+    retried_at = start + timedelta(hours=2)
+    world.dial(retried_at)
+
+    history = world.contacts.views[PHONE].contact.history
+    assert history == (format_utc(retried_at),)
+    later = FIRST + timedelta(hours=23)
+    nxt = next_contact(later, later, history, POLICY.contact_rules, (LONDON,))
+    assert (nxt.at, nxt.reason) == (retried_at + POLICY.contact_rules.cooldown, "contact_gap")
 
 
 def test_without_the_second_channel_an_unanswered_episode_closes_as_no_answer():
