@@ -5,6 +5,10 @@ are still personal data while the key exists, so the subscriber's records are
 removed from every lake object, including older object versions of a
 versioned bucket, not just hidden behind a new version.
 
+An opt-out or do-not-contact flag outlives the erasure: the item is replaced by a
+suppression record holding only the number and that flag, so a later probe record
+cannot make the subscriber callable again (a new profile would start without it).
+
     python -m ops.erase_subscriber --phone-number +447700900123 \\
         --table Subscriber_table --bucket <lake bucket> --secret-arn <pseudonym secret>
 """
@@ -16,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from feedback_loop.contract import LAKE_PREFIXES, is_e164
+from feedback_loop.episodes import DO_NOT_CONTACT, OPTED_OUT
 from feedback_loop.lake import decode_jsonl_gz, encode_jsonl_gz
 from feedback_loop.pseudonym import subscriber_id
+
+SUPPRESSION_FLAGS = (OPTED_OUT, DO_NOT_CONTACT)
 
 
 @dataclass
@@ -26,6 +33,7 @@ class ErasureReport:
 
     subscriber_id: str
     table_item_deleted: bool = False
+    suppression_kept: list[str] = field(default_factory=list)
     counter_items_deleted: int = 0
     records_removed: int = 0
     objects_rewritten: int = 0
@@ -130,10 +138,19 @@ def erase_subscriber(
         raise ValueError(f"phone number must be E.164 (e.g. +447700900123), got {phone_number!r}")
     sid = subscriber_id(pseudonym_key, phone_number)
     report = ErasureReport(subscriber_id=sid)
-    deleted = dynamodb.delete_item(
-        TableName=table_name, Key={"PhoneNumber": {"S": phone_number}}, ReturnValues="ALL_OLD"
-    )
-    report.table_item_deleted = "Attributes" in deleted
+    item_key = {"PhoneNumber": {"S": phone_number}}
+    old = dynamodb.delete_item(TableName=table_name, Key=item_key, ReturnValues="ALL_OLD")
+    item = old.get("Attributes", {})
+    kept = [flag for flag in SUPPRESSION_FLAGS if item.get(flag) == {"BOOL": True}]
+    if kept:
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=item_key,
+            UpdateExpression="SET " + ", ".join(f"{flag} = :kept" for flag in kept),
+            ExpressionAttributeValues={":kept": {"BOOL": True}},
+        )
+    report.table_item_deleted = bool(set(item) - {"PhoneNumber", *kept})
+    report.suppression_kept = kept
     report.counter_items_deleted = _delete_counters(dynamodb, counters_table_name, phone_number)
     eraser = _LakeEraser(s3, bucket, sid, report)
     for prefix in LAKE_PREFIXES:

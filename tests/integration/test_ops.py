@@ -7,6 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from feedback_loop.adapters.dynamodb import from_item
+from feedback_loop.episodes import SubscriberView
 from feedback_loop.lake import decode_jsonl_gz, encode_jsonl_gz
 from feedback_loop.pseudonym import redact, subscriber_id
 from ops.erase_subscriber import erase_subscriber
@@ -271,6 +273,27 @@ def test_erasure_removes_the_subscriber_everywhere_and_keeps_the_others(estate):
     )
     counters = dynamodb.scan(TableName="Subscriber_counters")["Items"]
     assert {item["PhoneNumber"]["S"] for item in counters} == {KEPT}
+
+
+def test_erasure_keeps_an_opt_out_as_a_bare_suppression_record(estate):
+    """An opted-out subscriber who asks to be forgotten must not become callable when a
+    probe record makes a new profile: only the number and the flag stay."""
+    dynamodb, s3 = estate
+    dynamodb.update_item(
+        TableName="Subscriber_table",
+        Key={"PhoneNumber": {"S": ERASED}},
+        UpdateExpression="SET OptedOut = :yes",
+        ExpressionAttributeValues={":yes": {"BOOL": True}},
+    )
+
+    report = _erase(dynamodb, s3)
+    again = _erase(dynamodb, s3)
+
+    item = dynamodb.get_item(TableName="Subscriber_table", Key={"PhoneNumber": {"S": ERASED}})
+    assert item["Item"] == {"PhoneNumber": {"S": ERASED}, "OptedOut": {"BOOL": True}}
+    assert (report.table_item_deleted, report.suppression_kept) == (True, ["OptedOut"])
+    assert (again.table_item_deleted, again.suppression_kept) == (False, ["OptedOut"])
+    assert SubscriberView.from_profile(ERASED, from_item(item["Item"])).opted_out
 
 
 def test_erasure_is_safe_to_run_twice(estate):
