@@ -305,6 +305,18 @@ def test_event_without_parameters_is_rejected(aws):
     assert _invoke(event)["result"] == "rejected"
 
 
+def test_event_without_contact_data_is_rejected_as_malformed(aws, caplog):
+    event = _event()
+    del event["Details"]["ContactData"]
+
+    response = _invoke(event)
+
+    assert response["result"] == "rejected"
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.reason == "malformed_event"
+    assert _item(aws)["LastChange"] == "incident"
+
+
 def test_unknown_subscriber_is_rejected_and_not_created(aws):
     aws.delete_item(Key={"PhoneNumber": PHONE})
 
