@@ -123,5 +123,9 @@ class FeedbackLoopStack(Stack):
             "WhatIfWorkGroup": WHATIF_WORKGROUP,
             "ProbeArchiveDeliveryStream": archive.delivery_stream.ref,
         }
+        if contact.sms_replies is not None and contact.sms_failures_dlq is not None:
+            # Two-way SMS on the origination number publishes replies to this topic.
+            outputs["SmsRepliesTopicArn"] = contact.sms_replies.topic_arn
+            outputs["SmsRepliesDlqUrl"] = contact.sms_failures_dlq.queue_url
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -34,6 +34,12 @@ CONFIGURED = {
     "athena_scan_cutoff_gib": 25,
     "counters_capacity": {"min_write_units": 50, "max_write_units": 5000},
 }
+TEXTING = {
+    "sms": {"enabled": True},
+    "sms_origination_identity": (
+        "arn:aws:sms-voice:eu-west-2:111122223333:phone-number/phone-0123456789abcdef"
+    ),
+}
 
 
 @dataclass
@@ -73,7 +79,19 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return _synth(tmp_path_factory, CONFIGURED)
 
 
+@pytest.fixture(scope="session")
+def texting(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Texts as the second channel: SMS on, from an End User Messaging phone number."""
+    return _synth(tmp_path_factory, TEXTING)
+
+
 @pytest.fixture(params=["default", "configured"])
 def variant(request: pytest.FixtureRequest) -> Synthesized:
     """Both variants, for properties that must hold whatever the config."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=["default", "configured", "texting"])
+def any_variant(request: pytest.FixtureRequest) -> Synthesized:
+    """Every variant, texting included, for the checks every template must pass."""
     return request.getfixturevalue(request.param)

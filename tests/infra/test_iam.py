@@ -114,6 +114,8 @@ def describe(resources: dict[str, Any], value: Any, own_log_group: str | None = 
         return "connect instance"
     if isinstance(value, str) and ":connect:" in value and value.endswith("/contact/*"):
         return "contacts of the connect instance"
+    if isinstance(value, str) and value.startswith("arn:aws:sms-voice:"):
+        return "sms origination identity"
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         target, attribute = value["Fn::GetAtt"]
         resource = resources[target]
@@ -175,6 +177,27 @@ def test_role_grants_exactly_what_the_handler_calls(variant, name) -> None:
     log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources[role_id]["Properties"].get("ManagedPolicyArns") is None
     assert granted(resources, role_id, log_group) == EXPECTED[name]
+
+
+def test_texting_grants_the_dialler_its_number_and_the_reply_function_only_the_table(
+    texting,
+) -> None:
+    """With SMS on, Trigger_Connect may send texts from the configured number alone, and
+    Collect_feedback_from_SMS reads and writes the subscriber table, nothing else."""
+    resources = texting.resources
+    grants = {}
+    for name in ("Trigger_Connect", "Collect_feedback_from_SMS"):
+        props = function_props(resources, name)
+        log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+        grants[name] = granted(resources, props["Role"]["Fn::GetAtt"][0], log_group)
+
+    assert grants["Trigger_Connect"] == EXPECTED["Trigger_Connect"] | {
+        ("sms-voice:SendTextMessage", "sms origination identity")
+    }
+    # Its asynchronous invocation's on-failure destination is the one queue it may write.
+    assert grants["Collect_feedback_from_SMS"] == EXPECTED["Collect_feedback_from_Connect"] | {
+        ("sqs:SendMessage", "queue sms_replies_dlq")
+    }
 
 
 def test_each_function_has_a_role_of_its_own(default) -> None:
