@@ -1,4 +1,4 @@
-"""Validation of probe session records (DESIGN.md section 4).
+"""Validation of probe session records (the format: docs/PRODUCERS.md, "The probe record").
 
 A record that fails here can never succeed, so the caller rejects it with the
 machine-readable ``reason`` of :class:`InvalidRecord` instead of retrying it.
