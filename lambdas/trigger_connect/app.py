@@ -37,7 +37,7 @@ from feedback_loop.adapters.connect import CALL_TIME_BUDGET_MS, CONNECT_CLIENT_C
 from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.settings import load_settings
-from feedback_loop.adapters.sms import TextSender
+from feedback_loop.adapters.sms import SMS_CLIENT_CONFIG, TextSender
 from feedback_loop.calls import PERMANENT_ERRORS as PERMANENT_FAILURES
 from feedback_loop.calls import CallCentre
 from feedback_loop.dial import DialPorts, Done, dial
@@ -117,7 +117,8 @@ def _dependencies() -> Dependencies:
     texts = None
     if settings.policy.sms.enabled and settings.sms_origination_identity:
         sender = TextSender(
-            boto3.client("pinpoint-sms-voice-v2"), settings.sms_origination_identity
+            boto3.client("pinpoint-sms-voice-v2", config=SMS_CLIENT_CONFIG),
+            settings.sms_origination_identity,
         )
 
         @once

@@ -5,13 +5,17 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from moto import mock_aws
 
+from feedback_loop.adapters.connect import CONNECT_CLIENT_CONFIG, ConnectCalls
 from feedback_loop.adapters.lake_writer import LakeWriter
 from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.secrets import load_pseudonym_key
 from feedback_loop.adapters.settings import load_settings
-from feedback_loop.errors import ConfigError
+from feedback_loop.adapters.sms import SMS_CLIENT_CONFIG, TextSender
+from feedback_loop.calls import may_have_been_placed
+from feedback_loop.errors import AwsError, ConfigError
 from feedback_loop.lake import decode_jsonl_gz
 from feedback_loop.policy import Policy
 from feedback_loop.ports import OutgoingMessage
@@ -134,3 +138,40 @@ def test_send_reports_refused_entries_and_failed_calls_by_key():
 
     assert not_sent.keys == {"k3", "k7", *(f"k{i}" for i in range(10, 20))}
     assert sorted(not_sent.errors) == ["InternalError", "InternalError", "ServiceUnavailable"]
+
+
+@pytest.mark.parametrize("lost", [ConnectionClosedError, ReadTimeoutError])
+def test_a_call_or_text_whose_answer_is_lost_goes_out_once_and_counts_as_maybe_placed(
+    lost, monkeypatch
+):
+    """The dialler's clients make one attempt: the SDK must not resend a request that may
+    have rung (or texted) the subscriber; the dialler sees the failure as maybe placed."""
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sent: list[str] = []
+
+    def lose_the_answer(request, **_):
+        sent.append(request.url)
+        raise lost(endpoint_url=request.url)
+
+    connect = boto3.client("connect", region_name="eu-west-2", config=CONNECT_CLIENT_CONFIG)
+    texts = boto3.client("pinpoint-sms-voice-v2", region_name="eu-west-2", config=SMS_CLIENT_CONFIG)
+    for client in (connect, texts):
+        client.meta.events.register("before-send", lose_the_answer)
+
+    with pytest.raises(AwsError) as call:
+        ConnectCalls(connect).start(
+            {
+                "DestinationPhoneNumber": "+447700900123",
+                "ContactFlowId": "flow",
+                "InstanceId": "instance",
+                "ClientToken": "engagement-1",
+            }
+        )
+    with pytest.raises(AwsError) as text:
+        TextSender(texts, "origination").send("+447700900123", "How was it? Reply 1-5")
+
+    assert len(sent) == 2  # one request each
+    assert may_have_been_placed(call.value.code) and may_have_been_placed(text.value.code)

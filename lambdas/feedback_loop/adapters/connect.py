@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 # One attempt per call, bounded in time: a throttled call is retried by the dialler's
 # back-off (it keeps the subscriber's place in the queue), not by the SDK, whose retries,
 # times a batch of messages, could outlast the function's timeout. A call whose response
-# was lost is safe to try again: the same ClientToken returns the running contact.
+# was lost is taken as made (``calls.may_have_been_placed``): the same ClientToken returns
+# the contact only while it is still connected, so a retry could ring the subscriber twice.
 CONNECT_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1},
     connect_timeout=3,

@@ -2,10 +2,22 @@
 
 from typing import TYPE_CHECKING
 
+from botocore.config import Config
+
 from feedback_loop.adapters.aws import translated
 
 if TYPE_CHECKING:
     from types_boto3_pinpoint_sms_voice_v2.client import PinpointSMSVoiceV2Client
+
+
+# One attempt per text, with Connect's time bounds: SendTextMessage has no idempotency
+# token, so an SDK retry after a lost answer could text the subscriber twice; the dialler
+# takes a lost answer as sent (``calls.may_have_been_placed``) and retries a refusal itself.
+SMS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=3,
+    read_timeout=7,
+)
 
 
 class TextSender:
