@@ -29,10 +29,12 @@ from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.adapters.subscribers import DynamoSubscriberStore
 from feedback_loop.contract import Reason, is_e164
+from feedback_loop.episodes import Episode
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.feedback import record_feedback, text_reply_request
 from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
+from feedback_loop.texts import is_opt_out
 
 
 def _utc_now() -> datetime:
@@ -87,6 +89,19 @@ def _reply(message: str) -> tuple[str, str, str]:
     return str(phone), body, message_id
 
 
+def _episode(deps: Dependencies, phone: str, body: str) -> Episode | None:
+    """The subscriber's episode; none for an opt-out when their contact state cannot be read
+    (the opt-out is then recorded about no engagement rather than lost)."""
+    try:
+        view = deps.contacts.load(phone)
+    except InvalidRecord as error:
+        if not is_opt_out(body):
+            raise
+        logger.warning("Contact state unreadable; opt-out recorded", extra={"reason": error.reason})
+        return None
+    return None if view is None else view.contact.episode
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
@@ -95,9 +110,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     for record in SNSEvent(event).records:
         try:
             phone, body, message_id = _reply(record.sns.message)
-            view = deps.contacts.load(phone)
-            episode = None if view is None else view.contact.episode
-            request = text_reply_request(message_id, phone, body, episode)
+            request = text_reply_request(message_id, phone, body, _episode(deps, phone, body))
             result = record_feedback(
                 request, store=deps.answers, alpha=deps.policy.sentiment_alpha, now=clock()
             )

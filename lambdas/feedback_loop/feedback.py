@@ -105,7 +105,8 @@ class Feedback:
     (new - previous, exactly, from the stored floats).
 
     An opt-out texted by a subscriber with no episode at all is about no engagement: its
-    engagement fields are empty (``""``), left out of the map and null in the lake.
+    engagement fields are empty (``""``); the map keeps only the empty engagement id (so
+    an episode opened meanwhile is not taken for it) and the lake has nulls.
     """
 
     contact_id: str
@@ -133,6 +134,9 @@ class Feedback:
         values = asdict(self)
         if self.answers(episode) or not self.engagement_id:
             values.update(dict.fromkeys(EPISODE_FIELDS))
+        if not self.engagement_id:
+            # Said outright, so reading it back never borrows the profile's episode.
+            values["engagement_id"] = ""
         if (
             self.change_sentiment is not None
             and self.sentiment is not None
@@ -160,7 +164,7 @@ class Feedback:
             for name in EPISODE_FIELDS:
                 values[name] = values[name] or getattr(episode, name)
         texts: tuple[str, ...] = ("contact_id", "outcome", "received_at")
-        no_engagement = all(values[name] is None for name in EPISODE_FIELDS)
+        no_engagement = all(not values[name] for name in EPISODE_FIELDS)
         if not (no_engagement and values["outcome"] == OPTED_OUT):
             texts += EPISODE_FIELDS
         try:

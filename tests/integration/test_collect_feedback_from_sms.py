@@ -164,3 +164,28 @@ def test_a_rating_texted_while_no_text_was_sent_is_still_not_recorded(table):
 
     item = _item(table)
     assert "OptedOut" not in item and "LastFeedback" not in item
+
+
+def test_stop_texted_by_a_subscriber_whose_contact_state_is_unreadable_still_opts_out(table):
+    """An episode map this release cannot read (a KPI it does not know) must not cost the
+    subscriber their opt-out: it is recorded about no engagement."""
+    table.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"PhoneNumber": {"S": PHONE}},
+        UpdateExpression="SET Episode = :episode",
+        ExpressionAttributeValues={
+            ":episode": {
+                "M": {
+                    "Inc": {"S": "i"},
+                    "Kpi": {"S": "NOT_A_KPI"},
+                    "At": {"S": "2026-11-25T10:00:00Z"},
+                    "Cell": {"S": "c"},
+                    "St": {"S": "open"},
+                }
+            }
+        },
+    )
+
+    _text("STOP")
+
+    assert _item(table)["OptedOut"] == {"BOOL": True}

@@ -337,6 +337,19 @@ def test_an_opt_out_texted_with_no_episode_at_all_is_recorded_without_an_engagem
     assert store.lake("sentiment") == []
 
 
+def test_an_opt_out_about_no_engagement_stays_so_when_an_episode_opens_before_it_is_read():
+    """Read back from a profile that has an episode by then (Read_after_incident opened one
+    between the handler's read and its write), it is still about no engagement."""
+    opted_out = text_reply_request("inbound-1", PHONE, "STOP", None)
+    store = MemoryStore()
+    _record(opted_out, store)
+    episode = _episode(VOICE)
+
+    read_back = Feedback.from_item(store.item["LastFeedback"], episode)
+
+    assert (read_back.engagement_id, read_back.cell, read_back.outcome) == ("", "", OPTED_OUT)
+
+
 def test_only_an_opt_out_may_leave_its_engagement_out(request_):
     store = MemoryStore()
     _record(request_, store)
