@@ -139,16 +139,14 @@ def erase_subscriber(
     sid = subscriber_id(pseudonym_key, phone_number)
     report = ErasureReport(subscriber_id=sid)
     item_key = {"PhoneNumber": {"S": phone_number}}
-    old = dynamodb.delete_item(TableName=table_name, Key=item_key, ReturnValues="ALL_OLD")
-    item = old.get("Attributes", {})
+    read = dynamodb.get_item(TableName=table_name, Key=item_key, ConsistentRead=True)
+    item = read.get("Item", {})
     kept = [flag for flag in SUPPRESSION_FLAGS if item.get(flag) == {"BOOL": True}]
-    if kept:
-        dynamodb.update_item(
-            TableName=table_name,
-            Key=item_key,
-            UpdateExpression="SET " + ", ".join(f"{flag} = :kept" for flag in kept),
-            ExpressionAttributeValues={":kept": {"BOOL": True}},
-        )
+    if kept:  # replaced in one write: no moment without the flag
+        suppression = {flag: {"BOOL": True} for flag in kept}
+        dynamodb.put_item(TableName=table_name, Item={**item_key, **suppression})
+    else:
+        dynamodb.delete_item(TableName=table_name, Key=item_key)
     report.table_item_deleted = bool(set(item) - {"PhoneNumber", *kept})
     report.suppression_kept = kept
     report.counter_items_deleted = _delete_counters(dynamodb, counters_table_name, phone_number)
