@@ -16,9 +16,10 @@ meanwhile, the night falling, the incident growing stale).
   time zone: the profile's ``TimeZone`` when the operator supplied one, else the zones of
   the number's area (the ``phonenumbers`` library), else the deployment's ``timezone``.
   A number whose area spans several zones (a UK mobile: London, Jersey, Guernsey, the
-  Isle of Man; an Australian mobile: Perth to Lord Howe) is contacted only when every one
-  of them allows it, unless they are more hours apart than the calling hours last: then
-  no moment suits them all and the deployment's ``timezone`` applies.
+  Isle of Man; an Australian mobile: the Cocos Islands to Lord Howe) is contacted only
+  when every one of them allows it. Where no moment suits them all (they are more hours
+  apart than the calling hours last, or hours across midnight meet blocked days), the
+  deployment's ``timezone`` applies.
   Zone arithmetic goes through ``zoneinfo``, so daylight-saving changes are honoured.
 * **Deferred, not dropped:** a contact that may not happen now is scheduled for the next
   allowed moment; it is dropped as ``stale`` only when its first incident would by then
@@ -172,9 +173,21 @@ def subscriber_zones(
             zones.append(ZoneInfo(key))
         except (ZoneInfoNotFoundError, ValueError):
             continue
-    if zones and _widest_apart(tuple(zones)) < hours.daily_hours():
+    if len(zones) == 1 or (zones and _every_zone_has_hours(tuple(zones), hours)):
         return tuple(zones)
     return (ZoneInfo(default),)
+
+
+def _every_zone_has_hours(zones: Zones, hours: CallingHours) -> bool:
+    """True when the calling hours leave a moment all ``zones`` allow on every allowed day.
+
+    Each zone's hours are the same daily stretch shifted by its offset, so they overlap
+    while the clocks are closer than the stretch lasts. A stretch across midnight is the
+    exception where days are blocked: one zone's blocked day can cut another's night short.
+    """
+    if hours.blocked_days and hours.quiet_start < hours.quiet_end:
+        return False
+    return _widest_apart(zones) < hours.daily_hours()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 An *episode* is one engagement: it starts with an above-threshold incident, gathers the
 incidents of any KPI that follow while it is open, is contacted (one or more attempts,
-on one channel or two) and closes. ``ContactHistory`` keeps the times of the episodes'
-first contacts within the cap window; the gap and the cap are counted from it. The
+on one channel or two) and closes. ``ContactHistory`` keeps one time per episode
+contacted within the cap window, its latest attempt: the cap counts the entries, the gap
+runs from the last. The
 state is one map on the profile, written whole with a version check, so the decision
 and the dialler never interleave their changes.
 """

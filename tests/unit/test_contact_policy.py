@@ -129,6 +129,15 @@ def test_a_number_spanning_zones_is_contacted_only_when_every_zone_allows_it():
     assert not HOURS.allows(utc("2026-11-26T10:00:00Z"), zones)  # 21:00 on Lord Howe
 
 
+def test_night_hours_with_blocked_days_fall_back_to_the_default_for_many_zones():
+    """Calling hours across midnight (21:30 to 08:00) with six blocked days: one zone's
+    blocked day cuts another's night, so no moment may suit every Russian zone."""
+    nights = CallingHours("08:00", "21:30", ("mon", "tue", "wed", "thu", "fri", "sat"))
+    zones = subscriber_zones(None, RU_MOBILE, "Europe/Moscow", nights)
+    assert zones == (ZoneInfo("Europe/Moscow"),)
+    assert nights.allows(nights.next_allowed(utc("2026-11-25T12:00:00Z"), zones), zones)
+
+
 def test_zones_further_apart_than_the_calling_hours_last_fall_back_to_the_default():
     """A Russian mobile spans UTC+2 to UTC+12: ten hours, within the default thirteen
     calling hours but not within eight, where no moment suits every zone."""
