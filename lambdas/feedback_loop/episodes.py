@@ -182,7 +182,9 @@ class Episode:
                 last_attempt_at=_optional(fields, "last_attempt_at"),
                 deferred_until=_optional(fields, "deferred_until"),
             )
-            parse_utc(episode.incident_time)
+            for moment in (episode.incident_time, episode.last_attempt_at, episode.deferred_until):
+                if moment is not None:
+                    parse_utc(moment)
             if episode.status not in STATUSES or episode.channel not in (None, *CHANNELS):
                 raise ValueError(f"status {episode.status!r}, channel {episode.channel!r}")
             if not set(episode.incident_types) <= set(EVENT_TYPES):

@@ -8,6 +8,7 @@ import pytest
 from feedback_loop.decision import ENGAGE, MERGED, SUPPRESS, Decision, decide, decide_all
 from feedback_loop.engage import decision_counts
 from feedback_loop.episodes import CLOSED, ContactState, Episode, SubscriberView
+from feedback_loop.errors import InvalidRecord
 from feedback_loop.ids import engagement_id, incident_id
 from feedback_loop.incidents import Incident
 from feedback_loop.policy import load_policy
@@ -191,6 +192,19 @@ def test_the_episode_round_trips_through_the_profile_item():
         "ContactVersion": 3,
     }
     assert ContactState.from_profile(profile) == ContactState(episode, (), 3)
+
+
+@pytest.mark.parametrize("field", ["Tried", "Until"])
+def test_an_episode_with_an_unreadable_time_is_malformed(field):
+    """A stored attempt or deferral time that does not parse is caught where the episode is
+    read, as every other field is, not later inside the dialler's wait."""
+    _, after = decide(incident(), view(), POLICY, NOW)
+    stored = {**after.contact.episode.to_item(PHONE), field: "yesterday"}
+
+    with pytest.raises(InvalidRecord) as raised:
+        Episode.from_item(stored, PHONE)
+
+    assert raised.value.reason == "malformed_image"
 
 
 def _thin(position: int) -> Decision:
