@@ -9,8 +9,8 @@ each subscriber's order (``SqsFifoPartialProcessor``, ``skip_group_on_error``).
 Exactly one contact per attempt: a Powertools idempotency record keyed by the attempt's
 ``ClientToken`` (``<engagement id>-<attempt>``; texts ``<engagement id>-sms``) stops a
 redelivered step before it reaches Connect. It is kept for ``IDEMPOTENCY_TTL_SECONDS``,
-longer than any message can wait or be redriven (queue retention, then the DLQ's 14
-days): Connect's own ``ClientToken`` check only holds while the first call is in progress.
+longer than any message can wait or be redriven (the queue's 14 days of retention, then
+the DLQ's 14): Connect's own ``ClientToken`` check only holds while the first call is in progress.
 The batch stops before the function could time out, handing the rest back at once.
 """
 
@@ -45,8 +45,10 @@ from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.observability import MetricUnit, logger, metrics
 from feedback_loop.policy import Policy
 
-# Longer than a message can live: 4 days on the queue, then 14 in its DLQ (redrive).
-IDEMPOTENCY_TTL_SECONDS = 21 * 24 * 60 * 60
+# Longer than a message can live: 14 days on the trigger queue, then 14 more in its DLQ
+# (a FIFO queue's DLQ restarts the message's retention clock: Amazon SQS Developer Guide,
+# "Setting-up dead-letter queue retention"), and a day for the redrive.
+IDEMPOTENCY_TTL_SECONDS = 29 * 24 * 60 * 60
 
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False
