@@ -87,6 +87,8 @@ class CallingHours:
 
     def allows(self, moment: datetime, zones: Zones) -> bool:
         """True when ``moment`` (aware) falls in the calling hours in each of ``zones``."""
+        if not zones:  # no zone at all must never read as "any time will do"
+            raise ValueError("calling hours need at least one time zone")
         return all(self._allows_in(moment, zone) for zone in zones)
 
     def next_allowed(self, moment: datetime, zones: Zones) -> datetime:

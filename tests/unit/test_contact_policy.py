@@ -83,6 +83,11 @@ def test_blocked_days_move_the_contact_to_the_next_open_morning():
     assert weekdays_only.next_allowed(saturday_noon, (LONDON,)) == utc("2026-11-30T08:00:00Z")
 
 
+def test_calling_hours_without_a_zone_refuse_rather_than_allow():
+    with pytest.raises(ValueError, match="time zone"):
+        HOURS.allows(utc("2026-11-25T03:00:00Z"), ())
+
+
 def test_equal_start_and_end_mean_no_quiet_hours():
     assert CallingHours("00:00", "00:00").allows(utc("2026-11-25T03:00:00Z"), (LONDON,))
 
