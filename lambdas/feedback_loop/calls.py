@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from feedback_loop.contract import Reason, Verdict
+from feedback_loop.episodes import SMS
 from feedback_loop.errors import InvalidRecord
 from feedback_loop.messages import EngagementMessage
 
@@ -36,6 +37,21 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 """Connect error codes no later attempt can overcome: the engagement fails for good."""
+
+PERMANENT_TEXT_ERRORS = frozenset(
+    {
+        "ConflictException",
+        "ValidationException",
+        "ServiceQuotaExceededException",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+    }
+)
+"""End User Messaging SMS codes no attempt within an episode overcomes (botocore's
+pinpoint-sms-voice-v2 model): the number opted out of texts or, in the sandbox, is not a
+verified destination (``ConflictException``); a country or field it refuses
+(``ValidationException``); the month's spend limit (``ServiceQuotaExceededException``,
+which for Connect is its call quota and passes)."""
 
 UNKNOWN_OUTCOME_ERRORS = frozenset(
     {"ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError", "HTTPClientError"}
@@ -104,9 +120,9 @@ def outbound_call_request(
     }
 
 
-def is_permanent(error_code: str) -> bool:
-    """True when Connect refused the call for good; anything else may succeed later."""
-    return error_code in PERMANENT_ERRORS
+def is_permanent(error_code: str, channel: str | None = None) -> bool:
+    """True when the channel refused the contact for good; anything else may succeed later."""
+    return error_code in (PERMANENT_TEXT_ERRORS if channel == SMS else PERMANENT_ERRORS)
 
 
 def may_have_been_placed(error_code: str) -> bool:

@@ -300,7 +300,7 @@ class _Step:
             reverted = replace(self.view.contact, version=state.version)
             if not self._save(reverted):
                 raise StateKeptChanging("dynamodb.UpdateItem", "ConditionalCheckFailed") from error
-            if is_permanent(error.code):
+            if is_permanent(error.code, channel):
                 return self._close(episode, Verdict.FAILED, error.code, reverted.saved())
             wait = backoff_seconds(self.delivery, self.message.engagement_id)
             return Hold(self.message.engagement_id, error.code, wait, throttled=True)

@@ -438,3 +438,21 @@ def test_a_call_request_that_never_reached_connect_is_tried_again(never_sent):
     world.refuse_call = None
     world.dial(FIRST + timedelta(minutes=10, seconds=held.seconds), delivery=2)
     assert len(world.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "refusal", ["ConflictException", "ValidationException", "ServiceQuotaExceededException"]
+)
+def test_a_text_the_service_refuses_for_good_fails_once_instead_of_blocking_the_queue(refusal):
+    """An opted-out or unverified number, a refused country, the month's spend limit: the
+    episode fails with the code, instead of being held and retried until the DLQ."""
+    world = World(prefers_sms=True)
+
+    def refuse(phone, text, key):
+        raise AwsError("pinpoint-sms-voice-v2.SendTextMessage", refusal)
+
+    world.send_text = refuse
+    done = world.dial(FIRST + timedelta(minutes=10))
+
+    assert done == Done(world.message.engagement_id, refusal, ("failed", refusal))
+    assert world.episode().status == "closed"
