@@ -16,7 +16,13 @@ PROBLEMS = {
     "LOW_BITRATE": "your mobile data was slow",
     "VIDEO_STALLING": "videos kept pausing to load",
 }
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+# End User Messaging's required opt-out keywords ("Required opt-out keywords", AWS End User
+# Messaging SMS User Guide: ARRET to UNSUBSCRIBE; OPT-OUT reads as OPT OUT, joined below),
+# and STOPALL: a number that replies any of them is opted out of our texts by AWS itself,
+# so it must be opted out of our calls too.
+OPT_OUT_WORDS = frozenset(
+    {"ARRET", "CANCEL", "END", "OPTOUT", "QUIT", "REMOVE", "STOP", "STOPALL", "TD", "UNSUBSCRIBE"}
+)
 # A run of letters: a reply's words, whatever punctuation, digits or spaces are between them.
 _WORD = re.compile(r"[^\W\d_]+")
 # Punctuation and whitespace around a reply ("4." is the rating 4).

@@ -34,6 +34,9 @@ OPT_OUT = "9"
         "QUIT.",
         "end",
         "4 stop",
+        "Remove me",  # End User Messaging's required keywords: AWS opts these numbers out
+        "arret",
+        "TD",
         "\uff33\uff34\uff2f\uff30",  # full-width STOP
     ],
 )
