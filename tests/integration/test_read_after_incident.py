@@ -389,6 +389,19 @@ def test_a_cell_outage_is_signalled_once_however_often_its_subscribers_are_count
     )["Item"]
     assert len(item["Subscribers"]["SS"]) == 25 and "Declared" in item
 
+    # Later subscribers of the declared outage are decided as before but not added: the
+    # item stays the size it had, so every later count costs what the first ones did.
+    later = _cell_records(template, [f"+4477009{n:05d}" for n in range(25, 60)])
+    for record in later:
+        put_profile(aws, record)
+    assert app.handler({"Records": later}, lambda_context) == {"batchItemFailures": []}
+    assert _outage_signals(aws) == []
+    after = aws.dynamodb.get_item(
+        TableName="Contact_state",
+        Key={"Key": {"S": "cell#LDN-0042"}, "Window": {"S": "2026-11-25T10:00:00Z"}},
+    )["Item"]
+    assert after["Subscribers"] == item["Subscribers"]
+
 
 def _thin_records(template, cells):
     """One subscriber per cell in ``cells``, each with a drop rate of 1.0 over 2 sessions."""

@@ -3,7 +3,8 @@
 Two kinds of item, keyed ``(Key, Window)`` and expiring by TTL (``ExpiresAt``):
 
 * ``cell#<cell>`` / window start: the distinct subscribers of a cell who crossed a
-  threshold in that window (``Subscribers``, a string set, so a replay adds nothing),
+  threshold in that window until its outage was declared (``Subscribers``, a string set,
+  so a replay adds nothing, and no longer growing once it is no longer read),
   the ones sampled to be contacted during an outage (``Sampled``) and when its outage
   signal was sent (``Declared``);
 * ``pacing`` / minute: the contacts started in that minute, against the budget;
@@ -19,14 +20,19 @@ claimed with a condition, so concurrent diallers never exceed it.
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from feedback_loop.adapters.aws import aws_error, translated
-from feedback_loop.adapters.dynamodb import conditional_update, from_attribute, to_attribute
+from feedback_loop.adapters.dynamodb import (
+    condition_failed,
+    conditional_update,
+    from_attribute,
+    to_attribute,
+)
 from feedback_loop.contact_policy import RatingTally
 from feedback_loop.ports import CellWindow
 from feedback_loop.timeutil import format_utc
@@ -64,19 +70,37 @@ class CellState:
         return {"N": str(int((window + RETENTION).timestamp()))}
 
     def count_subscriber(self, cell: str, window: datetime, subscriber: str) -> CellWindow:
-        """Add ``subscriber`` to the cell's window; returns the window as it is now."""
-        with translated("dynamodb.UpdateItem"):
+        """Add ``subscriber`` to the cell's window until its outage is declared; returns the
+        window as it is now.
+
+        Once declared the set stops growing: nothing reads more of it than "at least the
+        threshold", and a write costs a unit per KB of the item (DynamoDB Developer Guide,
+        "Read/write capacity mode"), so 5,000 subscribers of one outage would make each
+        later count cost about 80 units, all on one partition.
+        """
+        attributes: Mapping[str, Any]
+        try:
             response = self._dynamodb.update_item(
                 TableName=self._table,
                 Key=self._key(f"cell#{cell}", window),
                 UpdateExpression="ADD Subscribers :s SET ExpiresAt = :exp",
+                ConditionExpression="attribute_not_exists(Declared)",
                 ExpressionAttributeValues={
                     ":s": {"SS": [subscriber]},
                     ":exp": self._expires(window),
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        attributes = response["Attributes"]
+            attributes = response["Attributes"]
+        except ClientError as error:
+            if not condition_failed(error):
+                raise aws_error("dynamodb.UpdateItem", error) from error
+            # Declared: the window as it stands (ReturnValuesOnConditionCheckFailure).
+            failed: Mapping[str, Any] = error.response
+            attributes = failed["Item"]
+        except BotoCoreError as error:
+            raise aws_error("dynamodb.UpdateItem", error) from error
         return CellWindow(len(attributes["Subscribers"]["SS"]), "Declared" in attributes)
 
     def declare_outage(self, cell: str, window: datetime, at: datetime) -> None:
