@@ -38,8 +38,8 @@ from feedback_loop.adapters.contacts import ContactStore
 from feedback_loop.adapters.queues import Queue
 from feedback_loop.adapters.settings import load_settings
 from feedback_loop.adapters.sms import SMS_CLIENT_CONFIG, TextSender
-from feedback_loop.calls import PERMANENT_ERRORS as PERMANENT_FAILURES
 from feedback_loop.calls import CallCentre
+from feedback_loop.contract import Verdict
 from feedback_loop.dial import DialPorts, Done, dial
 from feedback_loop.errors import FeedbackLoopError, InvalidRecord
 from feedback_loop.observability import MetricUnit, logger, metrics
@@ -181,7 +181,7 @@ def _record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             metric.add_dimension(name="decision", value=decision)
             metric.add_dimension(name="reason", value=reason)
     if isinstance(outcome, Done):
-        if outcome.reason in PERMANENT_FAILURES:
+        if outcome.recorded is not None and outcome.recorded[0] == Verdict.FAILED:
             metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
             logger.error("Contact refused for good; the engagement is closed", extra=log_keys)
         else:

@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from feedback_loop.adapters.dynamodb import from_item
-from feedback_loop.dial import backoff_seconds
+from feedback_loop.dial import Done, backoff_seconds
 from feedback_loop.episodes import Episode
 from feedback_loop.messages import EngagementMessage, decode
 from feedback_loop.observability import metrics
@@ -360,6 +360,23 @@ def test_a_permanent_refusal_is_recorded_once_as_a_failed_engagement_and_not_ret
     )
     assert _episode(refused)["Status"] == "closed"
     assert [getattr(r, "reason", None) for r in caplog.records if r.levelname == "ERROR"] == [code]
+    assert '"CallsFailed"' in capsys.readouterr().out
+
+
+def test_a_text_refused_for_good_counts_as_a_failed_contact_like_a_call(
+    connect, capsys, caplog, monkeypatch
+):
+    """The dialler closed the episode as failed with the SMS service's code: the handler
+    counts it by the recorded verdict, not by a list of Connect's codes."""
+    engagement = _message(RECORDS[2]).engagement_id
+    refused = Done(engagement, "ConflictException", ("failed", "ConflictException"))
+    monkeypatch.setattr(app, "dial", lambda *args: refused)
+
+    response = _invoke(_event(RECORDS[2]))
+
+    assert _failed_ids(response) == []
+    errors = [getattr(r, "reason", None) for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["ConflictException"]
     assert '"CallsFailed"' in capsys.readouterr().out
 
 
