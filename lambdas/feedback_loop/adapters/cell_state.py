@@ -79,28 +79,27 @@ class CellState:
         later count cost about 80 units, all on one partition.
         """
         attributes: Mapping[str, Any]
-        try:
-            response = self._dynamodb.update_item(
-                TableName=self._table,
-                Key=self._key(f"cell#{cell}", window),
-                UpdateExpression="ADD Subscribers :s SET ExpiresAt = :exp",
-                ConditionExpression="attribute_not_exists(Declared)",
-                ExpressionAttributeValues={
-                    ":s": {"SS": [subscriber]},
-                    ":exp": self._expires(window),
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            attributes = response["Attributes"]
-        except ClientError as error:
-            if not condition_failed(error):
-                raise aws_error("dynamodb.UpdateItem", error) from error
-            # Declared: the window as it stands (ReturnValuesOnConditionCheckFailure).
-            failed: Mapping[str, Any] = error.response
-            attributes = failed["Item"]
-        except BotoCoreError as error:
-            raise aws_error("dynamodb.UpdateItem", error) from error
+        with translated("dynamodb.UpdateItem"):
+            try:
+                response = self._dynamodb.update_item(
+                    TableName=self._table,
+                    Key=self._key(f"cell#{cell}", window),
+                    UpdateExpression="ADD Subscribers :s SET ExpiresAt = :exp",
+                    ConditionExpression="attribute_not_exists(Declared)",
+                    ExpressionAttributeValues={
+                        ":s": {"SS": [subscriber]},
+                        ":exp": self._expires(window),
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                attributes = response["Attributes"]
+            except ClientError as error:
+                if not condition_failed(error):
+                    raise
+                # Declared: the window as it stands (ReturnValuesOnConditionCheckFailure).
+                failed: Mapping[str, Any] = error.response
+                attributes = failed["Item"]
         return CellWindow(len(attributes["Subscribers"]["SS"]), "Declared" in attributes)
 
     def declare_outage(self, cell: str, window: datetime, at: datetime) -> None:
