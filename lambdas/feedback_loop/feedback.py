@@ -132,11 +132,11 @@ class Feedback:
         """The ``LastFeedback`` map for a profile whose episode is ``episode`` (empty
         fields, and what the profile holds already, left out)."""
         values = asdict(self)
-        if self.answers(episode) or not self.engagement_id:
-            values.update(dict.fromkeys(EPISODE_FIELDS))
         if not self.engagement_id:
-            # Said outright, so reading it back never borrows the profile's episode.
-            values["engagement_id"] = ""
+            # About no engagement, said outright: reading it back never borrows an episode.
+            values.update(dict.fromkeys(EPISODE_FIELDS), engagement_id="")
+        elif self.answers(episode):
+            values.update(dict.fromkeys(EPISODE_FIELDS))
         if (
             self.change_sentiment is not None
             and self.sentiment is not None
